@@ -1,0 +1,276 @@
+"""The real OpenAI client (langchain-openai) through the Bot, against the local fake server."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import openai
+import pytest
+import requests
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+
+from tests.fakes.openai_server import FakeOpenAIServer, reply_text, reply_tokens
+from webapp.bot import Bot, Done, Token
+from webapp.llm.factory import MAX_RETRIES, PLACEHOLDER_API_KEY
+
+pytestmark = pytest.mark.integration
+
+CONVERSATION_ID = 1
+
+
+@dataclass(frozen=True)
+class LLMSettings:
+    """The model settings of webapp.settings.Settings, under the contract's names."""
+
+    llm_model: str
+    openai_base_url: str
+    llm_fallback_model: str = ""
+    llm_max_tokens: int = 64
+    llm_temperature: float = 0.7
+    llm_timeout: float = 5.0
+    openai_api_key: str = ""
+
+
+class InMemoryHistoryStore:
+    """A HistoryStore holding one conversation in memory."""
+
+    def __init__(self, history: list[BaseMessage]) -> None:
+        self.history = history
+        self.saved: list[dict[str, Any]] = []
+
+    def load_history(self, conversation_id: int) -> list[BaseMessage]:
+        return list(self.history)
+
+    def save_reply(
+        self, conversation_id: int, content: str, *, model: str, tokens_in: int, tokens_out: int
+    ) -> dict[str, Any]:
+        message = {
+            "id": len(self.saved) + 1,
+            "conversation_id": conversation_id,
+            "role": "assistant",
+            "content": content,
+            "model": model,
+            "tokens_in": tokens_in,
+            "tokens_out": tokens_out,
+        }
+        self.saved.append(message)
+        return message
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FakeOpenAIServer]:
+    with FakeOpenAIServer() as running:
+        yield running
+
+
+@pytest.fixture
+def fake_openai(server: FakeOpenAIServer) -> FakeOpenAIServer:
+    server.reset()
+    return server
+
+
+@pytest.fixture
+def store() -> InMemoryHistoryStore:
+    return InMemoryHistoryStore(
+        [HumanMessage("Hello"), AIMessage("Hi! What can I do?"), HumanMessage("Tell me a story")]
+    )
+
+
+def run(bot: Bot, store: InMemoryHistoryStore) -> tuple[list[str], dict[str, Any]]:
+    """Stream one reply; return the token texts and the stored message."""
+    *tokens, done = bot.stream(store, CONVERSATION_ID)
+    assert isinstance(done, Done)
+    assert all(isinstance(token, Token) for token in tokens)
+    return [token.text for token in tokens if isinstance(token, Token)], done.message
+
+
+def test_streamed_reply_arrives_token_by_token(
+    fake_openai: FakeOpenAIServer, store: InMemoryHistoryStore
+) -> None:
+    fake_openai.configure("chat-model", tokens=12, token_delay=0.002)
+    settings = LLMSettings(
+        llm_model="chat-model",
+        openai_base_url=fake_openai.base_url,
+        llm_max_tokens=40,
+        llm_temperature=0.25,
+    )
+
+    texts, message = run(Bot.from_settings(settings), store)
+
+    assert texts == reply_tokens("chat-model", 12)
+    assert message["content"] == reply_text("chat-model", 12)
+    assert message["model"] == "chat-model"
+    assert message["tokens_out"] == 12  # from the server's usage chunk, not an estimate
+    assert message["tokens_in"] > 0
+    (request,) = fake_openai.chat_requests()
+    body = request.body
+    assert body["model"] == "chat-model"
+    assert body.get("max_completion_tokens", body.get("max_tokens")) == 40
+    assert body["temperature"] == 0.25
+    assert body["stream"] is True
+    assert body["stream_options"] == {"include_usage": True}
+    assert [m["content"] for m in body["messages"]] == [
+        "Hello",
+        "Hi! What can I do?",
+        "Tell me a story",
+    ]
+    assert request.headers["authorization"] == f"Bearer {PLACEHOLDER_API_KEY}"
+
+
+def test_configured_api_key_is_sent(
+    fake_openai: FakeOpenAIServer, store: InMemoryHistoryStore
+) -> None:
+    settings = LLMSettings(
+        llm_model="chat-model", openai_base_url=fake_openai.base_url, openai_api_key="sk-local"
+    )
+
+    message = Bot.from_settings(settings).reply(store, CONVERSATION_ID)
+
+    assert message["content"] == reply_text("chat-model", 8)
+    assert fake_openai.chat_requests()[0].headers["authorization"] == "Bearer sk-local"
+
+
+@pytest.mark.parametrize("failure", ["error500", "error429"])
+def test_failing_primary_falls_back(
+    fake_openai: FakeOpenAIServer, store: InMemoryHistoryStore, failure: str
+) -> None:
+    settings = LLMSettings(
+        llm_model=failure, llm_fallback_model="backup-model", openai_base_url=fake_openai.base_url
+    )
+    bot = Bot.from_settings(settings)
+
+    texts, message = run(bot, store)
+
+    assert message["model"] == "backup-model"
+    assert message["content"] == reply_text("backup-model", 8) == "".join(texts)
+    # The primary was tried once plus its bounded retries, then the fallback once.
+    assert len(fake_openai.chat_requests(failure)) == 1 + MAX_RETRIES
+    assert len(fake_openai.chat_requests("backup-model")) == 1
+    assert store.saved == [message]
+
+
+def test_hanging_primary_times_out_and_falls_back(
+    fake_openai: FakeOpenAIServer, store: InMemoryHistoryStore
+) -> None:
+    fake_openai.configure("slow-primary", mode="hang", hang_seconds=10)
+    timeout = 0.3
+    settings = LLMSettings(
+        llm_model="slow-primary",
+        llm_fallback_model="backup-model",
+        openai_base_url=fake_openai.base_url,
+        llm_timeout=timeout,
+    )
+    bot = Bot.from_settings(settings)
+
+    started = time.monotonic()
+    _, message = run(bot, store)
+    elapsed = time.monotonic() - started
+
+    assert message["model"] == "backup-model"
+    hung = fake_openai.chat_requests("slow-primary")
+    assert len(hung) == 1 + MAX_RETRIES
+    # Bounded by the timeouts (plus the client's retry back-off), far below the 10 s hang.
+    assert elapsed < 5
+    for request in hung:
+        assert request.wait_finished(timeout=2)
+        assert request.client_disconnected  # the client gave up; the server noticed
+
+
+def test_primary_dying_mid_reply_is_an_error_not_a_fallback(
+    fake_openai: FakeOpenAIServer, store: InMemoryHistoryStore
+) -> None:
+    # Tokens already went out: appending the fallback's whole reply to them would garble the
+    # answer, so the fallback only covers a primary that failed before its first token.
+    fake_openai.configure("flaky-model", tokens=10, drop_after=3)
+    settings = LLMSettings(
+        llm_model="flaky-model",
+        llm_fallback_model="backup-model",
+        openai_base_url=fake_openai.base_url,
+    )
+    events: list[Token | Done] = []
+
+    with pytest.raises(openai.APIConnectionError):
+        events.extend(Bot.from_settings(settings).stream(store, CONVERSATION_ID))
+
+    assert events == [Token(text) for text in reply_tokens("flaky-model", 3)]
+    assert fake_openai.chat_requests("backup-model") == []
+    assert store.saved == []
+
+
+def test_offline_model_as_fallback(
+    fake_openai: FakeOpenAIServer, store: InMemoryHistoryStore
+) -> None:
+    settings = LLMSettings(
+        llm_model="error500", llm_fallback_model="offline", openai_base_url=fake_openai.base_url
+    )
+
+    texts, message = run(Bot.from_settings(settings), store)
+
+    assert message["model"] == "offline"
+    assert message["content"].startswith("[offline model]")
+    assert len(texts) > 1
+
+
+def test_max_tokens_cuts_the_reply(
+    fake_openai: FakeOpenAIServer, store: InMemoryHistoryStore
+) -> None:
+    fake_openai.configure("chat-model", tokens=30)
+    settings = LLMSettings(
+        llm_model="chat-model", openai_base_url=fake_openai.base_url, llm_max_tokens=5
+    )
+
+    message = Bot.from_settings(settings).reply(store, CONVERSATION_ID)
+
+    assert message["content"] == reply_text("chat-model", 5)
+    assert message["tokens_out"] == 5
+
+
+# The fake server itself: later issues (stop/cancel, benchmarks) rely on these behaviours.
+
+
+def test_server_records_a_client_that_leaves_mid_stream(fake_openai: FakeOpenAIServer) -> None:
+    fake_openai.configure("long-model", tokens=200, token_delay=0.01)
+    client = openai.OpenAI(base_url=fake_openai.base_url, api_key="x", max_retries=0)
+
+    stream = client.chat.completions.create(
+        model="long-model", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    for index, _chunk in enumerate(stream):
+        if index == 3:
+            break
+    stream.close()
+    client.close()
+
+    (request,) = fake_openai.chat_requests("long-model")
+    assert request.wait_finished(timeout=5)
+    assert request.client_disconnected
+    assert 0 < request.tokens_sent < 200
+
+
+def test_server_lists_models_and_is_configurable_over_http(
+    fake_openai: FakeOpenAIServer,
+) -> None:
+    url = fake_openai.url
+    configured = requests.post(
+        f"{url}/_admin/behaviors", json={"model": "tiny", "tokens": 2}, timeout=5
+    )
+    models = requests.get(f"{url}/v1/models", timeout=5).json()
+    reply = requests.post(
+        f"{url}/v1/chat/completions",
+        json={"model": "tiny", "messages": [{"role": "user", "content": "hi there"}]},
+        timeout=5,
+    ).json()
+    bad = requests.post(
+        f"{url}/_admin/behaviors", json={"model": "x", "mode": "sideways"}, timeout=5
+    )
+    recorded = requests.get(f"{url}/_admin/requests", timeout=5).json()["requests"]
+
+    assert configured.status_code == 200
+    assert "tiny" in {model["id"] for model in models["data"]}
+    assert reply["choices"][0]["message"]["content"] == reply_text("tiny", 2)
+    assert reply["usage"] == {"prompt_tokens": 2, "completion_tokens": 2, "total_tokens": 4}
+    assert bad.status_code == 400
+    assert [r["path"] for r in recorded] == ["/v1/models", "/v1/chat/completions"]

@@ -1,0 +1,114 @@
+"""The app factory and the HTTP layer, exercised without touching a database or Redis.
+
+create_app connects to nothing until a request needs it, and every request below is refused
+before any service code runs.
+"""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+
+from webapp import create_app
+from webapp.app import MAX_CONTENT_LENGTH
+from webapp.settings import Settings
+
+SETTINGS = Settings.from_env(
+    {
+        # Port 1 on localhost: nothing listens, so an accidental connection fails loudly.
+        "DATABASE_URL": "postgresql://user:password@127.0.0.1:1/none",
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+        "SECRET_KEY": "unit-test-secret-key-" + "x" * 32,
+        "ACCESS_TOKEN_EXPIRE_MINUTES": "20",
+        "REFRESH_TOKEN_EXPIRE_DAYS": "3",
+    }
+)
+
+
+@pytest.fixture
+def app() -> Flask:
+    return create_app("auth", SETTINGS)
+
+
+def test_unknown_service_is_refused():
+    with pytest.raises(ValueError, match="unknown service"):
+        create_app("billing", SETTINGS)
+
+
+def test_factory_configures_from_settings(app):
+    assert app.config["SERVICE_NAME"] == "auth"
+    assert app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql+psycopg://")
+    assert app.config["JWT_ALGORITHM"] == "HS256"
+    assert app.config["JWT_DECODE_ALGORITHMS"] == ["HS256"]
+    assert app.config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds() == 20 * 60
+    assert app.config["JWT_REFRESH_TOKEN_EXPIRES"].days == 3
+    assert app.config["MAX_CONTENT_LENGTH"] == MAX_CONTENT_LENGTH
+    assert app.extensions["settings"] is SETTINGS
+    assert "bot" not in app.extensions  # built lazily, and only by the chat service
+
+
+def test_factory_registers_create_admin_and_db_commands(app):
+    commands = app.cli.list_commands(None)
+    assert "create-admin" in commands
+    assert "db" in commands
+
+
+def test_unknown_route_is_json_404(app):
+    response = app.test_client().get("/api/v1/nothing")
+    assert response.status_code == 404
+    assert response.get_json()["error"]["code"] == "not_found"
+
+
+def test_wrong_method_is_json_405(app):
+    response = app.test_client().get("/api/v1/auth/login")
+    assert response.status_code == 405
+    assert response.get_json()["error"]["code"] == "method_not_allowed"
+
+
+def test_non_json_body_is_415(app):
+    response = app.test_client().post("/api/v1/auth/login", data="a=b", content_type="text/plain")
+    assert response.status_code == 415
+    assert response.get_json()["error"]["code"] == "unsupported_media_type"
+
+
+def test_body_over_the_limit_is_413(app):
+    response = app.test_client().post(
+        "/api/v1/auth/login", data="x" * (MAX_CONTENT_LENGTH + 1), content_type="application/json"
+    )
+    assert response.status_code == 413
+    assert response.get_json()["error"]["code"] == "payload_too_large"
+
+
+def test_a_chat_message_of_maximum_length_fits_the_body_limit():
+    # The worst case: every one of 8000 characters escaped as a surrogate pair.
+    body = '{"content": "' + "\\ud83d\\ude00" * 8000 + '"}'
+    assert len(body.encode()) < MAX_CONTENT_LENGTH
+
+
+def test_unknown_field_is_rejected_before_anything_is_stored(app):
+    response = app.test_client().post(
+        "/api/v1/auth/register",
+        json={"email": "a@example.com", "password": "long enough", "is_admin": True},
+    )
+    assert response.status_code == 400
+    assert response.get_json()["error"] == {
+        "code": "validation_error",
+        "message": "Unknown field: is_admin",
+        "field": "is_admin",
+    }
+
+
+def test_protected_route_without_token_is_401(app):
+    response = app.test_client().get("/api/v1/auth/me")
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "unauthorized"
+
+
+def test_garbage_bearer_token_is_401(app):
+    response = app.test_client().get("/api/v1/auth/me", headers={"Authorization": "Bearer abc"})
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "unauthorized"
+
+
+def test_health_needs_no_dependency(app):
+    assert app.test_client().get("/health").get_json() == {"status": "ok", "service": "auth"}

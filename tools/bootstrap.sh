@@ -1,0 +1,47 @@
+#!/bin/bash
+# Prepare this machine (Debian 12, as root) as a controller and test machine: the Debian packages
+# the tests and the local test hosts need, and the Python virtualenv .venv with the pinned
+# dependencies (pyproject.toml). Safe to re-run: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+[ "$(id -u)" -eq 0 ] || { echo "bootstrap: run as root (it installs Debian packages)" >&2; exit 1; }
+
+# What the tooling needs: systemd-nspawn test hosts, their apt proxy, and real PostgreSQL and
+# Redis servers for the integration tests (started by the tests themselves, never as daemons).
+packages=(
+  python3 python3-venv git curl openssl ca-certificates rsync
+  systemd-container debootstrap apt-cacher-ng iproute2
+  postgresql-15 redis-server shellcheck
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "bootstrap: installing ${missing[*]}"
+  apt-get update -qq
+  # Package scripts must not start daemons on the controller (the tests start their own):
+  # a policy-rc.d that denies every start, for the duration of the install only.
+  policy_added=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d
+    policy_added=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ -z "$policy_added" ] || rm -f /usr/sbin/policy-rc.d
+fi
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$python" -m venv .venv
+fi
+stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+if [ ! -f "$stamp" ]; then
+  echo "bootstrap: installing Python dependencies into .venv"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+  rm -f .venv/.installed-*
+  touch "$stamp"
+fi
+echo "bootstrap: ready ($(.venv/bin/ansible --version | head -1), $(.venv/bin/python --version))"

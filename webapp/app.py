@@ -1,0 +1,101 @@
+"""The application factory: one Flask app per service (auth, chat, admin) or all of them."""
+
+from __future__ import annotations
+
+import os
+
+import redis
+from flask import Flask
+
+from webapp.cli import register_commands
+from webapp.errors import register_error_handlers
+from webapp.extensions import db, migrate
+from webapp.health import bp as health_bp
+from webapp.health.routes import REDIS_EXTENSION
+from webapp.security import init_jwt, jwt_config
+from webapp.settings import Settings
+
+__all__ = ["MAX_CONTENT_LENGTH", "SERVICES", "create_app"]
+
+SERVICES = ("auth", "chat", "admin", "all")
+# Largest request body. The biggest legitimate one is a chat message: 8000 characters, which
+# JSON may escape to 12 bytes each (a surrogate pair as two \uXXXX escapes).
+MAX_CONTENT_LENGTH = 128 * 1024
+# Seconds before connecting to PostgreSQL or Redis is given up: a dead dependency must turn a
+# readiness probe into a 503 quickly, not hang it.
+CONNECT_TIMEOUT = 5
+
+
+def create_app(service: str = "all", settings: Settings | None = None) -> Flask:
+    """Create the Flask application of one service.
+
+    Only the named service's blueprint is imported, so the auth and admin processes never load
+    the bot (LangChain, LangGraph) and stay small.
+
+    Args:
+        service: "auth", "chat", "admin", or "all" for the three together.
+        settings: The configuration; read from ``os.environ`` when omitted.
+
+    Returns:
+        The configured application. Nothing connects to a database or Redis until used.
+
+    Raises:
+        ValueError: If ``service`` is not one of ``SERVICES``.
+        SettingsError: If ``settings`` is omitted and the environment is invalid.
+    """
+    if service not in SERVICES:
+        msg = f"unknown service {service!r}; expected one of {', '.join(SERVICES)}"
+        raise ValueError(msg)
+    if settings is None:
+        settings = Settings.from_env(os.environ)
+
+    app = Flask("webapp")
+    app.config.update(
+        SERVICE_NAME=service,
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=MAX_CONTENT_LENGTH,
+        SQLALCHEMY_DATABASE_URI=settings.database_url,
+        SQLALCHEMY_ENGINE_OPTIONS={
+            "pool_size": settings.database_pool_size,
+            # Connections die with database restarts and failovers; test before use.
+            "pool_pre_ping": True,
+            "connect_args": {"connect_timeout": CONNECT_TIMEOUT},
+        },
+        **jwt_config(settings),
+    )
+    app.extensions["settings"] = settings
+    # app.logger is the "webapp" logger, parent of every module logger in the package.
+    app.logger.setLevel(settings.log_level)
+
+    db.init_app(app)
+    migrate.init_app(app, db)
+    init_jwt(app)
+    # One client (and connection pool) per process; redis-py is thread-safe.
+    app.extensions[REDIS_EXTENSION] = redis.Redis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=CONNECT_TIMEOUT,
+        socket_timeout=CONNECT_TIMEOUT,
+        health_check_interval=30,
+    )
+
+    register_error_handlers(app)
+    app.register_blueprint(health_bp)
+    _register_service_blueprints(app, service)
+    register_commands(app)
+    return app
+
+
+def _register_service_blueprints(app: Flask, service: str) -> None:
+    # Imported here, not at module level: importing the chat blueprint imports the bot.
+    if service in ("auth", "all"):
+        from webapp.auth import bp as auth_bp
+
+        app.register_blueprint(auth_bp)
+    if service in ("chat", "all"):
+        from webapp.chat import bp as chat_bp
+
+        app.register_blueprint(chat_bp)
+    if service in ("admin", "all"):
+        from webapp.admin import bp as admin_bp
+
+        app.register_blueprint(admin_bp)

@@ -1,0 +1,100 @@
+"""The ``chatbot`` command: Flask's CLI for this app, with the operator commands.
+
+``chatbot db upgrade`` applies the packaged migrations; ``chatbot create-admin`` provisions an
+admin account. Settings come from the environment, as for the services.
+"""
+
+from __future__ import annotations
+
+import os
+
+import click
+from flask import Flask
+from flask.cli import FlaskGroup, NoAppException, with_appcontext
+
+from webapp.errors import ValidationError
+from webapp.extensions import db
+from webapp.services import accounts
+from webapp.settings import SettingsError
+
+__all__ = ["ADMIN_PASSWORD_ENV", "cli", "create_admin_command", "main", "register_commands"]
+
+ADMIN_PASSWORD_ENV = "CHATBOT_ADMIN_PASSWORD"  # noqa: S105 - a variable name, not a secret
+
+
+def _create_cli_app() -> Flask:
+    from webapp.app import create_app  # webapp.app imports this module
+
+    try:
+        return create_app("all")
+    except SettingsError as exc:
+        # NoAppException is what Flask's CLI reports as a one-line error (also under --help,
+        # which lists commands) rather than a traceback.
+        raise NoAppException(str(exc)) from None
+
+
+@click.command("create-admin")
+@click.option("--email", required=True, help="Email address of the admin account.")
+@click.option("--display-name", default=None, help="Display name for a new account.")
+@click.option(
+    "--reset-password",
+    is_flag=True,
+    help="Also set the password of an existing account.",
+)
+@with_appcontext
+def create_admin_command(email: str, display_name: str | None, reset_password: bool) -> None:
+    """Create an admin account, or promote an existing user; safe to re-run.
+
+    The password is read from CHATBOT_ADMIN_PASSWORD, or prompted for (hidden) when a new
+    account or --reset-password needs one. An existing account keeps its password otherwise.
+    """
+    password = os.environ.get(ADMIN_PASSWORD_ENV) or None
+    needs_password = reset_password or accounts.get_user_by_email(db.session, email) is None
+    if password is None and needs_password:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        result = accounts.ensure_admin(
+            db.session,
+            email=email,
+            password=password,
+            display_name=display_name,
+            reset_password=reset_password,
+        )
+    except ValidationError as exc:
+        raise click.ClickException(exc.message) from None
+
+    user = result.user
+    if result.created:
+        click.echo(f"Created admin account {user.email} (id {user.id}).")
+        return
+    if result.promoted:
+        click.echo(f"Promoted existing user {user.email} (id {user.id}) to admin.")
+    if result.password_changed:
+        click.echo(f"Reset the password of {user.email}.")
+    if not result.changed:
+        click.echo(f"{user.email} is already an admin; nothing changed.")
+    if not user.is_active:
+        click.echo(f"Warning: {user.email} is disabled and cannot log in.", err=True)
+
+
+def register_commands(app: Flask) -> None:
+    """Add the operator commands to an app's CLI (``chatbot`` and ``flask --app webapp``).
+
+    Args:
+        app: The application.
+    """
+    app.cli.add_command(create_admin_command)
+
+
+cli = FlaskGroup(
+    create_app=_create_cli_app,
+    # Configuration comes from the environment (the systemd EnvironmentFile in production);
+    # silently picking up a stray .env file in the current directory would be a surprise.
+    load_dotenv=False,
+    help="Manage the chat bot: database migrations (db), accounts (create-admin) and more.",
+)
+
+
+def main() -> None:
+    """Run the ``chatbot`` command line."""
+    cli.main(prog_name="chatbot")

@@ -1,0 +1,194 @@
+"""One JSON error shape for every API error.
+
+Every error a client sees looks like::
+
+    {"error": {"code": "validation_error", "message": "email is required", "field": "email"}}
+
+``field`` is present only when one input field is to blame. Services raise :class:`ApiError`
+subclasses (they know nothing of HTTP requests); the handlers registered by
+:func:`register_error_handlers` turn those, werkzeug's HTTP errors and anything unexpected into
+that shape.
+"""
+
+from __future__ import annotations
+
+import re
+from http import HTTPStatus
+from typing import Any
+
+from flask import Flask, Response, current_app, jsonify
+from werkzeug.exceptions import HTTPException
+
+__all__ = [
+    "ApiError",
+    "ConflictError",
+    "ForbiddenError",
+    "NotFoundError",
+    "UnauthorizedError",
+    "UpstreamError",
+    "ValidationError",
+    "error_body",
+    "error_response",
+    "http_error_code",
+    "register_error_handlers",
+]
+
+# Codes for werkzeug's HTTP errors (routing, content length, methods); any other status gets a
+# code derived from its name.
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+    500: "internal_error",
+    502: "upstream_error",
+    503: "service_unavailable",
+}
+
+
+class ApiError(Exception):
+    """An error meant for the client, carrying its HTTP status and error code.
+
+    Attributes:
+        status: HTTP status code of the response.
+        code: Machine-readable error code.
+        message: Human-readable explanation, safe to show to the client.
+        field: Name of the input field at fault, if any.
+    """
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        """Create the error with a client-safe message and, optionally, the field at fault."""
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class ValidationError(ApiError):
+    """Raised when an input value is missing, of the wrong type or out of range."""
+
+    status = 400
+    code = "validation_error"
+
+
+class UnauthorizedError(ApiError):
+    """Raised when the caller is not authenticated or gave wrong credentials."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class ForbiddenError(ApiError):
+    """Raised when the caller is authenticated but not allowed to do this."""
+
+    status = 403
+    code = "forbidden"
+
+
+class NotFoundError(ApiError):
+    """Raised when a resource does not exist or belongs to someone else."""
+
+    status = 404
+    code = "not_found"
+
+
+class ConflictError(ApiError):
+    """Raised when the request conflicts with existing data (for example a taken email)."""
+
+    status = 409
+    code = "conflict"
+
+
+class UpstreamError(ApiError):
+    """Raised when a dependency the request relies on (the language model) failed."""
+
+    status = 502
+    code = "upstream_error"
+
+
+def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    """Build the JSON error document.
+
+    Args:
+        code: Machine-readable error code.
+        message: Human-readable explanation.
+        field: Name of the input field at fault, if any.
+
+    Returns:
+        ``{"error": {"code": ..., "message": ..., "field": ...}}`` without ``field`` when unset.
+    """
+    error: dict[str, Any] = {"code": code, "message": message}
+    if field is not None:
+        error["field"] = field
+    return {"error": error}
+
+
+def error_response(
+    status: int, code: str, message: str, field: str | None = None
+) -> tuple[Response, int]:
+    """Build a JSON error response in the shared shape.
+
+    Args:
+        status: HTTP status code.
+        code: Machine-readable error code.
+        message: Human-readable explanation.
+        field: Name of the input field at fault, if any.
+
+    Returns:
+        A ``(response, status)`` pair a Flask view or error handler can return.
+    """
+    return jsonify(error_body(code, message, field)), status
+
+
+def http_error_code(status: int) -> str:
+    """Return the error code for an HTTP status: ``gone`` for 410, ``not_found`` for 404.
+
+    Args:
+        status: An HTTP status code.
+
+    Returns:
+        The code from the table above, else the status phrase in snake case.
+    """
+    if status in _HTTP_CODES:
+        return _HTTP_CODES[status]
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        return "internal_error" if status >= 500 else "bad_request"
+    return re.sub(r"[^a-z0-9]+", "_", phrase.lower()).strip("_")
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Make every error leaving ``app`` a JSON document in the shared shape.
+
+    Args:
+        app: The application to register the handlers on.
+    """
+
+    @app.errorhandler(ApiError)
+    def handle_api_error(exc: ApiError) -> tuple[Response, int]:
+        return error_response(exc.status, exc.code, exc.message, exc.field)
+
+    @app.errorhandler(HTTPException)
+    def handle_http_exception(exc: HTTPException) -> Response | tuple[Response, int]:
+        status = exc.code or 500
+        response, _ = error_response(status, http_error_code(status), exc.description or "")
+        # Keep headers werkzeug computed, such as Allow on 405 responses.
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response, status
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(exc: Exception) -> tuple[Response, int]:
+        # The client gets a generic message; the traceback goes to the log, where the operator
+        # can see it without exposing internals (SQL, paths) to the caller.
+        current_app.logger.exception("unhandled error", exc_info=exc)
+        return error_response(500, "internal_error", "An internal error occurred.")

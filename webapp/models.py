@@ -1,0 +1,170 @@
+"""Database models: users, their conversations and the messages in them.
+
+The migration in ``webapp/migrations/versions`` must describe exactly these tables; an
+integration test applies it to an empty database and compares the result with this metadata.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    func,
+    text,
+    true,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+__all__ = [
+    "CONVERSATION_TITLE_MAX_LENGTH",
+    "DISPLAY_NAME_MAX_LENGTH",
+    "EMAIL_MAX_LENGTH",
+    "MESSAGE_ROLES",
+    "USER_ROLES",
+    "Base",
+    "Conversation",
+    "Message",
+    "User",
+    "isoformat_utc",
+    "utcnow",
+]
+
+USER_ROLES = ("user", "admin")
+MESSAGE_ROLES = ("user", "assistant")
+# RFC 5321 limits a forward path to 256 octets including the angle brackets.
+EMAIL_MAX_LENGTH = 254
+DISPLAY_NAME_MAX_LENGTH = 100
+CONVERSATION_TITLE_MAX_LENGTH = 200
+
+# Deterministic constraint names, so migrations can refer to (and drop) them by name.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """Return the current time as a timezone-aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+def isoformat_utc(value: datetime) -> str:
+    """Format a timezone-aware datetime as ISO 8601 in UTC.
+
+    PostgreSQL returns ``timestamptz`` values in the session's time zone, which depends on the
+    server's configuration; the API always answers in UTC.
+
+    Args:
+        value: An aware datetime.
+
+    Returns:
+        For example ``2025-11-25T16:00:00.123456+00:00``.
+    """
+    return value.astimezone(UTC).isoformat()
+
+
+class Base(DeclarativeBase):
+    """Declarative base carrying the naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    quoted = ", ".join(f"'{value}'" for value in values)
+    return f"{column} IN ({quoted})"
+
+
+class User(Base):
+    """An account. ``email`` is stored lower-cased so uniqueness ignores case."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint(_in("role", USER_ROLES), name="role"),
+        CheckConstraint("email = lower(email)", name="email_lowercase"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(EMAIL_MAX_LENGTH), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    display_name: Mapped[str] = mapped_column(String(DISPLAY_NAME_MAX_LENGTH))
+    role: Mapped[str] = mapped_column(String(16), default="user", server_default=text("'user'"))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+
+    conversations: Mapped[list[Conversation]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    @property
+    def is_admin(self) -> bool:
+        """Whether the user has the admin role."""
+        return self.role == "admin"
+
+
+class Conversation(Base):
+    """A conversation between one user and the bot."""
+
+    __tablename__ = "conversations"
+    # Listing a user's conversations newest first is the hot query.
+    __table_args__ = (Index("ix_conversations_user_id_updated_at", "user_id", "updated_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # Null until the first message names the conversation (or the client gives a title).
+    title: Mapped[str | None] = mapped_column(String(CONVERSATION_TITLE_MAX_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow, server_default=func.now()
+    )
+
+    user: Mapped[User] = relationship(back_populates="conversations")
+    messages: Mapped[list[Message]] = relationship(
+        back_populates="conversation",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Message.id",
+    )
+
+
+class Message(Base):
+    """One message of a conversation, from the user or the assistant."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        CheckConstraint(_in("role", MESSAGE_ROLES), name="role"),
+        CheckConstraint("tokens_in >= 0 AND tokens_out >= 0", name="tokens_non_negative"),
+        # History is read per conversation in insertion order.
+        Index("ix_messages_conversation_id_id", "conversation_id", "id"),
+    )
+
+    # BIGINT: messages are the one table that can outgrow a 32-bit key.
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str] = mapped_column(Text)
+    # The model that wrote an assistant message ("offline" or the provider's model name).
+    model: Mapped[str | None] = mapped_column(String(200))
+    tokens_in: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    tokens_out: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+
+    conversation: Mapped[Conversation] = relationship(back_populates="messages")

@@ -1,0 +1,308 @@
+"""Accounts: registration, password checks and admin provisioning."""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from webapp.errors import ConflictError, UnauthorizedError, ValidationError
+from webapp.models import DISPLAY_NAME_MAX_LENGTH, EMAIL_MAX_LENGTH, User, isoformat_utc
+from webapp.validation import check_text
+
+__all__ = [
+    "PASSWORD_MAX_LENGTH",
+    "PASSWORD_MIN_LENGTH",
+    "AdminProvisioning",
+    "authenticate",
+    "ensure_admin",
+    "get_user",
+    "get_user_by_email",
+    "hash_password",
+    "normalize_email",
+    "register_user",
+    "user_to_dict",
+]
+
+PASSWORD_MIN_LENGTH = 10
+# Generous, but bounded: nobody types more, and hashing unbounded input is a cheap DoS vector.
+PASSWORD_MAX_LENGTH = 1024
+_EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]+$")
+_INVALID_CREDENTIALS = "Invalid email or password."
+_EMAIL_UNIQUE_CONSTRAINT = "uq_users_email"
+# Login input longer than this is refused as malformed; up to it, a mismatch is a plain 401.
+_LOGIN_INPUT_MAX_LENGTH = 4096
+
+# Argon2id with the library's defaults (RFC 9106 low-memory profile).
+_hasher = PasswordHasher()
+
+
+@dataclass
+class AdminProvisioning:
+    """What :func:`ensure_admin` did to the account.
+
+    Attributes:
+        user: The admin account.
+        created: The account did not exist and was created.
+        promoted: An existing user was given the admin role.
+        password_changed: The password of an existing account was reset.
+    """
+
+    user: User
+    created: bool = False
+    promoted: bool = False
+    password_changed: bool = False
+
+    @property
+    def changed(self) -> bool:
+        """Whether anything was written to the database."""
+        return self.created or self.promoted or self.password_changed
+
+
+def normalize_email(email: str) -> str:
+    """Return the canonical (trimmed, lower-cased) form of an email address.
+
+    Args:
+        email: The address as typed.
+
+    Returns:
+        The normalized address.
+
+    Raises:
+        ValidationError: If it does not look like an email address.
+    """
+    value = check_text(email.strip().lower(), "email", min_length=1, max_length=EMAIL_MAX_LENGTH)
+    if not _EMAIL_RE.fullmatch(value):
+        raise ValidationError("email is not a valid email address", field="email")
+    return value
+
+
+def _check_password(password: str) -> str:
+    check_text(password, "password", min_length=0, max_length=PASSWORD_MAX_LENGTH)
+    if len(password) < PASSWORD_MIN_LENGTH:
+        raise ValidationError(
+            f"password must be at least {PASSWORD_MIN_LENGTH} characters", field="password"
+        )
+    return password
+
+
+def _display_name(display_name: str | None, email: str) -> str:
+    if display_name is None:
+        # Default to the local part so the UI has something friendlier than the full address.
+        return email.split("@", 1)[0][:DISPLAY_NAME_MAX_LENGTH]
+    check_text(display_name, "display_name", min_length=1, max_length=DISPLAY_NAME_MAX_LENGTH)
+    return display_name.strip()
+
+
+def hash_password(password: str) -> str:
+    """Hash a password with Argon2id.
+
+    Args:
+        password: The plain-text password.
+
+    Returns:
+        The encoded hash, including its parameters and salt.
+    """
+    return _hasher.hash(password)
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return _hasher.hash("not a real password, only used to equalise timing")
+
+
+def user_to_dict(user: User) -> dict[str, Any]:
+    """Return the public JSON representation of a user (never the password hash).
+
+    Args:
+        user: The user to serialise.
+
+    Returns:
+        ``{"id", "email", "display_name", "role", "created_at"}``.
+    """
+    return {
+        "id": user.id,
+        "email": user.email,
+        "display_name": user.display_name,
+        "role": user.role,
+        "created_at": isoformat_utc(user.created_at),
+    }
+
+
+def register_user(
+    session: Session, *, email: str, password: str, display_name: str | None = None
+) -> User:
+    """Create an ordinary user account.
+
+    Registration can never grant a role: every account created here is a ``user``.
+
+    Args:
+        session: Database session; committed on success.
+        email: Email address; stored normalized.
+        password: Plain-text password, at least ``PASSWORD_MIN_LENGTH`` characters.
+        display_name: Name shown in the UI; defaults to the email's local part.
+
+    Returns:
+        The new user.
+
+    Raises:
+        ValidationError: If a value breaks the rules, naming the field.
+        ConflictError: If the email is already registered.
+    """
+    email = normalize_email(email)
+    _check_password(password)
+    user = User(
+        email=email,
+        password_hash=hash_password(password),
+        display_name=_display_name(display_name, email),
+        role="user",
+    )
+    session.add(user)
+    try:
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        # The unique constraint is the arbiter: checking first would race with a parallel
+        # registration of the same address. Any other violation is a bug, not a conflict.
+        if _violated_constraint(exc) != _EMAIL_UNIQUE_CONSTRAINT:
+            raise
+        raise ConflictError("email is already registered", field="email") from None
+    return user
+
+
+def _violated_constraint(exc: IntegrityError) -> str | None:
+    diag = getattr(exc.orig, "diag", None)
+    return getattr(diag, "constraint_name", None)
+
+
+def authenticate(session: Session, *, email: str, password: str) -> User:
+    """Return the active user with these credentials.
+
+    Unknown email, wrong password and disabled account all give the same error, and an unknown
+    email still costs one hash verification, so responses do not reveal which accounts exist.
+
+    Args:
+        session: Database session; committed if the stored hash is upgraded.
+        email: Email address as typed.
+        password: Plain-text password.
+
+    Returns:
+        The authenticated user.
+
+    Raises:
+        ValidationError: If a value is not storable text or absurdly long.
+        UnauthorizedError: If the credentials are wrong or the account is disabled.
+    """
+    # Text that cannot be stored (NUL, lone surrogates) cannot match an account either; refuse
+    # it as bad input instead of letting the database or the hasher choke on it.
+    check_text(email, "email", min_length=0, max_length=_LOGIN_INPUT_MAX_LENGTH)
+    check_text(password, "password", min_length=0, max_length=_LOGIN_INPUT_MAX_LENGTH)
+    user = get_user_by_email(session, email)
+    if user is None or len(password) > PASSWORD_MAX_LENGTH:
+        _verify(_dummy_hash(), password[:PASSWORD_MAX_LENGTH])
+        raise UnauthorizedError(_INVALID_CREDENTIALS)
+    if not _verify(user.password_hash, password) or not user.is_active:
+        raise UnauthorizedError(_INVALID_CREDENTIALS)
+    if _hasher.check_needs_rehash(user.password_hash):
+        # Parameters were raised since this hash was made; upgrade it while we know the password.
+        user.password_hash = hash_password(password)
+        session.commit()
+    return user
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def get_user(session: Session, user_id: int) -> User | None:
+    """Return the user with this id, or None.
+
+    Args:
+        session: Database session.
+        user_id: The user's id.
+
+    Returns:
+        The user, or None if there is none.
+    """
+    return session.get(User, user_id)
+
+
+def get_user_by_email(session: Session, email: str) -> User | None:
+    """Return the user with this email address (compared case-insensitively), or None.
+
+    Args:
+        session: Database session.
+        email: The address as typed.
+
+    Returns:
+        The user, or None if there is none.
+    """
+    return session.scalar(select(User).where(User.email == email.strip().lower()))
+
+
+def ensure_admin(
+    session: Session,
+    *,
+    email: str,
+    password: str | None,
+    display_name: str | None = None,
+    reset_password: bool = False,
+) -> AdminProvisioning:
+    """Create an admin account or promote an existing user; safe to run repeatedly.
+
+    An existing user keeps their password unless ``reset_password`` is set, so re-running the
+    provisioning step of a deploy never locks anybody out.
+
+    Args:
+        session: Database session; committed when something changed.
+        email: The admin's email address.
+        password: Password for a new account (or the reset); may be None otherwise.
+        display_name: Display name for a new account.
+        reset_password: Also set ``password`` on an existing account.
+
+    Returns:
+        The user and what was done to it.
+
+    Raises:
+        ValidationError: If a value breaks the rules, or a needed password is missing.
+    """
+    email = normalize_email(email)
+    user = get_user_by_email(session, email)
+    if user is None:
+        if password is None:
+            raise ValidationError("password is required to create an account", field="password")
+        _check_password(password)
+        user = User(
+            email=email,
+            password_hash=hash_password(password),
+            display_name=_display_name(display_name, email),
+            role="admin",
+        )
+        session.add(user)
+        session.commit()
+        return AdminProvisioning(user, created=True)
+
+    result = AdminProvisioning(user)
+    if reset_password:
+        if password is None:
+            raise ValidationError("password is required to reset it", field="password")
+        _check_password(password)
+        if not _verify(user.password_hash, password):
+            user.password_hash = hash_password(password)
+            result.password_changed = True
+    if user.role != "admin":
+        user.role = "admin"
+        result.promoted = True
+    if result.changed:
+        session.commit()
+    return result

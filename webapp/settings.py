@@ -1,0 +1,229 @@
+"""Application settings, read once from the environment and validated.
+
+Every process (the three gunicorn services, the ``chatbot`` CLI) builds one :class:`Settings`
+from its environment at start. A bad or missing variable stops the process with a message that
+names every offending variable, so an operator fixes the env file in one pass.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+__all__ = ["LOG_LEVELS", "Settings", "SettingsError"]
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+SECRET_KEY_MIN_LENGTH = 32
+
+# SQLAlchemy picks psycopg2 for a bare ``postgresql://`` URL; only psycopg 3 is installed.
+_POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+_T = TypeVar("_T")
+
+
+class SettingsError(ValueError):
+    """Raised when the environment does not describe a valid configuration.
+
+    Attributes:
+        errors: Maps each offending variable name to what is wrong with it.
+    """
+
+    def __init__(self, errors: Mapping[str, str]) -> None:
+        """Build the error from a mapping of variable name to problem."""
+        self.errors = dict(errors)
+        details = "; ".join(f"{name} {problem}" for name, problem in self.errors.items())
+        super().__init__(f"invalid configuration: {details}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated configuration of one process.
+
+    Field names are the environment variable names in lower case. Secrets and URLs that may
+    carry passwords are left out of ``repr`` so that logging a ``Settings`` cannot leak them.
+    """
+
+    database_url: str = field(repr=False)
+    redis_url: str = field(repr=False)
+    secret_key: str = field(repr=False)
+    database_pool_size: int = 5
+    access_token_expire_minutes: int = 15
+    refresh_token_expire_days: int = 7
+    llm_model: str = "offline"
+    llm_fallback_model: str = ""
+    llm_max_tokens: int = 512
+    llm_temperature: float = 0.7
+    llm_cache_ttl: int = 3600
+    llm_timeout: float = 60.0
+    rate_limit_requests: int = 100
+    rate_limit_window: int = 60
+    webhook_secret: str = field(default="", repr=False)
+    webhook_timeout: float = 5.0
+    cors_origins: tuple[str, ...] = ()
+    log_level: str = "INFO"
+    openai_api_key: str = field(default="", repr=False)
+    openai_base_url: str = ""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Build settings from environment variables.
+
+        Empty values count as unset, so a blank line in an env file falls back to the default.
+
+        Args:
+            environ: The environment, usually ``os.environ``.
+
+        Returns:
+            The validated settings.
+
+        Raises:
+            SettingsError: If any variable is missing or invalid; the message names all of them.
+        """
+        reader = _EnvReader(environ)
+        values: dict[str, Any] = {
+            "database_url": reader.required("DATABASE_URL", _database_url),
+            "redis_url": reader.required("REDIS_URL", _redis_url),
+            "secret_key": reader.required("SECRET_KEY", _secret_key),
+            "database_pool_size": reader.optional("DATABASE_POOL_SIZE", _int_at_least(1), 5),
+            "access_token_expire_minutes": reader.optional(
+                "ACCESS_TOKEN_EXPIRE_MINUTES", _int_at_least(1), 15
+            ),
+            "refresh_token_expire_days": reader.optional(
+                "REFRESH_TOKEN_EXPIRE_DAYS", _int_at_least(1), 7
+            ),
+            "llm_model": reader.optional("LLM_MODEL", str, "offline"),
+            "llm_fallback_model": reader.optional("LLM_FALLBACK_MODEL", str, ""),
+            "llm_max_tokens": reader.optional("LLM_MAX_TOKENS", _int_at_least(1), 512),
+            "llm_temperature": reader.optional("LLM_TEMPERATURE", _float_between(0.0, 2.0), 0.7),
+            # 0 disables the reply cache.
+            "llm_cache_ttl": reader.optional("LLM_CACHE_TTL", _int_at_least(0), 3600),
+            "llm_timeout": reader.optional("LLM_TIMEOUT", _positive_float, 60.0),
+            "rate_limit_requests": reader.optional("RATE_LIMIT_REQUESTS", _int_at_least(1), 100),
+            "rate_limit_window": reader.optional("RATE_LIMIT_WINDOW", _int_at_least(1), 60),
+            "webhook_secret": reader.optional("WEBHOOK_SECRET", str, ""),
+            "webhook_timeout": reader.optional("WEBHOOK_TIMEOUT", _positive_float, 5.0),
+            "cors_origins": reader.optional("CORS_ORIGINS", _origins, ()),
+            "log_level": reader.optional("LOG_LEVEL", _log_level, "INFO"),
+            "openai_api_key": reader.optional("OPENAI_API_KEY", str, ""),
+            "openai_base_url": reader.optional("OPENAI_BASE_URL", _http_url, ""),
+        }
+        if reader.errors:
+            raise SettingsError(reader.errors)
+        return cls(**values)
+
+
+class _EnvReader:
+    """Read and convert variables, collecting every problem instead of stopping at the first."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        self.errors: dict[str, str] = {}
+
+    def _raw(self, name: str) -> str:
+        return self._environ.get(name, "").strip()
+
+    def required(self, name: str, convert: Callable[[str], _T]) -> _T | None:
+        raw = self._raw(name)
+        if not raw:
+            self.errors[name] = "is required"
+            return None
+        return self._convert(name, raw, convert)
+
+    def optional(self, name: str, convert: Callable[[str], _T], default: _T) -> _T | None:
+        raw = self._raw(name)
+        if not raw:
+            return default
+        return self._convert(name, raw, convert)
+
+    def _convert(self, name: str, raw: str, convert: Callable[[str], _T]) -> _T | None:
+        try:
+            return convert(raw)
+        except ValueError as exc:
+            self.errors[name] = str(exc)
+            return None
+
+
+def _database_url(raw: str) -> str:
+    scheme, sep, rest = raw.partition("://")
+    if not sep or scheme not in _POSTGRES_SCHEMES or not rest:
+        raise ValueError("must be a PostgreSQL URL such as postgresql://user:password@host/db")
+    return f"postgresql+psycopg://{rest}"
+
+
+def _redis_url(raw: str) -> str:
+    scheme, sep, rest = raw.partition("://")
+    if not sep or scheme not in _REDIS_SCHEMES or not rest:
+        raise ValueError("must be a Redis URL such as redis://:password@host:6379/0")
+    return raw
+
+
+def _secret_key(raw: str) -> str:
+    if len(raw) < SECRET_KEY_MIN_LENGTH:
+        raise ValueError(f"must be at least {SECRET_KEY_MIN_LENGTH} characters long")
+    return raw
+
+
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    def convert(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"must be an integer, got {raw!r}") from None
+        if value < minimum:
+            raise ValueError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return convert
+
+
+def _float(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"must be a number, got {raw!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"must be a finite number, got {raw!r}")
+    return value
+
+
+def _float_between(low: float, high: float) -> Callable[[str], float]:
+    def convert(raw: str) -> float:
+        value = _float(raw)
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}, got {value}")
+        return value
+
+    return convert
+
+
+def _positive_float(raw: str) -> float:
+    value = _float(raw)
+    if value <= 0:
+        raise ValueError(f"must be > 0, got {value}")
+    return value
+
+
+def _http_url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"must be an http:// or https:// URL, got {raw!r}")
+    return raw
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    origins = tuple(item.strip().rstrip("/") for item in raw.split(",") if item.strip())
+    for origin in origins:
+        if origin != "*":
+            _http_url(origin)
+    return origins
+
+
+def _log_level(raw: str) -> str:
+    level = raw.upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}, got {raw!r}")
+    return level

@@ -1,0 +1,1 @@
+"""WSGI entry points, one per service: ``gunicorn webapp.wsgi.<service>:app``."""

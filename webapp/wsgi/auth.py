@@ -1,0 +1,5 @@
+"""WSGI entry point of the auth service: ``gunicorn webapp.wsgi.auth:app``."""
+
+from webapp.app import create_app
+
+app = create_app("auth")
