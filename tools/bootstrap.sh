@@ -44,4 +44,4 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
-echo "bootstrap: ready ($(.venv/bin/ansible --version | head -1), $(.venv/bin/python --version))"
+echo "bootstrap: ready ($(.venv/bin/ansible --version | sed -n 1p), $(.venv/bin/python --version))"

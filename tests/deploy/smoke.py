@@ -1,0 +1,574 @@
+#!/usr/bin/env python3
+"""Check a deployed chat bot system end to end, through nginx over HTTPS.
+
+Usage (from the controller)::
+
+    python tests/deploy/smoke.py --base-url https://10.231.0.11 --insecure \\
+        [--admin-email admin@example.com --admin-password ...]
+
+The admin password may also come from the environment variable CHATBOT_SMOKE_ADMIN_PASSWORD
+(kept out of process listings and Ansible logs).
+
+Checks, in order; each prints one line, and a failed check skips the checks that need it:
+
+    http-redirect          plain HTTP answers 301/308 with an https:// Location
+    register               a fresh random user can register (201)
+    login                  and log in (200, bearer token)
+    me                     GET /api/v1/auth/me names that user, role "user"
+    create-conversation    POST /api/v1/chat/conversations (201)
+    stream-reply           POST a message with Accept: text/event-stream and read the events as
+                           they arrive: "message", then more than one "token", then "done"; the
+                           first token must arrive in an earlier network read than "done"
+                           (a buffering proxy delivers everything at once)
+    stored-reply           the conversation holds the user message and an assistant message equal
+                           to the streamed tokens joined
+    admin-anonymous        GET /api/v1/admin/stats without a token is 401
+    admin-forbidden        and with the user's token 403
+    admin-login            (with admin credentials) the admin logs in, role "admin"
+    admin-stats            and gets numeric counts (200)
+
+Exit status: 0 when every check passed, 1 when one failed, 2 on bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import secrets
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+import urllib3
+
+ADMIN_PASSWORD_ENV = "CHATBOT_SMOKE_ADMIN_PASSWORD"
+USER_AGENT = "chatbot-smoke/1"
+READ_SIZE = 65536
+
+
+class CheckFailedError(Exception):
+    """A check found the system misbehaving; the message says how."""
+
+
+@dataclass(frozen=True)
+class SseEvent:
+    """One server-sent event, with when and in which network read it was completed."""
+
+    event: str
+    data: str
+    id: str | None
+    read_index: int
+    seconds: float
+
+
+def parse_sse(chunks: Iterable[tuple[int, float, bytes]]) -> Iterator[SseEvent]:
+    """Parse a text/event-stream body incrementally.
+
+    Args:
+        chunks: (read index, seconds since the request, bytes) for each network read.
+
+    Yields:
+        Every complete event, as soon as the read that completes it has been parsed.
+    """
+    pending = b""
+    event, data, event_id = "", [], None
+    for read_index, seconds, chunk in chunks:
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for raw in lines:
+            line = raw.removesuffix(b"\r").decode("utf-8")
+            if not line:
+                if data:
+                    yield SseEvent(
+                        event or "message", "\n".join(data), event_id, read_index, seconds
+                    )
+                event, data, event_id = "", [], None
+                continue
+            if line.startswith(":"):
+                continue  # comment, e.g. a keep-alive
+            name, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if name == "event":
+                event = value
+            elif name == "data":
+                data.append(value)
+            elif name == "id":
+                event_id = value
+
+
+def describe_error(exc: BaseException) -> str:
+    """Say in a few words why a request failed (refused, timed out, TLS, DNS...)."""
+    reason = _root_cause(exc)
+    if isinstance(exc, requests.exceptions.SSLError):
+        return f"TLS handshake failed ({reason}); --insecure accepts a self-signed certificate"
+    if isinstance(exc, requests.exceptions.Timeout):
+        return "timed out"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return f"cannot connect ({reason})"
+    return reason
+
+
+def _root_cause(exc: BaseException) -> str:
+    """Return the operating system's reason from an exception chain, else the exception text."""
+    pending, seen = [exc], set()
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and isinstance(current.strerror, str):
+            return current.strerror
+        linked = (getattr(current, "reason", None), current.__cause__, current.__context__)
+        pending += [e for e in (*linked, *current.args) if isinstance(e, BaseException)]
+    return str(exc)
+
+
+def summarize(response: requests.Response) -> str:
+    """Describe a response body briefly: the API error shape if present, else its start."""
+    try:
+        body = response.json()
+    except ValueError:
+        text = " ".join(response.text.split())
+        title = re.search(r"<title>(.*?)</title>", text, re.IGNORECASE)
+        if title:
+            return f"HTML page {title.group(1)!r}"
+        return text[:160] or "(empty body)"
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        field = f" (field {error['field']})" if error.get("field") else ""
+        return f"{error.get('code')}: {error.get('message')}{field}"
+    return json.dumps(body)[:160]
+
+
+class Runner:
+    """Run named checks in order and print one line per check."""
+
+    def __init__(self) -> None:
+        """Start with no results."""
+        self.results: dict[str, Any] = {}
+        self.counts = {"PASS": 0, "FAIL": 0, "SKIP": 0}
+
+    def check(self, name: str, func: Callable[[], tuple[str, Any]], *needs: str) -> None:
+        """Run func unless a check it needs did not pass; record and print the outcome.
+
+        Args:
+            name: the check's name, printed and usable in later checks' needs.
+            func: returns (detail to print, value for later checks); raises
+                CheckFailedError with the reason when the system misbehaves.
+            needs: names of checks that must have passed first.
+        """
+        missing = [need for need in needs if need not in self.results]
+        if missing:
+            self._report("SKIP", name, f"needs {', '.join(missing)}")
+            return
+        started = time.monotonic()
+        try:
+            detail, value = func()
+        except CheckFailedError as exc:
+            self._report("FAIL", name, str(exc))
+            return
+        self.results[name] = value
+        self._report("PASS", name, f"{detail} ({(time.monotonic() - started) * 1000:.0f} ms)")
+
+    def skip(self, name: str, reason: str) -> None:
+        """Report a check that this run does not perform."""
+        self._report("SKIP", name, reason)
+
+    def _report(self, status: str, name: str, detail: str) -> None:
+        self.counts[status] += 1
+        print(f"{status} {name:<20} {detail}", flush=True)
+
+
+class Smoke:
+    """The end-to-end checks against one deployment."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        """Prepare an HTTP session for the deployment named in the arguments."""
+        self.base_url = args.base_url.rstrip("/")
+        self.http_url = (args.http_url or _http_url(self.base_url)).rstrip("/")
+        self.timeout = args.timeout
+        self.stream_timeout = args.stream_timeout
+        self.admin_email = args.admin_email
+        self.admin_password = args.admin_password
+        # Passed with every request: a session-wide verify=False loses against
+        # $REQUESTS_CA_BUNDLE, which requests merges in per request.
+        self.verify = not args.insecure
+        self.session = requests.Session()
+        self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+        suffix = secrets.token_hex(6)
+        self.email = f"smoke-{suffix}@example.com"
+        self.password = secrets.token_urlsafe(18)
+        self.message = f"Smoke test {suffix}: please answer in a few words."
+
+    def run(self) -> int:
+        """Run every check; return the exit status."""
+        runner = Runner()
+        runner.check("http-redirect", self.http_redirect)
+        runner.check("register", self.register)
+        runner.check("login", lambda: self.login(self.email, self.password, "user"), "register")
+        user_token = runner.results.get("login")
+        runner.check("me", lambda: self.me(user_token), "login")
+        runner.check("create-conversation", lambda: self.create_conversation(user_token), "login")
+        conversation_id = runner.results.get("create-conversation")
+        runner.check(
+            "stream-reply",
+            lambda: self.stream_reply(user_token, conversation_id),
+            "create-conversation",
+        )
+        runner.check(
+            "stored-reply",
+            lambda: self.stored_reply(user_token, conversation_id, runner.results["stream-reply"]),
+            "stream-reply",
+        )
+        runner.check("admin-anonymous", lambda: self.admin_stats(None, 401, "unauthorized"))
+        runner.check(
+            "admin-forbidden", lambda: self.admin_stats(user_token, 403, "forbidden"), "login"
+        )
+        if self.admin_email and self.admin_password:
+            runner.check(
+                "admin-login", lambda: self.login(self.admin_email, self.admin_password, "admin")
+            )
+            runner.check(
+                "admin-stats",
+                lambda: self.admin_stats(runner.results["admin-login"], 200, None),
+                "admin-login",
+            )
+        else:
+            for name in ("admin-login", "admin-stats"):
+                runner.skip(name, "no --admin-email/--admin-password given")
+        counts = runner.counts
+        print(
+            f"smoke: {counts['PASS']} passed, {counts['FAIL']} failed, {counts['SKIP']} skipped"
+            f" against {self.base_url}",
+            flush=True,
+        )
+        return 1 if counts["FAIL"] else 0
+
+    # --- HTTP helpers -------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        expect: tuple[int, ...],
+        *,
+        token: str | None = None,
+        body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        stream: bool = False,
+    ) -> requests.Response:
+        """Send one request; fail the check unless the status is one of expect."""
+        all_headers = dict(headers or {})
+        if token:
+            all_headers["Authorization"] = f"Bearer {token}"
+        timeout = (self.timeout, self.stream_timeout if stream else self.timeout)
+        try:
+            response = self.session.request(
+                method,
+                url,
+                json=body,
+                headers=all_headers,
+                timeout=timeout,
+                verify=self.verify,
+                allow_redirects=False,
+                stream=stream,
+            )
+        except requests.RequestException as exc:
+            raise CheckFailedError(f"{method} {url}: {describe_error(exc)}") from exc
+        if response.status_code not in expect:
+            wanted = " or ".join(str(code) for code in expect)
+            summary = summarize(response)
+            response.close()
+            raise CheckFailedError(
+                f"{method} {url}: expected {wanted}, got {response.status_code}: {summary}"
+            )
+        return response
+
+    def api(self, method: str, path: str, expect: tuple[int, ...], **kwargs: Any) -> Any:
+        """Call the JSON API; return the decoded body."""
+        response = self.request(method, self.base_url + path, expect, **kwargs)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise CheckFailedError(
+                f"{method} {path}: body is not JSON: {summarize(response)}"
+            ) from exc
+
+    # --- the checks ---------------------------------------------------------------------------
+
+    def http_redirect(self) -> tuple[str, None]:
+        """Plain HTTP must redirect permanently to HTTPS."""
+        response = self.request("GET", self.http_url + "/", (301, 308))
+        location = response.headers.get("Location", "")
+        if not location.startswith("https://"):
+            raise CheckFailedError(
+                f"{response.status_code} to {location or '(no Location)'}, not https://"
+            )
+        return f"{response.status_code} -> {location}", None
+
+    def register(self) -> tuple[str, None]:
+        """Register a fresh user with a random email and password."""
+        body = self.api(
+            "POST",
+            "/api/v1/auth/register",
+            (201,),
+            body={"email": self.email, "password": self.password, "display_name": "Smoke Test"},
+        )
+        email = _get(body, "user", "email")
+        if email != self.email:
+            raise CheckFailedError(f"registered user has email {email!r}, sent {self.email!r}")
+        return self.email, None
+
+    def login(self, email: str, password: str, role: str) -> tuple[str, str]:
+        """Log in; the user must have the expected role. Return the access token."""
+        body = self.api(
+            "POST", "/api/v1/auth/login", (200,), body={"email": email, "password": password}
+        )
+        token = _get(body, "access_token")
+        if not isinstance(token, str) or not token:
+            raise CheckFailedError("login answered without an access_token")
+        if body.get("token_type") != "Bearer":
+            raise CheckFailedError(f"token_type is {body.get('token_type')!r}, not 'Bearer'")
+        actual = _get(body, "user", "role")
+        if actual != role:
+            raise CheckFailedError(f"{email} has role {actual!r}, expected {role!r}")
+        return f"{email} ({role}), token expires in {body.get('expires_in')} s", token
+
+    def me(self, token: str) -> tuple[str, None]:
+        """GET /auth/me must name the logged-in user."""
+        user = _get(self.api("GET", "/api/v1/auth/me", (200,), token=token), "user")
+        if user.get("email") != self.email or user.get("role") != "user":
+            raise CheckFailedError(f"/auth/me returned {user!r}")
+        return f"user id {user.get('id')}", None
+
+    def create_conversation(self, token: str) -> tuple[str, Any]:
+        """Create a conversation; return its id."""
+        body = self.api(
+            "POST", "/api/v1/chat/conversations", (201,), token=token, body={"title": "Smoke test"}
+        )
+        conversation_id = _get(body, "conversation", "id")
+        return f"conversation {conversation_id}", conversation_id
+
+    def stream_reply(self, token: str, conversation_id: Any) -> tuple[str, dict[str, Any]]:
+        """Post a message and read the reply as server-sent events, as they arrive."""
+        path = f"/api/v1/chat/conversations/{conversation_id}/messages"
+        started = time.monotonic()
+        response = self.request(
+            "POST",
+            self.base_url + path,
+            (200, 201),
+            token=token,
+            body={"content": self.message},
+            headers={"Accept": "text/event-stream"},
+            stream=True,
+        )
+        with response:
+            content_type = response.headers.get("Content-Type", "")
+            if not content_type.startswith("text/event-stream"):
+                raise CheckFailedError(f"Content-Type is {content_type!r}, not text/event-stream")
+            events = self._read_events(response, started)
+        return self._check_events(events)
+
+    def _read_events(self, response: requests.Response, started: float) -> list[SseEvent]:
+        deadline = started + self.stream_timeout
+
+        def chunks() -> Iterator[tuple[int, float, bytes]]:
+            index = 0
+            while True:
+                try:
+                    chunk = response.raw.read1(READ_SIZE, decode_content=True)
+                except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+                    raise CheckFailedError(
+                        f"reading the event stream: {describe_error(exc)}"
+                    ) from exc
+                if not chunk:
+                    return
+                yield index, time.monotonic() - started, chunk
+                index += 1
+
+        events = []
+        for event in parse_sse(chunks()):
+            events.append(event)
+            if event.event in ("done", "error"):
+                break
+            if time.monotonic() > deadline:
+                raise CheckFailedError(f"no 'done' event within {self.stream_timeout:.0f} s")
+        return events
+
+    def _check_events(self, events: list[SseEvent]) -> tuple[str, dict[str, Any]]:
+        names = [event.event for event in events]
+        errors = [event for event in events if event.event == "error"]
+        if errors:
+            raise CheckFailedError(f"the stream sent an error event: {errors[0].data}")
+        if not events or events[-1].event != "done":
+            raise CheckFailedError(f"the stream ended without a 'done' event (got {names})")
+        if names[0] != "message":
+            raise CheckFailedError(f"first event is {names[0]!r}, not 'message'")
+        user_message = _json(events[0])
+        if user_message.get("content") != self.message or user_message.get("role") != "user":
+            raise CheckFailedError(
+                f"'message' event is not the message sent: {events[0].data[:160]}"
+            )
+        tokens = [event for event in events if event.event == "token"]
+        if len(tokens) < 2:
+            raise CheckFailedError(
+                f"{len(tokens)} 'token' event(s); a streamed reply has more than one"
+            )
+        unexpected = sorted(set(names) - {"message", "token", "done"})
+        if unexpected:
+            raise CheckFailedError(f"unexpected events {unexpected}")
+        without_id = [event.event for event in events if not event.id]
+        if without_id:
+            raise CheckFailedError(f"events without an id: {without_id}")
+        text = "".join(_get(_json(event), "text") for event in tokens)
+        done, first = events[-1], tokens[0]
+        reply = _json(done)
+        if reply.get("id") is None:
+            raise CheckFailedError(f"'done' carries no stored message id: {done.data[:160]}")
+        if reply.get("role") != "assistant" or reply.get("content") != text:
+            raise CheckFailedError(
+                f"'done' carries {reply.get('role')!r} content {reply.get('content')!r}, "
+                f"the tokens joined are {text!r}"
+            )
+        timing = (
+            f"first token at {first.seconds * 1000:.0f} ms, done at {done.seconds * 1000:.0f} ms"
+        )
+        if first.read_index >= done.read_index:
+            raise CheckFailedError(
+                f"not streamed: the first token and 'done' came in the same network read"
+                f" ({timing}); something buffers the response (nginx proxy_buffering, gzip?)"
+            )
+        reads = done.read_index + 1
+        return f"{len(tokens)} tokens in {reads} reads, {timing}", {"text": text, "reply": reply}
+
+    def stored_reply(
+        self, token: str, conversation_id: Any, streamed: dict[str, Any]
+    ) -> tuple[str, None]:
+        """The stored conversation must hold the message sent and the reply streamed."""
+        path = f"/api/v1/chat/conversations/{conversation_id}"
+        messages = _get(self.api("GET", path, (200,), token=token), "conversation", "messages")
+        if not any(m.get("role") == "user" and m.get("content") == self.message for m in messages):
+            raise CheckFailedError("the message sent is not stored in the conversation")
+        reply_id = streamed["reply"].get("id")
+        assistant = [m for m in messages if m.get("role") == "assistant"]
+        stored = next((m for m in assistant if m.get("id") == reply_id), None)
+        if stored is None:
+            raise CheckFailedError(f"no stored assistant message with id {reply_id!r}")
+        if stored.get("content") != streamed["text"]:
+            raise CheckFailedError(
+                f"stored reply {stored.get('content')!r} differs from the streamed tokens "
+                f"{streamed['text']!r}"
+            )
+        return f"{len(messages)} messages, reply {reply_id} matches the tokens", None
+
+    def admin_stats(self, token: str | None, status: int, code: str | None) -> tuple[str, Any]:
+        """GET /admin/stats: status 401/403 with the error code, or 200 with numeric counts."""
+        response = self.request(
+            "GET", self.base_url + "/api/v1/admin/stats", (status,), token=token
+        )
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise CheckFailedError(f"body is not JSON: {summarize(response)}") from exc
+        if code is not None:
+            actual = _get(body, "error", "code")
+            if actual != code:
+                raise CheckFailedError(f"{status} with error code {actual!r}, expected {code!r}")
+            return f"{status} {code}", None
+        counts = {key: body.get(key) for key in ("users", "conversations", "messages")}
+        bad = [
+            k for k, v in counts.items() if not isinstance(v, int) or isinstance(v, bool) or v < 0
+        ]
+        if bad:
+            raise CheckFailedError(f"counts not non-negative integers: {body!r}")
+        if counts["users"] < 1 or counts["messages"] < 2:
+            raise CheckFailedError(f"counts miss this run's user and messages: {counts}")
+        return ", ".join(f"{k} {v}" for k, v in counts.items()), counts
+
+
+def _http_url(base_url: str) -> str:
+    parts = urlsplit(base_url)
+    return urlunsplit(("http", parts.hostname or "", "", "", ""))
+
+
+def _get(body: Any, *keys: str) -> Any:
+    value = body
+    for key in keys:
+        if not isinstance(value, dict) or key not in value:
+            raise CheckFailedError(f"response has no {'.'.join(keys)}: {json.dumps(body)[:160]}")
+        value = value[key]
+    return value
+
+
+def _json(event: SseEvent) -> dict[str, Any]:
+    try:
+        value = json.loads(event.data)
+    except ValueError as exc:
+        raise CheckFailedError(
+            f"'{event.event}' event data is not JSON: {event.data[:160]}"
+        ) from exc
+    if not isinstance(value, dict):
+        raise CheckFailedError(f"'{event.event}' event data is not an object: {event.data[:160]}")
+    return value
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse and validate the command line."""
+    parser = argparse.ArgumentParser(
+        description="Check a deployed chat bot system end to end through nginx over HTTPS.",
+        epilog=f"The admin password may also come from ${ADMIN_PASSWORD_ENV}.",
+    )
+    parser.add_argument(
+        "--base-url", required=True, help="HTTPS URL of nginx, e.g. https://10.231.0.11"
+    )
+    parser.add_argument(
+        "--http-url",
+        help="plain-HTTP URL for the redirect check (default: base URL, http, port 80)",
+    )
+    parser.add_argument(
+        "--insecure", action="store_true", help="do not verify the TLS certificate (self-signed)"
+    )
+    parser.add_argument("--admin-email", help="also check the admin API with this account")
+    parser.add_argument(
+        "--admin-password",
+        default=os.environ.get(ADMIN_PASSWORD_ENV),
+        help=f"the admin's password (default: ${ADMIN_PASSWORD_ENV})",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=10.0, help="seconds per request (default 10)"
+    )
+    parser.add_argument(
+        "--stream-timeout",
+        type=float,
+        default=60.0,
+        help="seconds for a whole streamed reply (default 60)",
+    )
+    args = parser.parse_args(argv)
+    parts = urlsplit(args.base_url)
+    if parts.scheme != "https" or not parts.hostname:
+        parser.error(f"--base-url must be an https:// URL, not {args.base_url!r}")
+    if args.http_url and urlsplit(args.http_url).scheme != "http":
+        parser.error(f"--http-url must be an http:// URL, not {args.http_url!r}")
+    if bool(args.admin_email) != bool(args.admin_password):
+        parser.error(f"give both --admin-email and --admin-password (or ${ADMIN_PASSWORD_ENV})")
+    if args.timeout <= 0 or args.stream_timeout <= 0:
+        parser.error("timeouts must be positive")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the smoke test; return the exit status."""
+    args = parse_args(argv)
+    if args.insecure:
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    return Smoke(args).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
