@@ -38,8 +38,8 @@ python tests/deploy/smoke.py --base-url "https://$address" --insecure \
 cat <<EOT
 
 The chat bot system is up on the local test host $host (offline model).
-  Open:     https://$address/   (self-signed certificate; curl needs -k)
-  API:      https://$address/api/v1/  (see README.md, "Using the API")
+  Open:     https://$address/api/v1/chat/docs   (API docs; self-signed certificate: curl needs -k)
+  API:      https://$address/api/v1/  (see README.md, "Using the API"; a web UI is planned)
   Admin:    $admin_email / $admin_password   (demo values of inventories/local)
   Or register your own account:
     curl -k -X POST https://$address/api/v1/auth/register -H 'Content-Type: application/json' \\

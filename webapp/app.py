@@ -6,12 +6,16 @@ import os
 
 import redis
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
+from webapp import metrics
 from webapp.cli import register_commands
 from webapp.errors import register_error_handlers
-from webapp.extensions import db, migrate
+from webapp.extensions import db, init_cors, migrate
 from webapp.health import bp as health_bp
 from webapp.health.routes import REDIS_EXTENSION
+from webapp.openapi import register_api_docs
+from webapp.rate_limits import init_rate_limits
 from webapp.security import init_jwt, jwt_config
 from webapp.settings import Settings
 
@@ -69,7 +73,6 @@ def create_app(service: str = "all", settings: Settings | None = None) -> Flask:
 
     db.init_app(app)
     migrate.init_app(app, db)
-    init_jwt(app)
     # One client (and connection pool) per process; redis-py is thread-safe.
     app.extensions[REDIS_EXTENSION] = redis.Redis.from_url(
         settings.redis_url,
@@ -77,10 +80,18 @@ def create_app(service: str = "all", settings: Settings | None = None) -> Flask:
         socket_timeout=CONNECT_TIMEOUT,
         health_check_interval=30,
     )
+    init_jwt(app, app.extensions[REDIS_EXTENSION])
+    init_cors(app, settings.cors_origins)
+    if settings.trusted_proxy_count:
+        # The client address (for per-IP rate limits) from nginx's X-Forwarded-For.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_count)
 
     register_error_handlers(app)
     app.register_blueprint(health_bp)
     _register_service_blueprints(app, service)
+    register_api_docs(app, service)
+    metrics.init_app(app)
+    init_rate_limits(app, settings, app.extensions[REDIS_EXTENSION])
     register_commands(app)
     return app
 

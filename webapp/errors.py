@@ -20,10 +20,12 @@ from flask import Flask, Response, current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
 __all__ = [
+    "AccountDisabledError",
     "ApiError",
     "ConflictError",
     "ForbiddenError",
     "NotFoundError",
+    "ServiceUnavailableError",
     "UnauthorizedError",
     "UpstreamError",
     "ValidationError",
@@ -92,6 +94,12 @@ class ForbiddenError(ApiError):
     code = "forbidden"
 
 
+class AccountDisabledError(ForbiddenError):
+    """Raised when the right credentials belong to an account an admin disabled."""
+
+    code = "account_disabled"
+
+
 class NotFoundError(ApiError):
     """Raised when a resource does not exist or belongs to someone else."""
 
@@ -106,6 +114,13 @@ class ConflictError(ApiError):
     code = "conflict"
 
 
+class ServiceUnavailableError(ApiError):
+    """Raised when a dependency the request needs (Redis, for revocation) is down."""
+
+    status = 503
+    code = "service_unavailable"
+
+
 class UpstreamError(ApiError):
     """Raised when a dependency the request relies on (the language model) failed."""
 
@@ -113,13 +128,14 @@ class UpstreamError(ApiError):
     code = "upstream_error"
 
 
-def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
+def error_body(code: str, message: str, field: str | None = None, **details: Any) -> dict[str, Any]:
     """Build the JSON error document.
 
     Args:
         code: Machine-readable error code.
         message: Human-readable explanation.
         field: Name of the input field at fault, if any.
+        **details: Further machine-readable members of the error (``retry_after``).
 
     Returns:
         ``{"error": {"code": ..., "message": ..., "field": ...}}`` without ``field`` when unset.
@@ -127,11 +143,12 @@ def error_body(code: str, message: str, field: str | None = None) -> dict[str, A
     error: dict[str, Any] = {"code": code, "message": message}
     if field is not None:
         error["field"] = field
+    error.update(details)
     return {"error": error}
 
 
 def error_response(
-    status: int, code: str, message: str, field: str | None = None
+    status: int, code: str, message: str, field: str | None = None, **details: Any
 ) -> tuple[Response, int]:
     """Build a JSON error response in the shared shape.
 
@@ -140,11 +157,12 @@ def error_response(
         code: Machine-readable error code.
         message: Human-readable explanation.
         field: Name of the input field at fault, if any.
+        **details: Further machine-readable members of the error (``retry_after``).
 
     Returns:
         A ``(response, status)`` pair a Flask view or error handler can return.
     """
-    return jsonify(error_body(code, message, field)), status
+    return jsonify(error_body(code, message, field, **details)), status
 
 
 def http_error_code(status: int) -> str:

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
+from flask import Flask
+from flask_cors import CORS
 from flask_jwt_extended import JWTManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 
 from webapp.models import Base
 
-__all__ = ["MIGRATIONS_DIR", "db", "jwt", "migrate"]
+__all__ = ["CORS_ALLOWED_HEADERS", "MIGRATIONS_DIR", "cors", "db", "init_cors", "jwt", "migrate"]
+
+# Request headers a cross-origin page may send: the bearer token, JSON, the CSRF token of the
+# cookie session, and the resume point of an event stream.
+CORS_ALLOWED_HEADERS = ("Authorization", "Content-Type", "X-CSRF-TOKEN", "Last-Event-ID")
 
 # The migrations ship inside the package so that `chatbot db upgrade` works from an installed
 # wheel, whatever the current directory.
@@ -23,3 +30,27 @@ db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 # compare_server_default keeps `chatbot db migrate` honest about defaults such as now().
 migrate = Migrate(directory=str(MIGRATIONS_DIR), compare_server_default=True)
 jwt = JWTManager()
+cors = CORS()
+
+
+def init_cors(app: Flask, origins: Sequence[str]) -> None:
+    """Let pages from ``origins`` (CORS_ORIGINS) call the API from JavaScript; nobody else.
+
+    Without origins nothing is added, and browsers keep cross-origin pages out. Credentials
+    (cookies) are not allowed cross-origin: the browser session belongs to the site that
+    serves the UI, and other origins use bearer tokens.
+
+    Args:
+        app: The application.
+        origins: Exact origins (``https://app.example.com``), or ``*`` for any.
+    """
+    if not origins:
+        return
+    cors.init_app(
+        app,
+        resources={r"/api/*": {"origins": list(origins)}},
+        allow_headers=list(CORS_ALLOWED_HEADERS),
+        expose_headers=["Retry-After"],
+        supports_credentials=False,
+        max_age=600,
+    )

@@ -88,7 +88,12 @@ def _in(column: str, values: tuple[str, ...]) -> str:
 
 
 class User(Base):
-    """An account. ``email`` is stored lower-cased so uniqueness ignores case."""
+    """An account. ``email`` is stored lower-cased so uniqueness ignores case.
+
+    ``token_version`` is copied into every token issued to the user (the ``ver`` claim) and
+    checked on every request: raising it (password change, deactivation) revokes every token
+    the user holds at once.
+    """
 
     __tablename__ = "users"
     __table_args__ = (
@@ -102,6 +107,7 @@ class User(Base):
     display_name: Mapped[str] = mapped_column(String(DISPLAY_NAME_MAX_LENGTH))
     role: Mapped[str] = mapped_column(String(16), default="user", server_default=text("'user'"))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now()
     )

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from limits import parse_many
+
 __all__ = ["LOG_LEVELS", "Settings", "SettingsError"]
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -61,6 +63,9 @@ class Settings:
     llm_timeout: float = 60.0
     rate_limit_requests: int = 100
     rate_limit_window: int = 60
+    login_rate_limit: str = "10 per minute"
+    register_rate_limit: str = "10 per hour"
+    trusted_proxy_count: int = 1
     webhook_secret: str = field(default="", repr=False)
     webhook_timeout: float = 5.0
     cors_origins: tuple[str, ...] = ()
@@ -104,6 +109,14 @@ class Settings:
             "llm_timeout": reader.optional("LLM_TIMEOUT", _positive_float, 60.0),
             "rate_limit_requests": reader.optional("RATE_LIMIT_REQUESTS", _int_at_least(1), 100),
             "rate_limit_window": reader.optional("RATE_LIMIT_WINDOW", _int_at_least(1), 60),
+            # Limits in the syntax of the `limits` library: "10 per minute", "5/minute;50/day".
+            "login_rate_limit": reader.optional("LOGIN_RATE_LIMIT", _rate_limit, "10 per minute"),
+            "register_rate_limit": reader.optional(
+                "REGISTER_RATE_LIMIT", _rate_limit, "10 per hour"
+            ),
+            # Proxies in front of the app whose X-Forwarded-For is trusted (nginx: 1). 0 when
+            # clients reach the app directly, or they could pick their own address.
+            "trusted_proxy_count": reader.optional("TRUSTED_PROXY_COUNT", _int_at_least(0), 1),
             "webhook_secret": reader.optional("WEBHOOK_SECRET", str, ""),
             "webhook_timeout": reader.optional("WEBHOOK_TIMEOUT", _positive_float, 5.0),
             "cors_origins": reader.optional("CORS_ORIGINS", _origins, ()),
@@ -220,6 +233,16 @@ def _origins(raw: str) -> tuple[str, ...]:
         if origin != "*":
             _http_url(origin)
     return origins
+
+
+def _rate_limit(raw: str) -> str:
+    try:
+        parse_many(raw)
+    except ValueError:
+        raise ValueError(
+            f"must be a rate limit such as '10 per minute' or '5/minute;50/day', got {raw!r}"
+        ) from None
+    return raw
 
 
 def _log_level(raw: str) -> str:

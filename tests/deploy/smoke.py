@@ -242,6 +242,24 @@ class Smoke:
         else:
             for name in ("admin-login", "admin-stats"):
                 runner.skip(name, "no --admin-email/--admin-password given")
+        runner.check("api-docs", self.api_docs)
+        runner.check("metrics-hidden", self.metrics_hidden)
+        # Logging out must revoke the token in every service at once, not just in auth.
+        runner.check("logout", lambda: self.logout(user_token), "login")
+        for service, path in REVOCATION_PROBES:
+            runner.check(
+                f"revoked-{service}",
+                lambda path=path: self.rejected(user_token, path),
+                "logout",
+            )
+        if "admin-login" in runner.results:
+            admin_token = runner.results["admin-login"]
+            runner.check("admin-logout", lambda: self.logout(admin_token), "admin-login")
+            runner.check(
+                "revoked-admin-token",
+                lambda: self.rejected(admin_token, "/api/v1/admin/stats"),
+                "admin-logout",
+            )
         counts = runner.counts
         print(
             f"smoke: {counts['PASS']} passed, {counts['FAIL']} failed, {counts['SKIP']} skipped"
@@ -467,6 +485,41 @@ class Smoke:
             )
         return f"{len(messages)} messages, reply {reply_id} matches the tokens", None
 
+    def api_docs(self) -> tuple[str, None]:
+        """Every service publishes a valid-looking OpenAPI 3 document and a docs page."""
+        versions = []
+        for service in ("auth", "chat", "admin"):
+            document = self.api("GET", f"/api/v1/{service}/openapi.json", (200,))
+            version = str(document.get("openapi", ""))
+            if not version.startswith("3.") or not document.get("paths"):
+                raise CheckFailedError(
+                    f"{service}: not an OpenAPI 3 document (openapi={version!r})"
+                )
+            page = self.request("GET", f"{self.base_url}/api/v1/{service}/docs", (200,))
+            if "text/html" not in page.headers.get("Content-Type", ""):
+                raise CheckFailedError(
+                    f"{service}: docs page is {page.headers.get('Content-Type')}"
+                )
+            versions.append(f"{service} {version}")
+        return ", ".join(versions), None
+
+    def metrics_hidden(self) -> tuple[str, None]:
+        """Prometheus metrics are for the private network: nginx must not serve them."""
+        self.request("GET", self.base_url + "/metrics", (404,))
+        return "404 through nginx", None
+
+    def logout(self, token: str) -> tuple[str, None]:
+        """Log out with the access token: its session is revoked."""
+        response = self.request(
+            "POST", self.base_url + "/api/v1/auth/logout", (200, 204), token=token
+        )
+        return f"{response.status_code}", None
+
+    def rejected(self, token: str, path: str) -> tuple[str, None]:
+        """A revoked token must get 401 (not 403 or 200) from the service behind path."""
+        body = self.api("GET", path, (401,), token=token)
+        return f"401 {_get(body, 'error', 'code')} from {path}", None
+
     def admin_stats(self, token: str | None, status: int, code: str | None) -> tuple[str, Any]:
         """GET /admin/stats: status 401/403 with the error code, or 200 with numeric counts."""
         response = self.request(
@@ -490,6 +543,14 @@ class Smoke:
         if counts["users"] < 1 or counts["messages"] < 2:
             raise CheckFailedError(f"counts miss this run's user and messages: {counts}")
         return ", ".join(f"{k} {v}" for k, v in counts.items()), counts
+
+
+# One route of each service: a revoked token must be refused by all three.
+REVOCATION_PROBES = (
+    ("auth", "/api/v1/auth/me"),
+    ("chat", "/api/v1/chat/conversations"),
+    ("admin", "/api/v1/admin/stats"),
+)
 
 
 def _http_url(base_url: str) -> str:

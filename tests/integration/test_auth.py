@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from datetime import timedelta
 
 import jwt as pyjwt
@@ -11,8 +9,10 @@ import pytest
 from flask_jwt_extended import create_access_token
 from sqlalchemy import select, text
 
+from tests.integration.auth_support import assert_error, b64, claims
 from webapp.extensions import db
 from webapp.models import User
+from webapp.services import accounts
 
 pytestmark = pytest.mark.integration
 
@@ -20,25 +20,6 @@ pytestmark = pytest.mark.integration
 def _user_rows(app) -> list[User]:
     with app.app_context():
         return list(db.session.scalars(select(User).order_by(User.id)))
-
-
-def _b64(data: dict) -> str:
-    raw = json.dumps(data, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def _claims(token: str) -> dict:
-    return pyjwt.decode(token, options={"verify_signature": False})
-
-
-def assert_error(response, status: int, code: str, field: str | None = None) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    error = response.get_json()["error"]
-    assert error["code"] == code
-    assert error["message"]
-    if field is not None:
-        assert error["field"] == field
-    return error
 
 
 # --- registration ---------------------------------------------------------------------------
@@ -49,7 +30,7 @@ def test_register_creates_a_plain_user_with_a_hashed_password(app, auth):
 
     assert response.status_code == 201
     user = response.get_json()["user"]
-    assert set(user) == {"id", "email", "display_name", "role", "created_at"}
+    assert set(user) == {"id", "email", "display_name", "role", "is_active", "created_at"}
     assert user["email"] == "alice@example.com"
     assert user["display_name"] == "Alice"
     assert user["role"] == "user"
@@ -147,7 +128,7 @@ def test_login_returns_distinct_access_and_refresh_tokens(auth):
     assert body["token_type"] == "Bearer"
     assert body["expires_in"] == 15 * 60
     assert body["user"]["email"] == "alice@example.com"
-    access, refresh = _claims(body["access_token"]), _claims(body["refresh_token"])
+    access, refresh = claims(body["access_token"]), claims(body["refresh_token"])
     assert access["type"] == "access"
     assert refresh["type"] == "refresh"
     assert access["sub"] == refresh["sub"] == str(body["user"]["id"])
@@ -218,7 +199,7 @@ def test_refresh_issues_a_working_access_token(auth, client):
     assert response.status_code == 200
     body = response.get_json()
     assert body["expires_in"] == 15 * 60
-    assert _claims(body["access_token"])["type"] == "access"
+    assert claims(body["access_token"])["type"] == "access"
     me = client.get("/api/v1/auth/me", headers=auth.bearer(body["access_token"]))
     assert me.get_json()["user"]["id"] == tokens.user["id"]
 
@@ -237,13 +218,13 @@ def test_access_token_is_rejected_at_refresh(auth, client):
 
 def test_token_signed_with_another_key_is_rejected(auth, client):
     tokens = auth.signup()
-    forged = pyjwt.encode(_claims(tokens.access), "another-key-" * 4, algorithm="HS256")
+    forged = pyjwt.encode(claims(tokens.access), "another-key-" * 4, algorithm="HS256")
     assert_error(client.get("/api/v1/auth/me", headers=auth.bearer(forged)), 401, "unauthorized")
 
 
 def test_token_with_alg_none_is_rejected(auth, client):
     tokens = auth.signup()
-    unsigned = f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(_claims(tokens.access))}."
+    unsigned = f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(claims(tokens.access))}."
     assert_error(client.get("/api/v1/auth/me", headers=auth.bearer(unsigned)), 401, "unauthorized")
 
 
@@ -251,8 +232,8 @@ def test_token_with_a_tampered_subject_is_rejected(auth, client):
     alice = auth.signup()
     auth.signup("mallory@example.com")
     header, _payload, signature = alice.access.split(".")
-    claims = _claims(alice.access) | {"sub": "2"}
-    tampered = f"{header}.{_b64(claims)}.{signature}"
+    payload = claims(alice.access) | {"sub": "2"}
+    tampered = f"{header}.{b64(payload)}.{signature}"
     assert_error(client.get("/api/v1/auth/me", headers=auth.bearer(tampered)), 401, "unauthorized")
 
 
@@ -273,7 +254,10 @@ def test_disabled_user_cannot_log_in_and_loses_existing_tokens(app, auth, client
         db.session.get(User, tokens.user["id"]).is_active = False
         db.session.commit()
 
-    assert_error(auth.login(), 401, "unauthorized")
+    error = assert_error(auth.login(), 403, "account_disabled")
+    assert "disabled" in error["message"]
+    # Only the right password learns that the account is disabled.
+    assert_error(auth.login(password="not the password 1"), 401, "unauthorized")
     assert_error(client.get("/api/v1/auth/me", headers=tokens.headers), 401, "unauthorized")
     refresh = client.post("/api/v1/auth/refresh", headers=auth.bearer(tokens.refresh))
     assert_error(refresh, 401, "unauthorized")
@@ -285,3 +269,172 @@ def test_tokens_of_a_deleted_user_are_rejected(app, auth, client):
         db.session.delete(db.session.get(User, tokens.user["id"]))
         db.session.commit()
     assert_error(client.get("/api/v1/auth/me", headers=tokens.headers), 401, "unauthorized")
+
+
+# --- password policy ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("password", "rule"),
+    [
+        ("aaaaaaaaaaaa", "two kinds"),
+        ("1234567890123", "two kinds"),
+        ("ABCDEFGHIJKL", "two kinds"),
+        ("!@#$%^&*()_+", "two kinds"),
+        ("alice.smith@example.com", "email"),
+        ("Alice.Smith@Example.com", "email"),
+        ("alice.smith", "email"),
+    ],
+)
+def test_register_refuses_weak_passwords_naming_the_rule(app, auth, password, rule):
+    response = auth.register("alice.smith@example.com", password)
+    error = assert_error(response, 400, "validation_error", "password")
+    assert rule in error["message"]
+    assert _user_rows(app) == []
+
+
+@pytest.mark.parametrize(
+    "password", ["correct horse battery", "Tr0ub4dor&3x", "passwordpassword1", "ÄÖÜäöüßÄÖÜ"]
+)
+def test_register_accepts_sensible_passwords(auth, password):
+    assert auth.register(password=password).status_code == 201
+    assert auth.login(password=password).status_code == 200
+
+
+# --- profile --------------------------------------------------------------------------------
+
+
+def test_patch_me_changes_the_display_name(auth, client):
+    tokens = auth.signup()
+    response = client.patch(
+        "/api/v1/auth/me", json={"display_name": " Alice A. "}, headers=tokens.headers
+    )
+
+    assert response.status_code == 200
+    assert response.get_json()["user"] == tokens.user | {"display_name": "Alice A."}
+    me = client.get("/api/v1/auth/me", headers=tokens.headers)
+    assert me.get_json()["user"]["display_name"] == "Alice A."
+
+
+def test_patch_me_with_no_field_changes_nothing(auth, client):
+    tokens = auth.signup()
+    response = client.patch("/api/v1/auth/me", json={}, headers=tokens.headers)
+    assert response.status_code == 200
+    assert response.get_json()["user"] == tokens.user
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"role": "admin"}, "role"),
+        ({"is_admin": True}, "is_admin"),
+        ({"is_active": True}, "is_active"),
+        ({"email": "other@example.com"}, "email"),
+        ({"display_name": "Bob", "password": "new password 1"}, "password"),
+        ({"display_name": ""}, "display_name"),
+        ({"display_name": None}, "display_name"),
+        ({"display_name": 7}, "display_name"),
+        ({"display_name": "x" * 101}, "display_name"),
+    ],
+)
+def test_patch_me_refuses_other_fields_and_bad_values(app, auth, client, body, field):
+    tokens = auth.signup()
+    response = client.patch("/api/v1/auth/me", json=body, headers=tokens.headers)
+    assert_error(response, 400, "validation_error", field)
+    [row] = _user_rows(app)
+    assert (row.role, row.email, row.display_name) == ("user", "alice@example.com", "alice")
+
+
+def test_patch_me_needs_an_access_token(auth, client):
+    tokens = auth.signup()
+    response = client.patch(
+        "/api/v1/auth/me", json={"display_name": "x"}, headers=auth.bearer(tokens.refresh)
+    )
+    assert_error(response, 401, "unauthorized")
+
+
+# --- password change ------------------------------------------------------------------------
+
+NEW_PASSWORD = "a brand new password 9"
+
+
+def _change_password(client, tokens, **body):
+    return client.post("/api/v1/auth/password", json=body, headers=tokens.headers)
+
+
+def test_password_change_returns_new_tokens_and_swaps_the_password(app, auth, client):
+    tokens = auth.signup()
+    response = _change_password(
+        client, tokens, current_password="correct horse battery", new_password=NEW_PASSWORD
+    )
+
+    assert response.status_code == 200
+    body = response.get_json()
+    assert set(body) == {"access_token", "refresh_token", "token_type", "expires_in", "user"}
+    assert claims(body["access_token"])["ver"] == claims(tokens.access)["ver"] + 1
+    assert_error(auth.login(), 401, "unauthorized")
+    assert auth.login(password=NEW_PASSWORD).status_code == 200
+    [row] = _user_rows(app)
+    assert row.password_hash.startswith("$argon2id$")
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        (
+            {"current_password": "wrong password 1", "new_password": NEW_PASSWORD},
+            403,
+            "current_password",
+        ),
+        (
+            {"current_password": "correct horse battery", "new_password": "short"},
+            400,
+            "new_password",
+        ),
+        (
+            {"current_password": "correct horse battery", "new_password": "a" * 12},
+            400,
+            "new_password",
+        ),
+        (
+            {"current_password": "correct horse battery", "new_password": "alice@example.com"},
+            400,
+            "new_password",
+        ),
+        (
+            {"current_password": "correct horse battery", "new_password": "correct horse battery"},
+            400,
+            "new_password",
+        ),
+        ({"new_password": NEW_PASSWORD}, 400, "current_password"),
+        ({"current_password": "correct horse battery"}, 400, "new_password"),
+        (
+            {
+                "current_password": "correct horse battery",
+                "new_password": NEW_PASSWORD,
+                "email": "x@example.com",
+            },
+            400,
+            "email",
+        ),
+    ],
+)
+def test_password_change_refuses_bad_input_and_keeps_the_password(
+    auth, client, body, status, field
+):
+    tokens = auth.signup()
+    response = client.post("/api/v1/auth/password", json=body, headers=tokens.headers)
+    assert_error(response, status, "forbidden" if status == 403 else "validation_error", field)
+    # Nothing changed: the old password and the old token still work.
+    assert auth.login().status_code == 200
+    assert client.get("/api/v1/auth/me", headers=tokens.headers).status_code == 200
+
+
+def test_create_admin_reset_password_revokes_the_admins_tokens(app, auth, client):
+    admin = auth.admin()
+    with app.app_context():
+        accounts.ensure_admin(
+            db.session, email="root@example.com", password=NEW_PASSWORD, reset_password=True
+        )
+    assert_error(client.get("/api/v1/auth/me", headers=admin.headers), 401, "unauthorized")
+    assert auth.login("root@example.com", NEW_PASSWORD).status_code == 200

@@ -6,11 +6,15 @@ before any service code runs.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from webapp import create_app
 from webapp.app import MAX_CONTENT_LENGTH
+from webapp.rate_limits import RATE_LIMITER_EXTENSION
 from webapp.settings import Settings
 
 SETTINGS = Settings.from_env(
@@ -112,3 +116,29 @@ def test_garbage_bearer_token_is_401(app):
 
 def test_health_needs_no_dependency(app):
     assert app.test_client().get("/health").get_json() == {"status": "ok", "service": "auth"}
+
+
+def test_tokens_are_accepted_from_headers_then_cookies_with_csrf(app):
+    assert app.config["JWT_TOKEN_LOCATION"] == ["headers", "cookies"]
+    assert app.config["JWT_COOKIE_CSRF_PROTECT"] is True
+    assert app.config["JWT_COOKIE_SECURE"] is True
+    assert app.config["JWT_COOKIE_SAMESITE"] == "Strict"
+    assert app.config["JWT_ACCESS_COOKIE_PATH"] == "/"
+    assert app.config["JWT_REFRESH_COOKIE_PATH"] == "/api/v1/auth/"
+
+
+def test_each_app_has_its_own_rate_limiter(app):
+    other = create_app("chat", SETTINGS)
+    assert app.extensions[RATE_LIMITER_EXTENSION] is not other.extensions[RATE_LIMITER_EXTENSION]
+
+
+def test_client_address_comes_from_the_proxy_unless_told_otherwise(app):
+    assert isinstance(app.wsgi_app, ProxyFix)
+    direct = create_app("auth", dataclasses.replace(SETTINGS, trusted_proxy_count=0))
+    assert not isinstance(direct.wsgi_app, ProxyFix)
+
+
+@pytest.mark.parametrize("origin", ["https://ui.example.com", "https://evil.example.net"])
+def test_without_cors_origins_no_cors_header_is_sent(app, origin):
+    response = app.test_client().get("/health", headers={"Origin": origin})
+    assert "Access-Control-Allow-Origin" not in response.headers

@@ -39,6 +39,8 @@ def test_minimal_environment_gives_the_documented_defaults():
     assert (s.llm_model, s.llm_fallback_model, s.llm_max_tokens) == ("offline", "", 512)
     assert (s.llm_temperature, s.llm_cache_ttl, s.llm_timeout) == (0.7, 3600, 60.0)
     assert (s.rate_limit_requests, s.rate_limit_window) == (100, 60)
+    assert (s.login_rate_limit, s.register_rate_limit) == ("10 per minute", "10 per hour")
+    assert s.trusted_proxy_count == 1
     assert (s.webhook_secret, s.webhook_timeout) == ("", 5.0)
     assert s.cors_origins == ()
     assert s.log_level == "INFO"
@@ -58,6 +60,9 @@ def test_every_variable_is_read():
         LLM_TIMEOUT="2.5",
         RATE_LIMIT_REQUESTS="10",
         RATE_LIMIT_WINDOW="1",
+        LOGIN_RATE_LIMIT="5/minute;50/day",
+        REGISTER_RATE_LIMIT="3 per hour",
+        TRUSTED_PROXY_COUNT="0",
         WEBHOOK_SECRET="hook",
         WEBHOOK_TIMEOUT="0.5",
         CORS_ORIGINS=" https://a.example , http://b.example:8080/ ,",
@@ -76,6 +81,8 @@ def test_every_variable_is_read():
         2.5,
     )
     assert (s.rate_limit_requests, s.rate_limit_window) == (10, 1)
+    assert (s.login_rate_limit, s.register_rate_limit) == ("5/minute;50/day", "3 per hour")
+    assert s.trusted_proxy_count == 0
     assert (s.webhook_secret, s.webhook_timeout) == ("hook", 0.5)
     assert s.cors_origins == ("https://a.example", "http://b.example:8080")
     assert s.log_level == "DEBUG"
@@ -129,6 +136,9 @@ def test_blank_values_count_as_unset():
         ("LLM_TIMEOUT", "inf"),
         ("RATE_LIMIT_REQUESTS", "lots"),
         ("RATE_LIMIT_WINDOW", "0"),
+        ("LOGIN_RATE_LIMIT", "ten a minute"),
+        ("REGISTER_RATE_LIMIT", "10"),
+        ("TRUSTED_PROXY_COUNT", "-1"),
         ("WEBHOOK_TIMEOUT", "-1"),
         ("CORS_ORIGINS", "https://ok.example,ftp://bad.example"),
         ("LOG_LEVEL", "TRACE"),

@@ -1,4 +1,4 @@
-"""Admin service blueprint: usage statistics (the admin console grows here)."""
+"""Admin service blueprint: usage statistics and account control (the console grows here)."""
 
 from webapp.admin.routes import bp
 

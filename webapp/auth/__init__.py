@@ -1,4 +1,4 @@
-"""Auth service blueprint: registration, login, token refresh and the current user."""
+"""Auth service blueprint: accounts, tokens (login, refresh, logout) and browser sessions."""
 
 from webapp.auth.routes import bp
 

@@ -1,25 +1,136 @@
-"""Routes of the auth service, under ``/api/v1/auth``."""
+"""Routes of the auth service, under ``/api/v1/auth``.
+
+API clients log in at ``POST /login`` and get both tokens in the body; they send the access
+token as ``Authorization: Bearer``, exchange the refresh token at ``POST /refresh`` (which
+rotates it) and end the session at ``POST /logout``.
+
+Browsers sign in at ``POST /session``, which sets the same tokens as HttpOnly cookies and
+returns only the CSRF tokens; unsafe requests must echo one in ``X-CSRF-TOKEN``. They refresh
+at ``POST /refresh`` with the refresh cookie and sign out at ``DELETE /session``.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app
-from flask_jwt_extended import create_access_token, create_refresh_token, current_user, jwt_required
+from flask import Blueprint, Response, current_app, jsonify
+from flask_jwt_extended import (
+    create_access_token,
+    create_refresh_token,
+    current_user,
+    get_csrf_token,
+    get_jwt,
+    get_jwt_request_location,
+    jwt_required,
+    set_access_cookies,
+    set_refresh_cookies,
+    unset_jwt_cookies,
+)
 
+from webapp.errors import ForbiddenError, ServiceUnavailableError, UnauthorizedError
 from webapp.extensions import db
+from webapp.metrics import record_login
+from webapp.models import User
+from webapp.rate_limits import (
+    LOGIN_ACCOUNT,
+    LOGIN_IP,
+    PASSWORD_CHANGE,
+    REGISTER_ACCOUNT,
+    REGISTER_IP,
+    limited,
+)
 from webapp.request_body import read_json_object
+from webapp.security import CSRF_HEADER, session_store
 from webapp.services import accounts
+from webapp.services.sessions import SESSION_CLAIM, SessionStoreUnavailableError, new_session_id
 from webapp.validation import optional_string, reject_unknown_fields, required_string
 
 bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
 
+_REDIS_DOWN = "Sessions cannot be changed right now; try again shortly."
 
-def _access_token_seconds() -> int:
-    return int(current_app.config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds())
+
+def _lifetime_seconds(config_key: str) -> int:
+    return int(current_app.config[config_key].total_seconds())
+
+
+def _issue_tokens(user: User, session_id: str, *, fresh: bool) -> tuple[str, str]:
+    claims = {SESSION_CLAIM: session_id}
+    return (
+        create_access_token(identity=user, fresh=fresh, additional_claims=claims),
+        create_refresh_token(identity=user, additional_claims=claims),
+    )
+
+
+def _token_body(user: User, access_token: str, refresh_token: str) -> dict[str, Any]:
+    return {
+        "access_token": access_token,
+        "refresh_token": refresh_token,
+        "token_type": "Bearer",
+        "expires_in": _lifetime_seconds("JWT_ACCESS_TOKEN_EXPIRES"),
+        "user": accounts.user_to_dict(user),
+    }
+
+
+def _session_response(user: User, access_token: str, refresh_token: str) -> Response:
+    # The tokens travel only in HttpOnly cookies; the page gets what it must echo back.
+    response = jsonify(
+        {
+            "user": accounts.user_to_dict(user),
+            "csrf": {
+                "header": CSRF_HEADER,
+                "access": get_csrf_token(access_token),
+                "refresh": get_csrf_token(refresh_token),
+            },
+            "expires_in": _lifetime_seconds("JWT_ACCESS_TOKEN_EXPIRES"),
+        }
+    )
+    set_access_cookies(
+        response, access_token, max_age=_lifetime_seconds("JWT_ACCESS_TOKEN_EXPIRES")
+    )
+    set_refresh_cookies(
+        response, refresh_token, max_age=_lifetime_seconds("JWT_REFRESH_TOKEN_EXPIRES")
+    )
+    return response
+
+
+def _tokens_response(user: User, access_token: str, refresh_token: str) -> Response:
+    """Hand out new tokens the way the request's own token came: cookies or JSON."""
+    if get_jwt_request_location() == "cookies":
+        return _session_response(user, access_token, refresh_token)
+    return jsonify(_token_body(user, access_token, refresh_token))
+
+
+def _log_in(data: dict[str, Any]) -> User:
+    reject_unknown_fields(data, ("email", "password"))
+    email = required_string(data, "email")
+    password = required_string(data, "password")
+    try:
+        user = accounts.authenticate(db.session, email=email, password=password)
+    except (UnauthorizedError, ForbiddenError):
+        record_login(success=False)
+        raise
+    record_login(success=True)
+    return user
+
+
+def _signed_out() -> Response:
+    response = Response(status=204)
+    # Harmless for API clients; ends a browser session even if its cookies were sent.
+    unset_jwt_cookies(response)
+    return response
+
+
+def _revoke_current_session() -> None:
+    try:
+        session_store().revoke_session(get_jwt()[SESSION_CLAIM])
+    except SessionStoreUnavailableError:
+        # Fail closed: saying "signed out" while the tokens still work would be a lie.
+        raise ServiceUnavailableError(_REDIS_DOWN) from None
 
 
 @bp.post("/register")
+@limited(REGISTER_IP, REGISTER_ACCOUNT)
 def register() -> tuple[dict[str, Any], int]:
     """Create an account: ``{email, password, display_name?}`` -> 201 ``{"user": ...}``."""
     data = read_json_object()
@@ -36,33 +147,62 @@ def register() -> tuple[dict[str, Any], int]:
 
 
 @bp.post("/login")
+@limited(LOGIN_IP, LOGIN_ACCOUNT)
 def login() -> dict[str, Any]:
-    """Exchange ``{email, password}`` for an access and a refresh token."""
-    data = read_json_object()
-    reject_unknown_fields(data, ("email", "password"))
-    user = accounts.authenticate(
-        db.session,
-        email=required_string(data, "email"),
-        password=required_string(data, "password"),
-    )
-    return {
-        "access_token": create_access_token(identity=user, fresh=True),
-        "refresh_token": create_refresh_token(identity=user),
-        "token_type": "Bearer",
-        "expires_in": _access_token_seconds(),
-        "user": accounts.user_to_dict(user),
-    }
+    """Exchange ``{email, password}`` for an access and a refresh token of a new session."""
+    user = _log_in(read_json_object())
+    access_token, refresh_token = _issue_tokens(user, new_session_id(), fresh=True)
+    return _token_body(user, access_token, refresh_token)
+
+
+@bp.post("/session")
+@limited(LOGIN_IP, LOGIN_ACCOUNT)
+def create_session() -> Response:
+    """Sign a browser in with ``{email, password}``: tokens in cookies, CSRF tokens in JSON."""
+    user = _log_in(read_json_object())
+    access_token, refresh_token = _issue_tokens(user, new_session_id(), fresh=True)
+    return _session_response(user, access_token, refresh_token)
+
+
+@bp.delete("/session")
+@jwt_required(refresh=True, locations=["cookies"])
+def delete_session() -> Response:
+    """Sign a browser out: revoke its session and clear the cookies.
+
+    Authenticated by the refresh cookie (and its CSRF token), which outlives the access
+    cookie, so signing out works however long the page was idle.
+    """
+    _revoke_current_session()
+    return _signed_out()
 
 
 @bp.post("/refresh")
 @jwt_required(refresh=True)
-def refresh() -> dict[str, Any]:
-    """Issue a new access token for a valid refresh token."""
-    return {
-        "access_token": create_access_token(identity=current_user, fresh=False),
-        "token_type": "Bearer",
-        "expires_in": _access_token_seconds(),
-    }
+def refresh() -> Response:
+    """Exchange a refresh token for a new access and refresh token; the old one is spent.
+
+    Presenting a spent refresh token again revokes the whole session (see
+    :mod:`webapp.services.sessions`).
+    """
+    claims = get_jwt()
+    try:
+        session_store().rotate(claims)
+    except SessionStoreUnavailableError:
+        raise ServiceUnavailableError(_REDIS_DOWN) from None
+    access_token, refresh_token = _issue_tokens(current_user, claims[SESSION_CLAIM], fresh=False)
+    return _tokens_response(current_user, access_token, refresh_token)
+
+
+@bp.post("/logout")
+@jwt_required(verify_type=False)
+def logout() -> Response:
+    """Revoke the session of the token sent: its access and refresh tokens alike.
+
+    Either token type is accepted here (and only here): a client whose access token has
+    expired can still end its session with the refresh token.
+    """
+    _revoke_current_session()
+    return _signed_out()
 
 
 @bp.get("/me")
@@ -70,3 +210,35 @@ def refresh() -> dict[str, Any]:
 def me() -> dict[str, Any]:
     """Return the authenticated user."""
     return {"user": accounts.user_to_dict(current_user)}
+
+
+@bp.patch("/me")
+@jwt_required()
+def update_me() -> dict[str, Any]:
+    """Change the caller's profile: ``{display_name?}``; any other field is refused."""
+    data = read_json_object()
+    reject_unknown_fields(data, ("display_name",))
+    display_name = required_string(data, "display_name") if "display_name" in data else None
+    user = accounts.update_profile(db.session, current_user, display_name=display_name)
+    return {"user": accounts.user_to_dict(user)}
+
+
+@bp.post("/password")
+@limited(PASSWORD_CHANGE)
+@jwt_required()
+def change_password() -> Response:
+    """Change the password: ``{current_password, new_password}``.
+
+    Every token of the user, in every session, stops working; this session continues with
+    the new tokens in the response (cookies for a browser session).
+    """
+    data = read_json_object()
+    reject_unknown_fields(data, ("current_password", "new_password"))
+    user = accounts.change_password(
+        db.session,
+        current_user,
+        current_password=required_string(data, "current_password"),
+        new_password=required_string(data, "new_password"),
+    )
+    access_token, refresh_token = _issue_tokens(user, get_jwt()[SESSION_CLAIM], fresh=True)
+    return _tokens_response(user, access_token, refresh_token)

@@ -1,4 +1,15 @@
-"""Accounts: registration, password checks and admin provisioning."""
+"""Accounts: registration, authentication, profile and password changes, and admin control.
+
+Password policy (``check_password_policy``), kept deliberately short; length does most of the
+work, and Argon2id makes every guess expensive:
+
+- 10 to 1024 characters;
+- not all of one kind: at least two of lowercase letters, uppercase letters, digits and
+  everything else (spaces, punctuation, other scripts), which refuses ``aaaaaaaaaa``,
+  ``1234567890`` and ``qwertyuiop`` while accepting passphrases such as
+  ``correct horse battery``;
+- not the account's email address or the part of it before the ``@``.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +24,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from webapp.errors import ConflictError, UnauthorizedError, ValidationError
+from webapp.errors import (
+    AccountDisabledError,
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    UnauthorizedError,
+    ValidationError,
+)
 from webapp.models import DISPLAY_NAME_MAX_LENGTH, EMAIL_MAX_LENGTH, User, isoformat_utc
 from webapp.validation import check_text
 
@@ -22,12 +40,16 @@ __all__ = [
     "PASSWORD_MIN_LENGTH",
     "AdminProvisioning",
     "authenticate",
+    "change_password",
+    "check_password_policy",
     "ensure_admin",
     "get_user",
     "get_user_by_email",
     "hash_password",
     "normalize_email",
     "register_user",
+    "set_user_active",
+    "update_profile",
     "user_to_dict",
 ]
 
@@ -84,12 +106,43 @@ def normalize_email(email: str) -> str:
     return value
 
 
-def _check_password(password: str) -> str:
-    check_text(password, "password", min_length=0, max_length=PASSWORD_MAX_LENGTH)
+def _character_class(char: str) -> str:
+    if char.isdigit():
+        return "digit"
+    if char.islower():
+        return "lower"
+    if char.isupper():
+        return "upper"
+    return "other"
+
+
+def check_password_policy(password: str, *, email: str, field: str = "password") -> str:
+    """Check a new password against the policy in this module's docstring.
+
+    Args:
+        password: The proposed password.
+        email: The account's normalized email address.
+        field: Name of the input field, for the error.
+
+    Returns:
+        The password, unchanged.
+
+    Raises:
+        ValidationError: Naming ``field`` and the rule the password breaks.
+    """
+    check_text(password, field, min_length=0, max_length=PASSWORD_MAX_LENGTH)
     if len(password) < PASSWORD_MIN_LENGTH:
         raise ValidationError(
-            f"password must be at least {PASSWORD_MIN_LENGTH} characters", field="password"
+            f"{field} must be at least {PASSWORD_MIN_LENGTH} characters", field=field
         )
+    if len({_character_class(char) for char in password}) < 2:
+        raise ValidationError(
+            f"{field} must mix at least two kinds of characters: lowercase, uppercase, digits,"
+            " others (spaces, punctuation)",
+            field=field,
+        )
+    if password.strip().lower() in (email, email.split("@", 1)[0]):
+        raise ValidationError(f"{field} must not be the email address", field=field)
     return password
 
 
@@ -125,13 +178,14 @@ def user_to_dict(user: User) -> dict[str, Any]:
         user: The user to serialise.
 
     Returns:
-        ``{"id", "email", "display_name", "role", "created_at"}``.
+        ``{"id", "email", "display_name", "role", "is_active", "created_at"}``.
     """
     return {
         "id": user.id,
         "email": user.email,
         "display_name": user.display_name,
         "role": user.role,
+        "is_active": user.is_active,
         "created_at": isoformat_utc(user.created_at),
     }
 
@@ -157,7 +211,7 @@ def register_user(
         ConflictError: If the email is already registered.
     """
     email = normalize_email(email)
-    _check_password(password)
+    check_password_policy(password, email=email)
     user = User(
         email=email,
         password_hash=hash_password(password),
@@ -185,8 +239,9 @@ def _violated_constraint(exc: IntegrityError) -> str | None:
 def authenticate(session: Session, *, email: str, password: str) -> User:
     """Return the active user with these credentials.
 
-    Unknown email, wrong password and disabled account all give the same error, and an unknown
-    email still costs one hash verification, so responses do not reveal which accounts exist.
+    Unknown email and wrong password give the same error, and an unknown email still costs one
+    hash verification, so responses do not reveal which accounts exist. Only the right password
+    of a disabled account learns that it is disabled.
 
     Args:
         session: Database session; committed if the stored hash is upgraded.
@@ -198,7 +253,8 @@ def authenticate(session: Session, *, email: str, password: str) -> User:
 
     Raises:
         ValidationError: If a value is not storable text or absurdly long.
-        UnauthorizedError: If the credentials are wrong or the account is disabled.
+        UnauthorizedError: If the credentials are wrong.
+        AccountDisabledError: If they are right but an admin disabled the account.
     """
     # Text that cannot be stored (NUL, lone surrogates) cannot match an account either; refuse
     # it as bad input instead of letting the database or the hasher choke on it.
@@ -208,8 +264,10 @@ def authenticate(session: Session, *, email: str, password: str) -> User:
     if user is None or len(password) > PASSWORD_MAX_LENGTH:
         _verify(_dummy_hash(), password[:PASSWORD_MAX_LENGTH])
         raise UnauthorizedError(_INVALID_CREDENTIALS)
-    if not _verify(user.password_hash, password) or not user.is_active:
+    if not _verify(user.password_hash, password):
         raise UnauthorizedError(_INVALID_CREDENTIALS)
+    if not user.is_active:
+        raise AccountDisabledError("This account is disabled; contact an administrator.")
     if _hasher.check_needs_rehash(user.password_hash):
         # Parameters were raised since this hash was made; upgrade it while we know the password.
         user.password_hash = hash_password(password)
@@ -261,7 +319,7 @@ def ensure_admin(
     """Create an admin account or promote an existing user; safe to run repeatedly.
 
     An existing user keeps their password unless ``reset_password`` is set, so re-running the
-    provisioning step of a deploy never locks anybody out.
+    provisioning step of a deploy never locks anybody out. A reset revokes the account's tokens.
 
     Args:
         session: Database session; committed when something changed.
@@ -281,7 +339,7 @@ def ensure_admin(
     if user is None:
         if password is None:
             raise ValidationError("password is required to create an account", field="password")
-        _check_password(password)
+        check_password_policy(password, email=email)
         user = User(
             email=email,
             password_hash=hash_password(password),
@@ -296,9 +354,9 @@ def ensure_admin(
     if reset_password:
         if password is None:
             raise ValidationError("password is required to reset it", field="password")
-        _check_password(password)
+        check_password_policy(password, email=email)
         if not _verify(user.password_hash, password):
-            user.password_hash = hash_password(password)
+            _set_password(user, password)
             result.password_changed = True
     if user.role != "admin":
         user.role = "admin"
@@ -306,3 +364,116 @@ def ensure_admin(
     if result.changed:
         session.commit()
     return result
+
+
+def _revoke_all_tokens(user: User) -> None:
+    # Every token issued before carries a lower version and stops working. Incremented in SQL,
+    # so that two changes at once cannot both end on the same version; the attribute is
+    # reloaded when next read.
+    user.token_version = User.token_version + 1
+
+
+def _set_password(user: User, password: str) -> None:
+    user.password_hash = hash_password(password)
+    _revoke_all_tokens(user)
+
+
+def update_profile(session: Session, user: User, *, display_name: str | None) -> User:
+    """Change the profile fields a user may edit themselves.
+
+    Args:
+        session: Database session; committed.
+        user: The user, loaded in ``session``.
+        display_name: The new display name, or None to leave it.
+
+    Returns:
+        The updated user.
+
+    Raises:
+        ValidationError: If a value breaks the rules, naming the field.
+    """
+    if display_name is not None:
+        user.display_name = _display_name(display_name, user.email)
+    session.commit()
+    return user
+
+
+def change_password(
+    session: Session, user: User, *, current_password: str, new_password: str
+) -> User:
+    """Set a new password after checking the current one; revoke every token of the user.
+
+    The caller issues fresh tokens for the session that asked, if it is to continue.
+
+    Args:
+        session: Database session; committed.
+        user: The user, loaded in ``session``.
+        current_password: The password the user has now.
+        new_password: The password to set; must meet the policy and differ from the current.
+
+    Returns:
+        The updated user, with a new ``token_version``.
+
+    Raises:
+        ValidationError: If a value is malformed or the new password breaks the policy.
+        ForbiddenError: If ``current_password`` is wrong (field ``current_password``).
+    """
+    check_text(
+        current_password, "current_password", min_length=0, max_length=_LOGIN_INPUT_MAX_LENGTH
+    )
+    if len(current_password) > PASSWORD_MAX_LENGTH or not _verify(
+        user.password_hash, current_password
+    ):
+        raise ForbiddenError("current_password is incorrect", field="current_password")
+    check_password_policy(new_password, email=user.email, field="new_password")
+    if new_password == current_password:
+        raise ValidationError(
+            "new_password must differ from the current password", field="new_password"
+        )
+    _set_password(user, new_password)
+    session.commit()
+    return user
+
+
+def set_user_active(session: Session, *, user_id: int, active: bool) -> User:
+    """Enable or disable an account; disabling revokes every token it holds.
+
+    The last active admin cannot be disabled, so the system never loses its last way in
+    through the API (the ``create-admin`` command remains for operators).
+
+    Args:
+        session: Database session; committed.
+        user_id: The account's id.
+        active: True to enable, False to disable.
+
+    Returns:
+        The updated user.
+
+    Raises:
+        NotFoundError: If there is no such user.
+        ConflictError: If this would disable the last active admin.
+    """
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFoundError(f"user {user_id} does not exist")
+    if not active and user.is_active:
+        if user.is_admin:
+            # Lock every active admin row, always in id order: two admins disabling each other
+            # at once serialise here (without deadlock), and the second sees the first's
+            # change instead of both succeeding.
+            admins = session.scalars(
+                select(User.id)
+                .where(User.role == "admin", User.is_active.is_(True))
+                .order_by(User.id)
+                .with_for_update()
+            ).all()
+            if not [admin_id for admin_id in admins if admin_id != user.id]:
+                session.rollback()
+                raise ConflictError("the last active admin cannot be disabled")
+        user.is_active = False
+        _revoke_all_tokens(user)
+    elif active:
+        # Re-enabling keeps the raised version: tokens from before the deactivation stay dead.
+        user.is_active = True
+    session.commit()
+    return user

@@ -6,7 +6,9 @@ tables, which stay the one source of truth for conversation history.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +16,8 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from webapp import metrics
+from webapp.bot import Done
 from webapp.errors import NotFoundError, UpstreamError
 from webapp.models import (
     CONVERSATION_TITLE_MAX_LENGTH,
@@ -297,11 +301,15 @@ def generate_reply(bot: Bot, store: SqlHistoryStore, conversation_id: int) -> di
         UpstreamError: If generation failed; nothing partial is stored and the user's message
             (committed earlier) stays.
     """
+    started = time.perf_counter()
     try:
-        return bot.reply(store, conversation_id)
+        reply = bot.reply(store, conversation_id)
     except Exception as exc:
+        _record_failed_call(bot, started)
         _discard_failed_reply(store, conversation_id)
         raise UpstreamError(_GENERATION_FAILED) from exc
+    _record_reply(bot, reply, started)
+    return reply
 
 
 def stream_reply(bot: Bot, store: SqlHistoryStore, conversation_id: int) -> Iterator[BotEvent]:
@@ -319,11 +327,44 @@ def stream_reply(bot: Bot, store: SqlHistoryStore, conversation_id: int) -> Iter
         UpstreamError: If generation failed, possibly after some tokens were yielded; nothing
             partial is stored and the user's message stays.
     """
-    try:
-        yield from bot.stream(store, conversation_id)
-    except Exception as exc:
-        _discard_failed_reply(store, conversation_id)
-        raise UpstreamError(_GENERATION_FAILED) from exc
+    started = time.perf_counter()
+    recorded = False
+    # Closed explicitly when this generator is: the bot's own cleanup must not wait for the
+    # garbage collector.
+    with contextlib.closing(bot.stream(store, conversation_id)) as events:
+        try:
+            for event in events:
+                if isinstance(event, Done):
+                    _record_reply(bot, event.message, started)
+                    recorded = True
+                yield event
+        except GeneratorExit:
+            # The client went away (or the server is stopping) before the reply was complete.
+            if not recorded:
+                metrics.record_llm_call(
+                    bot.model_name, outcome="cancelled", duration=time.perf_counter() - started
+                )
+            raise
+        except Exception as exc:
+            _record_failed_call(bot, started)
+            _discard_failed_reply(store, conversation_id)
+            raise UpstreamError(_GENERATION_FAILED) from exc
+
+
+def _record_reply(bot: Bot, reply: dict[str, Any], started: float) -> None:
+    metrics.record_llm_call(
+        reply.get("model") or bot.model_name,
+        outcome="success",
+        duration=time.perf_counter() - started,
+        tokens_in=reply.get("tokens_in") or 0,
+        tokens_out=reply.get("tokens_out") or 0,
+    )
+
+
+def _record_failed_call(bot: Bot, started: float) -> None:
+    # The model that failed is not known here when a fallback was also tried; the primary's
+    # name keeps the label set small and says which configuration failed.
+    metrics.record_llm_call(bot.model_name, outcome="error", duration=time.perf_counter() - started)
 
 
 def _discard_failed_reply(store: SqlHistoryStore, conversation_id: int) -> None:

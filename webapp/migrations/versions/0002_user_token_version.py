@@ -1,0 +1,27 @@
+"""Add users.token_version: raising it revokes every token the user holds.
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2025-12-01 10:00:00
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+# revision identifiers, used by Alembic.
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # A constant default: PostgreSQL adds the column without rewriting the table.
+    op.add_column(
+        "users",
+        sa.Column("token_version", sa.Integer(), server_default=sa.text("0"), nullable=False),
+    )
+
+
+def downgrade() -> None:
+    op.drop_column("users", "token_version")

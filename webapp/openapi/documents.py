@@ -1,0 +1,197 @@
+"""Assemble the OpenAPI 3.1 document of each service.
+
+Each service's paths and schemas live in a module of their own (`webapp.openapi.auth`, ``chat``,
+``admin``); this module adds what every service shares (errors, security schemes, the probes,
+``/metrics`` and the documentation routes). Tests check that the paths match the routes the
+service registers, both ways, and that the result is a valid OpenAPI document.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from types import ModuleType
+from typing import Any
+
+from webapp import __version__
+from webapp.openapi import admin, auth, chat
+from webapp.openapi.components import (
+    ERROR_RESPONSES,
+    OPENAPI_VERSION,
+    SECURITY_SCHEMES,
+    SHARED_SCHEMAS,
+    json_response,
+    responses,
+)
+
+__all__ = ["DOCUMENTED_SERVICES", "api_prefix", "build_document"]
+
+Document = dict[str, Any]
+
+DOCUMENTED_SERVICES = ("auth", "chat", "admin")
+
+_MODULES: dict[str, ModuleType] = {"auth": auth, "chat": chat, "admin": admin}
+
+_SUMMARIES = {
+    "auth": "Accounts, tokens and browser sessions.",
+    "chat": "Conversations with the bot, with replies as JSON or streamed as Server-Sent Events.",
+    "admin": "The operators' console: statistics and user management, for admins only.",
+}
+
+_OPERATIONS_TAG = {
+    "name": "operations",
+    "description": (
+        "Probes and metrics for the operator. They are served on the service's own port and"
+        " are not routed by the public proxy."
+    ),
+}
+
+_PROBE_PATHS: Document = {
+    "/health": {
+        "get": {
+            "tags": ["operations"],
+            "operationId": "health",
+            "summary": "Liveness: the process answers (touches no dependency)",
+            "security": [],
+            "responses": responses({"200": json_response("Health", "Alive.")}),
+        }
+    },
+    "/ready": {
+        "get": {
+            "tags": ["operations"],
+            "operationId": "ready",
+            "summary": "Readiness: the database and Redis answer",
+            "security": [],
+            "responses": responses(
+                {
+                    "200": json_response("Readiness", "Ready."),
+                    "503": json_response(
+                        "Readiness", "A dependency does not answer; `checks` says which."
+                    ),
+                }
+            ),
+        }
+    },
+    "/metrics": {
+        "get": {
+            "tags": ["operations"],
+            "operationId": "metrics",
+            "summary": "Prometheus metrics of every worker of the service",
+            "description": (
+                "For the scraper on the private network: a request relayed by a proxy"
+                " (`X-Forwarded-For` present) gets 404."
+            ),
+            "security": [],
+            "responses": responses(
+                {
+                    "200": {
+                        "description": "The Prometheus text exposition format (or OpenMetrics,"
+                        " when the `Accept` header asks for it).",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+                "404",
+            ),
+        }
+    },
+}
+
+
+def api_prefix(service: str) -> str:
+    """Return the URL prefix the public proxy routes to ``service``.
+
+    Args:
+        service: One of ``DOCUMENTED_SERVICES``.
+
+    Returns:
+        ``/api/v1/<service>``.
+    """
+    return f"/api/v1/{service}"
+
+
+def _docs_paths(service: str) -> Document:
+    prefix = api_prefix(service)
+    return {
+        f"{prefix}/openapi.json": {
+            "get": {
+                "tags": ["operations"],
+                "operationId": "openapiDocument",
+                "summary": "This OpenAPI document",
+                "security": [],
+                "responses": responses(
+                    {
+                        "200": {
+                            "description": "The document.",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        },
+                        "304": {"description": "Unchanged since the `ETag` the client sent."},
+                    }
+                ),
+            }
+        },
+        f"{prefix}/docs": {
+            "get": {
+                "tags": ["operations"],
+                "operationId": "docs",
+                "summary": "This document, rendered for reading (works offline)",
+                "security": [],
+                "responses": responses(
+                    {
+                        "200": {
+                            "description": "An HTML page; its scripts and styles come from this"
+                            " service, nothing from another host.",
+                            "content": {"text/html": {"schema": {"type": "string"}}},
+                        }
+                    }
+                ),
+            }
+        },
+    }
+
+
+@functools.cache
+def _build(service: str) -> Document:
+    if service not in _MODULES:
+        msg = f"no OpenAPI document for service {service!r}"
+        raise ValueError(msg)
+    module = _MODULES[service]
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": f"Chat bot {service} API",
+            "version": __version__,
+            "summary": _SUMMARIES[service],
+            "description": (
+                "Every request and response body is JSON (except the event stream of a reply"
+                " and the metrics), and every error has the shape"
+                ' `{"error": {"code": "...", "message": "...", "field": "..."}}`, `field` only'
+                " when one input field is to blame. API clients send the access token as"
+                " `Authorization: Bearer`; the web UI uses the same tokens in HttpOnly cookies"
+                " with a CSRF header on unsafe methods."
+            ),
+            "license": {"name": "MIT", "identifier": "MIT"},
+        },
+        "servers": [{"url": "/", "description": "The host that serves this document."}],
+        "tags": [*module.TAGS, _OPERATIONS_TAG],
+        "paths": {**module.PATHS, **_docs_paths(service), **_PROBE_PATHS},
+        "components": {
+            "schemas": {**SHARED_SCHEMAS, **module.SCHEMAS},
+            "responses": ERROR_RESPONSES,
+            "securitySchemes": {**SECURITY_SCHEMES, **module.SECURITY_SCHEMES},
+        },
+    }
+
+
+def build_document(service: str) -> Document:
+    """Return the OpenAPI document of a service.
+
+    Args:
+        service: One of ``DOCUMENTED_SERVICES``.
+
+    Returns:
+        A new copy of the document (callers may change it).
+
+    Raises:
+        ValueError: If the service has no document.
+    """
+    return copy.deepcopy(_build(service))
