@@ -13,6 +13,7 @@ packages=(
   python3 python3-venv git curl openssl ca-certificates rsync
   systemd-container debootstrap apt-cacher-ng iproute2
   postgresql-15 redis-server shellcheck
+  prometheus   # promtool: checks and unit-tests the shipped alert rules
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,6 +1,7 @@
 #!/bin/bash
 # Run every test of the project on this machine (Debian 12, as root), installing what they need:
-#   1. lint: ruff (check + format), yamllint, ansible-lint (production profile), shellcheck
+#   1. lint: ruff (check + format), yamllint, ansible-lint (production profile), shellcheck,
+#      promtool (alert rules checked and unit-tested)
 #   2. unit and integration tests (pytest; real PostgreSQL and Redis started by the tests)
 #   3. the deployment test: Molecule creates a fresh systemd-nspawn Debian 12 host, converges
 #      playbooks/site.yml, converges again requiring changed=0, verifies over HTTPS, destroys it.
@@ -30,6 +31,8 @@ phase_lint() {
   yamllint --strict .
   ansible-lint
   shellcheck tools/*.sh tools/testbed/*.sh .ci/run
+  promtool check rules monitoring/prometheus/chatbot.rules.yml
+  (cd monitoring/prometheus && promtool test rules chatbot.rules.test.yml)
 }
 
 phase_python() {
