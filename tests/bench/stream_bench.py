@@ -33,10 +33,10 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
 
-from tests.fakes.openai_server import Behavior, FakeOpenAIServer  # noqa: E402
 
+# The model name the deployment asks for (tests/bench/vars.yml: app_llm_model).
+MODEL = "bench"
 # Host processes whose CPU time counts as "our processes" (the app, nginx, PostgreSQL, Redis).
 HOST_USERS = ("chatbot", "www-data", "postgres", "redis")
 # Sum utime+stime (clock ticks) of every process of those users, inside the test host.
@@ -186,7 +186,7 @@ async def run_level(args: argparse.Namespace, level: int, stack: Stack, model_ur
     results = {}
     async with httpx.AsyncClient(limits=limits, timeout=timeout) as direct_client:
         results["direct"] = await _drive(
-            level, replies, lambda _i: stream_direct(direct_client, model_url, "bench")
+            level, replies, lambda _i: stream_direct(direct_client, model_url, MODEL)
         )
     cpu_before = host_cpu_seconds(args.host)
     async with httpx.AsyncClient(
@@ -288,26 +288,66 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+class ModelServer:
+    """The OpenAI-compatible test server, in its own process.
+
+    Not in this process: the client side of 200 streams would take the CPU the server needs
+    and inflate the direct baseline.
+    """
+
+    def __init__(self, host: str, port: int, tokens: int, token_delay: float) -> None:
+        """Remember where and how the server answers."""
+        self.url = f"http://{host}:{port}"
+        self.argv = [
+            sys.executable, "-m", "tests.fakes.openai_server", "--host", host,
+            "--port", str(port), "--tokens", str(tokens), "--token-delay", str(token_delay),
+        ]  # fmt: skip
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> ModelServer:
+        """Start the server and wait (bounded) until it answers."""
+        self.process = subprocess.Popen(self.argv, cwd=ROOT)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"{self.url}/v1/models", timeout=1).raise_for_status()
+                return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        self.__exit__()
+        msg = f"the test model server did not answer at {self.url} within 15 s"
+        raise RuntimeError(msg)
+
+    def __exit__(self, *_exc: object) -> None:
+        """Stop the server this benchmark started, by its PID."""
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    def configure(self, model: str, **behavior: float | int) -> None:
+        """Change how the server answers for one model."""
+        body = {"model": model, **behavior}
+        httpx.post(f"{self.url}/_admin/behaviors", json=body, timeout=5).raise_for_status()
+
+
 async def main_async(args: argparse.Namespace) -> dict:
     """Run the benchmark; return every figure."""
     levels = [int(level) for level in args.levels.split(",") if level]
     opens = [int(count) for count in args.open_streams.split(",") if count]
-    behavior = Behavior(tokens=args.tokens, token_delay=args.token_delay)
-    server = FakeOpenAIServer(host=args.model_host, port=args.model_port, default=behavior)
-    server.start()
-    try:
-        model_url = f"http://{args.model_host}:{server.port}/v1"
+    with ModelServer(args.model_host, args.model_port, args.tokens, args.token_delay) as server:
+        model_url = f"{server.url}/v1"
         async with httpx.AsyncClient(verify=not args.insecure, timeout=args.timeout) as client:
             stack = Stack(client, args.base_url.rstrip("/"))
             await stack.prepare(args.users, max(levels + opens + [1]))
-        figures = {"levels": [], "open_streams": []}
+        figures: dict[str, list[dict]] = {"levels": [], "open_streams": []}
         for level in levels:
             result = await run_level(args, level, stack, model_url)
             figures["levels"].append(result)
             print(_format_level(result), flush=True)
-        for count in opens:
+        if opens:
             # A slow model keeps every stream open for the whole measurement.
-            server.default = Behavior(tokens=30, token_delay=0.5)
+            server.configure(MODEL, tokens=30, token_delay=0.5)
+        for count in opens:
             result = await open_streams(args, stack, count)
             figures["open_streams"].append(result)
             print(
@@ -317,8 +357,6 @@ async def main_async(args: argparse.Namespace) -> dict:
                 flush=True,
             )
         return figures
-    finally:
-        server.stop()
 
 
 def _format_level(result: dict) -> str:
