@@ -203,6 +203,9 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     # Bounds how long an idle keep-alive connection holds a thread.
     timeout = 30
+    # TCP_NODELAY, as real model servers set it: with Nagle's algorithm each small streamed
+    # chunk after the first waits for the client's delayed ACK (about 40 ms).
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.owner.verbose:
