@@ -28,6 +28,9 @@ MAX_CONTENT_LENGTH = 128 * 1024
 # Seconds before connecting to PostgreSQL or Redis is given up: a dead dependency must turn a
 # readiness probe into a 503 quickly, not hang it.
 CONNECT_TIMEOUT = 5
+# Redis connections per process for requests (auth checks, rate limits); the chat service's
+# streams use pools of their own (webapp/chat/runtime.py).
+REDIS_POOL_SIZE = 64
 
 
 def create_app(service: str = "all", settings: Settings | None = None) -> Flask:
@@ -73,12 +76,18 @@ def create_app(service: str = "all", settings: Settings | None = None) -> Flask:
 
     db.init_app(app)
     migrate.init_app(app, db)
-    # One client (and connection pool) per process; redis-py is thread-safe.
-    app.extensions[REDIS_EXTENSION] = redis.Redis.from_url(
-        settings.redis_url,
-        socket_connect_timeout=CONNECT_TIMEOUT,
-        socket_timeout=CONNECT_TIMEOUT,
-        health_check_interval=30,
+    # One client (and connection pool) per process; redis-py is thread-safe. A blocking pool:
+    # with more request threads than connections, a command waits for a free connection instead
+    # of failing with "Too many connections" as redis-py's default pool (100) does.
+    app.extensions[REDIS_EXTENSION] = redis.Redis(
+        connection_pool=redis.BlockingConnectionPool.from_url(
+            settings.redis_url,
+            max_connections=REDIS_POOL_SIZE,
+            timeout=CONNECT_TIMEOUT,
+            socket_connect_timeout=CONNECT_TIMEOUT,
+            socket_timeout=CONNECT_TIMEOUT,
+            health_check_interval=30,
+        )
     )
     init_jwt(app, app.extensions[REDIS_EXTENSION])
     init_cors(app, settings.cors_origins)

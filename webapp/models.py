@@ -6,12 +6,13 @@ integration test applies it to an empty database and compares the result with th
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    false,
     func,
     text,
     true,
@@ -30,9 +32,11 @@ __all__ = [
     "DISPLAY_NAME_MAX_LENGTH",
     "EMAIL_MAX_LENGTH",
     "MESSAGE_ROLES",
+    "MESSAGE_STATUSES",
     "USER_ROLES",
     "Base",
     "Conversation",
+    "DailyUsage",
     "Message",
     "User",
     "isoformat_utc",
@@ -41,6 +45,10 @@ __all__ = [
 
 USER_ROLES = ("user", "admin")
 MESSAGE_ROLES = ("user", "assistant")
+MESSAGE_STATUSES = ("streaming", "complete", "stopped", "failed")
+"""``streaming``: a reply being generated; ``complete``: a user message, or a whole reply;
+``stopped``: a reply the user stopped, holding what was generated until then; ``failed``: a
+reply the model could not produce (holding whatever part of it was streamed)."""
 # RFC 5321 limits a forward path to 256 octets including the angle brackets.
 EMAIL_MAX_LENGTH = 254
 DISPLAY_NAME_MAX_LENGTH = 100
@@ -150,12 +158,19 @@ class Conversation(Base):
 
 
 class Message(Base):
-    """One message of a conversation, from the user or the assistant."""
+    """One message of a conversation, from the user or the assistant.
+
+    An assistant message is created (``status="streaming"``, empty content) when its generation
+    starts, and completed in place when the generation ends, so a reply has one id from its
+    first token on.
+    """
 
     __tablename__ = "messages"
     __table_args__ = (
         CheckConstraint(_in("role", MESSAGE_ROLES), name="role"),
+        CheckConstraint(_in("status", MESSAGE_STATUSES), name="status"),
         CheckConstraint("tokens_in >= 0 AND tokens_out >= 0", name="tokens_non_negative"),
+        CheckConstraint("latency_ms >= 0", name="latency_non_negative"),
         # History is read per conversation in insertion order.
         Index("ix_messages_conversation_id_id", "conversation_id", "id"),
     )
@@ -169,8 +184,38 @@ class Message(Base):
     model: Mapped[str | None] = mapped_column(String(200))
     tokens_in: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     tokens_out: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    status: Mapped[str] = mapped_column(
+        String(16), default="complete", server_default=text("'complete'")
+    )
+    # Of assistant messages: milliseconds from the start of the generation to its last token.
+    latency_ms: Mapped[int | None] = mapped_column(Integer)
+    # Served from the reply cache, without calling a model.
+    cached: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Answered by the fallback model because the primary failed.
+    fallback: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now()
     )
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
+
+
+class DailyUsage(Base):
+    """Tokens a user's replies cost a model on one UTC day: what the daily quota counts.
+
+    Kept apart from the messages so that deleting a conversation (or regenerating a reply) does
+    not give the tokens back. Replies served from the cache cost nothing and are not counted.
+    """
+
+    __tablename__ = "daily_usage"
+    __table_args__ = (
+        CheckConstraint("tokens_in >= 0 AND tokens_out >= 0 AND replies >= 0", name="non_negative"),
+    )
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    tokens_in: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    tokens_out: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    replies: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))

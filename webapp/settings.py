@@ -61,6 +61,9 @@ class Settings:
     llm_temperature: float = 0.7
     llm_cache_ttl: int = 3600
     llm_timeout: float = 60.0
+    llm_daily_token_quota: int = 200_000
+    llm_max_concurrent_replies: int = 64
+    reply_stream_ttl: int = 120
     rate_limit_requests: int = 100
     rate_limit_window: int = 60
     login_rate_limit: str = "10 per minute"
@@ -107,6 +110,16 @@ class Settings:
             # 0 disables the reply cache.
             "llm_cache_ttl": reader.optional("LLM_CACHE_TTL", _int_at_least(0), 3600),
             "llm_timeout": reader.optional("LLM_TIMEOUT", _positive_float, 60.0),
+            # Tokens (in + out) a user's replies may cost a model per UTC day; 0: no quota.
+            "llm_daily_token_quota": reader.optional(
+                "LLM_DAILY_TOKEN_QUOTA", _int_at_least(0), 200_000
+            ),
+            # Replies one chat worker process generates at once; beyond it, 503 and retry.
+            "llm_max_concurrent_replies": reader.optional(
+                "LLM_MAX_CONCURRENT_REPLIES", _int_at_least(1), 64
+            ),
+            # Seconds a finished reply's token stream stays in Redis for clients to resume.
+            "reply_stream_ttl": reader.optional("REPLY_STREAM_TTL", _int_at_least(1), 120),
             "rate_limit_requests": reader.optional("RATE_LIMIT_REQUESTS", _int_at_least(1), 100),
             "rate_limit_window": reader.optional("RATE_LIMIT_WINDOW", _int_at_least(1), 60),
             # Limits in the syntax of the `limits` library: "10 per minute", "5/minute;50/day".

@@ -7,12 +7,23 @@ obey (lengths, formats), whether the caller is a route or the CLI.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+import re
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from webapp.errors import ValidationError
 
-__all__ = ["check_text", "optional_string", "reject_unknown_fields", "required_string"]
+__all__ = [
+    "bounded_int",
+    "check_text",
+    "optional_string",
+    "query_parameters",
+    "reject_unknown_fields",
+    "required_string",
+]
+
+# Plain ASCII digits: int() would also take "+5", " 5", "1_000" and other scripts' digits.
+_DIGITS = re.compile(r"[0-9]{1,10}")
 
 
 def reject_unknown_fields(data: Mapping[str, Any], allowed: Collection[str]) -> None:
@@ -104,3 +115,54 @@ def check_text(value: str, name: str, *, min_length: int, max_length: int) -> st
     if len(value) > max_length:
         raise ValidationError(f"{name} must be at most {max_length} characters", field=name)
     return value
+
+
+def query_parameters(
+    params: Mapping[str, Sequence[str]], allowed: Collection[str]
+) -> dict[str, str]:
+    """Return a query string's parameters, each given at most once and all of them known.
+
+    As with unknown body fields, a parameter the endpoint ignores (``sort=``, ``page=``) would
+    let a client believe it had an effect; a repeated one leaves unclear which value counts.
+
+    Args:
+        params: Every value of every parameter (``request.args.to_dict(flat=False)``).
+        allowed: Parameter names the endpoint accepts.
+
+    Returns:
+        Parameter name to its single value.
+
+    Raises:
+        ValidationError: Naming the first unknown (in sorted order) or repeated parameter.
+    """
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise ValidationError(f"Unknown query parameter: {unknown[0]}", field=unknown[0])
+    values: dict[str, str] = {}
+    for name, given in params.items():
+        if len(given) != 1:
+            raise ValidationError(f"{name} must be given once", field=name)
+        values[name] = given[0]
+    return values
+
+
+def bounded_int(value: str, name: str, *, minimum: int, maximum: int) -> int:
+    """Parse a decimal integer from text (a query parameter) and check its range.
+
+    Args:
+        value: The text, plain ASCII digits.
+        name: Parameter name used in the error.
+        minimum: Smallest accepted value.
+        maximum: Largest accepted value.
+
+    Returns:
+        The number.
+
+    Raises:
+        ValidationError: If the text is not a whole number in ``[minimum, maximum]``.
+    """
+    if not _DIGITS.fullmatch(value) or not minimum <= int(value) <= maximum:
+        raise ValidationError(
+            f"{name} must be a whole number from {minimum} to {maximum}", field=name
+        )
+    return int(value)

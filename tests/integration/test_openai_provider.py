@@ -13,7 +13,7 @@ import requests
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from tests.fakes.openai_server import FakeOpenAIServer, reply_text, reply_tokens
-from webapp.bot import Bot, Done, Token
+from webapp.bot import Bot, NullSink, ReplyRecord
 from webapp.llm.factory import MAX_RETRIES, PLACEHOLDER_API_KEY
 
 pytestmark = pytest.mark.integration
@@ -44,20 +44,30 @@ class InMemoryHistoryStore:
     def load_history(self, conversation_id: int) -> list[BaseMessage]:
         return list(self.history)
 
-    def save_reply(
-        self, conversation_id: int, content: str, *, model: str, tokens_in: int, tokens_out: int
-    ) -> dict[str, Any]:
+    def save_reply(self, conversation_id: int, reply: ReplyRecord) -> dict[str, Any]:
         message = {
             "id": len(self.saved) + 1,
             "conversation_id": conversation_id,
             "role": "assistant",
-            "content": content,
-            "model": model,
-            "tokens_in": tokens_in,
-            "tokens_out": tokens_out,
+            "content": reply.content,
+            "model": reply.model,
+            "status": reply.status,
+            "fallback": reply.fallback,
+            "tokens_in": reply.tokens_in,
+            "tokens_out": reply.tokens_out,
         }
         self.saved.append(message)
         return message
+
+
+class RecordingSink(NullSink):
+    """Collects the tokens."""
+
+    def __init__(self) -> None:
+        self.tokens: list[str] = []
+
+    def token(self, text: str) -> None:
+        self.tokens.append(text)
 
 
 @pytest.fixture(scope="module")
@@ -80,11 +90,11 @@ def store() -> InMemoryHistoryStore:
 
 
 def run(bot: Bot, store: InMemoryHistoryStore) -> tuple[list[str], dict[str, Any]]:
-    """Stream one reply; return the token texts and the stored message."""
-    *tokens, done = bot.stream(store, CONVERSATION_ID)
-    assert isinstance(done, Done)
-    assert all(isinstance(token, Token) for token in tokens)
-    return [token.text for token in tokens if isinstance(token, Token)], done.message
+    """Generate one reply; return the token texts and the stored message."""
+    sink = RecordingSink()
+    result = bot.run(store, CONVERSATION_ID, sink)
+    assert result.message is not None
+    return sink.tokens, result.message
 
 
 def test_streamed_reply_arrives_token_by_token(
@@ -127,7 +137,7 @@ def test_configured_api_key_is_sent(
         llm_model="chat-model", openai_base_url=fake_openai.base_url, openai_api_key="sk-local"
     )
 
-    message = Bot.from_settings(settings).reply(store, CONVERSATION_ID)
+    _, message = run(Bot.from_settings(settings), store)
 
     assert message["content"] == reply_text("chat-model", 8)
     assert fake_openai.chat_requests()[0].headers["authorization"] == "Bearer sk-local"
@@ -145,6 +155,7 @@ def test_failing_primary_falls_back(
     texts, message = run(bot, store)
 
     assert message["model"] == "backup-model"
+    assert message["fallback"] is True
     assert message["content"] == reply_text("backup-model", 8) == "".join(texts)
     # The primary was tried once plus its bounded retries, then the fallback once.
     assert len(fake_openai.chat_requests(failure)) == 1 + MAX_RETRIES
@@ -179,7 +190,7 @@ def test_hanging_primary_times_out_and_falls_back(
         assert request.client_disconnected  # the client gave up; the server noticed
 
 
-def test_primary_dying_mid_reply_is_an_error_not_a_fallback(
+def test_primary_dying_mid_reply_is_a_failed_reply_not_a_fallback(
     fake_openai: FakeOpenAIServer, store: InMemoryHistoryStore
 ) -> None:
     # Tokens already went out: appending the fallback's whole reply to them would garble the
@@ -190,14 +201,13 @@ def test_primary_dying_mid_reply_is_an_error_not_a_fallback(
         llm_fallback_model="backup-model",
         openai_base_url=fake_openai.base_url,
     )
-    events: list[Token | Done] = []
 
-    with pytest.raises(openai.APIConnectionError):
-        events.extend(Bot.from_settings(settings).stream(store, CONVERSATION_ID))
+    texts, message = run(Bot.from_settings(settings), store)
 
-    assert events == [Token(text) for text in reply_tokens("flaky-model", 3)]
+    assert texts == reply_tokens("flaky-model", 3)
+    assert message["status"] == "failed"
+    assert message["content"] == "".join(texts)  # kept, and marked failed
     assert fake_openai.chat_requests("backup-model") == []
-    assert store.saved == []
 
 
 def test_offline_model_as_fallback(
@@ -222,7 +232,7 @@ def test_max_tokens_cuts_the_reply(
         llm_model="chat-model", openai_base_url=fake_openai.base_url, llm_max_tokens=5
     )
 
-    message = Bot.from_settings(settings).reply(store, CONVERSATION_ID)
+    _, message = run(Bot.from_settings(settings), store)
 
     assert message["content"] == reply_text("chat-model", 5)
     assert message["tokens_out"] == 5

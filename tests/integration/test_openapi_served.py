@@ -145,9 +145,11 @@ def _documented_response(service: str, method: str, path: str, status: int) -> d
     return response
 
 
-def _response_schema(service: str, method: str, path: str, status: int) -> dict:
+def _response_schema(
+    service: str, method: str, path: str, status: int, mimetype: str = "application/json"
+) -> dict:
     response = _documented_response(service, method, path, status)
-    schema = response["content"]["application/json"]["schema"]
+    schema = response["content"][mimetype]["schema"]
     return {"components": build_document(service)["components"], **schema}
 
 
@@ -160,10 +162,12 @@ def _check(service: str, method: str, path: str, response) -> None:
     if "content" not in documented:
         assert response.get_data() == b""
         return
-    schema = _response_schema(service, method, path, response.status_code)
+    assert response.mimetype in documented["content"], f"{response.mimetype} is not documented"
+    schema = _response_schema(service, method, path, response.status_code, response.mimetype)
+    body = response.get_json() if response.is_json else response.get_data(as_text=True)
     jsonschema.Draft202012Validator(
         schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
-    ).validate(response.get_json())
+    ).validate(body)
 
 
 class Contract:
@@ -256,6 +260,52 @@ def test_chat_responses_match_the_document(client, auth):
     api.call("post", f"{one}/messages", 404, url=missing, json=message, headers=headers)
     api.call("get", one, 200, url=f"{conversations}/{cid}", headers=headers)
     api.call("get", one, 404, url=f"{conversations}/{cid + 1000}", headers=headers)
+
+
+def test_conversation_management_responses_match_the_document(client, auth):
+    api = Contract("chat", client)
+    headers = auth.signup().headers
+    conversations = "/api/v1/chat/conversations"
+    one = f"{conversations}/{{conversation_id}}"
+    ids = [
+        api.call("post", conversations, 201, json={}, headers=headers).get_json()["conversation"][
+            "id"
+        ]
+        for _ in range(2)
+    ]
+    cid, missing = ids[0], f"{conversations}/{ids[-1] + 1000}"
+    api.call(
+        "post",
+        f"{one}/messages",
+        201,
+        url=f"{conversations}/{cid}/messages",
+        json={"content": "Hello"},
+        headers=headers,
+    )
+
+    page = api.call("get", conversations, 200, url=f"{conversations}?limit=1", headers=headers)
+    assert page.get_json()["next_cursor"] is not None
+    api.call("get", conversations, 200, url=f"{conversations}?q=hello", headers=headers)
+    api.call("get", conversations, 400, url=f"{conversations}?limit=0", headers=headers)
+    api.call("get", conversations, 400, url=f"{conversations}?cursor=x", headers=headers)
+
+    rename = {"title": "Renamed"}
+    api.call("patch", one, 200, url=f"{conversations}/{cid}", json=rename, headers=headers)
+    api.call("patch", one, 400, url=f"{conversations}/{cid}", json={"x": 1}, headers=headers)
+    api.call("patch", one, 415, url=f"{conversations}/{cid}", data="title=x", headers=headers)
+    api.call("patch", one, 404, url=missing, json=rename, headers=headers)
+    api.call("patch", one, 401, url=f"{conversations}/{cid}", json=rename)
+
+    export = f"{one}/export"
+    for query in ("", "?format=json", "?format=md"):
+        exported_url = f"{conversations}/{cid}/export{query}"
+        api.call("get", export, 200, url=exported_url, headers=headers)
+    api.call("get", export, 400, url=f"{conversations}/{cid}/export?format=pdf", headers=headers)
+    api.call("get", export, 404, url=f"{missing}/export", headers=headers)
+
+    api.call("delete", one, 204, url=f"{conversations}/{cid}", headers=headers)
+    api.call("delete", one, 404, url=f"{conversations}/{cid}", headers=headers)
+    api.call("delete", one, 401, url=f"{conversations}/{cid}")
 
 
 def test_admin_and_probe_responses_match_the_document(client, auth):

@@ -1,4 +1,4 @@
-"""build_chat_model picks the offline model or ChatOpenAI (with fallback) from the settings."""
+"""build_chat_model picks the offline model or ChatOpenAI (and a fallback) from the settings."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from types import SimpleNamespace
 
 import pytest
 from langchain_core.messages import AIMessage
-from langchain_core.runnables.fallbacks import RunnableWithFallbacks
 from langchain_openai import ChatOpenAI
 
 from webapp.llm.factory import (
@@ -91,15 +90,14 @@ def test_key_without_base_url_uses_the_default_endpoint() -> None:
     assert built.model.openai_api_base is None
 
 
-def test_fallback_model_wraps_the_primary() -> None:
+def test_fallback_model_is_built_beside_the_primary() -> None:
     settings = make_settings(openai_api_key="sk-test", llm_fallback_model=" gpt-backup ")
 
     built = build_chat_model(settings)
 
-    assert isinstance(built.model, RunnableWithFallbacks)
     assert built.model_name == "gpt-test"
     assert built.fallback_model_name == "gpt-backup"
-    primary, (fallback,) = built.model.runnable, built.model.fallbacks
+    primary, fallback = built.model, built.fallback
     assert isinstance(primary, ChatOpenAI)
     assert isinstance(fallback, ChatOpenAI)
     assert (primary.model_name, fallback.model_name) == ("gpt-test", "gpt-backup")
@@ -111,14 +109,16 @@ def test_fallback_model_wraps_the_primary() -> None:
 def test_offline_fallback_behind_a_real_model() -> None:
     built = build_chat_model(make_settings(openai_api_key="sk-test", llm_fallback_model="offline"))
 
-    assert isinstance(built.model, RunnableWithFallbacks)
-    assert isinstance(built.model.fallbacks[0], OfflineChatModel)
+    assert isinstance(built.model, ChatOpenAI)
+    assert isinstance(built.fallback, OfflineChatModel)
+    assert built.fallback_model_name == "offline"
 
 
 def test_fallback_equal_to_primary_is_ignored() -> None:
     built = build_chat_model(make_settings(openai_api_key="sk-test", llm_fallback_model="gpt-test"))
 
     assert isinstance(built.model, ChatOpenAI)
+    assert built.fallback is None
     assert built.fallback_model_name is None
 
 

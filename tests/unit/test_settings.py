@@ -38,6 +38,8 @@ def test_minimal_environment_gives_the_documented_defaults():
     )
     assert (s.llm_model, s.llm_fallback_model, s.llm_max_tokens) == ("offline", "", 512)
     assert (s.llm_temperature, s.llm_cache_ttl, s.llm_timeout) == (0.7, 3600, 60.0)
+    assert (s.llm_daily_token_quota, s.llm_max_concurrent_replies) == (200_000, 64)
+    assert s.reply_stream_ttl == 120
     assert (s.rate_limit_requests, s.rate_limit_window) == (100, 60)
     assert (s.login_rate_limit, s.register_rate_limit) == ("10 per minute", "10 per hour")
     assert s.trusted_proxy_count == 1
@@ -58,6 +60,9 @@ def test_every_variable_is_read():
         LLM_TEMPERATURE="0",
         LLM_CACHE_TTL="0",
         LLM_TIMEOUT="2.5",
+        LLM_DAILY_TOKEN_QUOTA="0",
+        LLM_MAX_CONCURRENT_REPLIES="3",
+        REPLY_STREAM_TTL="30",
         RATE_LIMIT_REQUESTS="10",
         RATE_LIMIT_WINDOW="1",
         LOGIN_RATE_LIMIT="5/minute;50/day",
@@ -80,6 +85,8 @@ def test_every_variable_is_read():
         0,
         2.5,
     )
+    assert (s.llm_daily_token_quota, s.llm_max_concurrent_replies) == (0, 3)
+    assert s.reply_stream_ttl == 30
     assert (s.rate_limit_requests, s.rate_limit_window) == (10, 1)
     assert (s.login_rate_limit, s.register_rate_limit) == ("5/minute;50/day", "3 per hour")
     assert s.trusted_proxy_count == 0
@@ -134,6 +141,9 @@ def test_blank_values_count_as_unset():
         ("LLM_CACHE_TTL", "-5"),
         ("LLM_TIMEOUT", "0"),
         ("LLM_TIMEOUT", "inf"),
+        ("LLM_DAILY_TOKEN_QUOTA", "-1"),
+        ("LLM_MAX_CONCURRENT_REPLIES", "0"),
+        ("REPLY_STREAM_TTL", "0"),
         ("RATE_LIMIT_REQUESTS", "lots"),
         ("RATE_LIMIT_WINDOW", "0"),
         ("LOGIN_RATE_LIMIT", "ten a minute"),

@@ -6,64 +6,60 @@ import json
 
 from flask import Flask
 
-from webapp.bot import Done, Token
-from webapp.chat.sse import SSE_HEADERS, format_event, reply_event_stream
-from webapp.errors import UpstreamError
+from webapp.chat.sse import KEEPALIVE, SSE_HEADERS, event_stream_response, format_event, json_data
+from webapp.services.generation import StreamEvent
 
 
 def test_format_event_puts_json_on_one_data_line():
-    frame = format_event("token", {"text": "two\nlines é"}, 7)
+    frame = format_event("token", json_data({"text": "two\nlines é"}), 7)
     assert frame == 'id: 7\nevent: token\ndata: {"text":"two\\nlines é"}\n\n'
     assert json.loads(frame.split("data: ", 1)[1]) == {"text": "two\nlines é"}
 
 
-def _stream(events) -> tuple[dict, list[tuple[str, str, dict]]]:
+def test_an_event_without_id_leaves_the_resume_point_alone():
+    assert format_event("error", "{}", None) == "event: error\ndata: {}\n\n"
+
+
+def _body(events) -> tuple[dict, str]:
     app = Flask(__name__)
     with app.test_request_context():
-        response = reply_event_stream({"id": 1, "role": "user"}, events)
+        response = event_stream_response(events, headers={"X-Reply-Id": "9"})
         body = b"".join(response.iter_encoded()).decode()
         headers = dict(response.headers)
-    frames = []
-    for block in filter(None, body.split("\n\n")):
-        fields = dict(line.split(": ", 1) for line in block.split("\n"))
-        frames.append((fields["id"], fields["event"], json.loads(fields["data"])))
-    return headers, frames
+    return headers, body
 
 
-def test_stream_sends_message_tokens_and_done_with_increasing_ids():
-    headers, frames = _stream(
-        iter([Token("Hel"), Token("lo"), Done({"id": 2, "content": "Hello"})])
+def test_events_keepalives_and_headers():
+    headers, body = _body(
+        iter(
+            [
+                StreamEvent(0, "message", '{"id":1}'),
+                StreamEvent(1, "token", '{"text":"Hel"}'),
+                None,
+                StreamEvent(2, "done", '{"id":2}'),
+            ]
+        )
     )
     assert headers["Content-Type"].startswith("text/event-stream")
     for name, value in SSE_HEADERS.items():
         assert headers[name] == value
-    assert frames == [
-        ("1", "message", {"id": 1, "role": "user"}),
-        ("2", "token", {"text": "Hel"}),
-        ("3", "token", {"text": "lo"}),
-        ("4", "done", {"id": 2, "content": "Hello"}),
-    ]
-
-
-def test_api_error_becomes_an_error_event():
-    def events():
-        yield Token("par")
-        raise UpstreamError("The model failed.")
-
-    _, frames = _stream(events())
-    assert frames[-1] == (
-        "3",
-        "error",
-        {"error": {"code": "upstream_error", "message": "The model failed."}},
+    assert headers["X-Reply-Id"] == "9"
+    assert body == (
+        'id: 0\nevent: message\ndata: {"id":1}\n\n'
+        'id: 1\nevent: token\ndata: {"text":"Hel"}\n\n'
+        f"{KEEPALIVE}"
+        'id: 2\nevent: done\ndata: {"id":2}\n\n'
     )
 
 
-def test_unexpected_error_becomes_an_internal_error_event_without_details():
+def test_a_broken_stream_ends_with_an_error_event_without_id_or_details():
     def events():
-        raise KeyError("internal detail")
-        yield  # pragma: no cover - makes this a generator
+        yield StreamEvent(1, "token", '{"text":"par"}')
+        raise ConnectionError("redis detail")
 
-    _, frames = _stream(events())
-    assert [f[1] for f in frames] == ["message", "error"]
-    assert frames[-1][2]["error"]["code"] == "internal_error"
-    assert "internal detail" not in json.dumps(frames[-1][2])
+    _, body = _body(events())
+    last = body.split("\n\n")[-2]
+    assert last.startswith("event: error\n")
+    data = json.loads(last.split("data: ", 1)[1])
+    assert data["error"]["code"] == "stream_interrupted"
+    assert "redis detail" not in body

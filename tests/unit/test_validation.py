@@ -6,7 +6,14 @@ import pytest
 
 from webapp.errors import ValidationError
 from webapp.services.accounts import normalize_email
-from webapp.validation import check_text, optional_string, reject_unknown_fields, required_string
+from webapp.validation import (
+    bounded_int,
+    check_text,
+    optional_string,
+    query_parameters,
+    reject_unknown_fields,
+    required_string,
+)
 
 
 def field_of(call, *args, **kwargs) -> str | None:
@@ -76,3 +83,26 @@ def test_normalize_email(raw, normalized):
 )
 def test_normalize_email_rejects(raw):
     assert field_of(normalize_email, raw) == "email"
+
+
+def test_query_parameters_returns_single_values():
+    params = {"limit": ["5"], "q": ["x"]}
+    assert query_parameters(params, ("limit", "cursor", "q")) == {"limit": "5", "q": "x"}
+    assert query_parameters({}, ("limit",)) == {}
+
+
+def test_query_parameters_refuses_unknown_and_repeated_ones():
+    assert field_of(query_parameters, {"page": ["2"], "limit": ["1"]}, ("limit",)) == "page"
+    assert field_of(query_parameters, {"limit": ["1", "2"]}, ("limit",)) == "limit"
+
+
+@pytest.mark.parametrize(("text", "number"), [("1", 1), ("007", 7), ("100", 100)])
+def test_bounded_int_accepts(text, number):
+    assert bounded_int(text, "limit", minimum=1, maximum=100) == number
+
+
+@pytest.mark.parametrize(
+    "text", ["", "0", "101", "-1", "+5", " 5", "5 ", "1.5", "1e2", "1_0", "\u0665", "9" * 30]
+)
+def test_bounded_int_rejects(text):
+    assert field_of(bounded_int, text, "limit", minimum=1, maximum=100) == "limit"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from webapp.bot.events import NullSink, ReplySink
 from webapp.bot.store import HistoryStore
 
 
@@ -14,7 +15,12 @@ class Context:
     Attributes:
         store: Where the history comes from and the reply goes to.
         conversation_id: The conversation being answered.
+        sink: Where tokens go as they are produced, and who may ask the run to stop.
+        fresh: Do not answer from the cache (a regenerated reply must be a new one); the new
+            reply still replaces the cached one.
     """
 
     store: HistoryStore
     conversation_id: int
+    sink: ReplySink = field(default_factory=NullSink)
+    fresh: bool = False

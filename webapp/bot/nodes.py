@@ -1,14 +1,19 @@
-"""Nodes of the bot graph: load_history -> generate -> persist.
+"""Nodes of the bot graph.
 
-`load_history` and `generate` depend on things fixed when the graph is built once per process
-(the token budget, the model), so they are made by small factories; everything that changes per
-reply arrives through the runtime context.
+load_history -> [lookup_cache -> replay_cached | generate] -> persist -> emit
+
+Nodes that depend on things fixed when the graph is built once per process (the token budget,
+the models, the cache) are made by small factories; everything that changes per reply arrives
+through the runtime context: the store, the conversation and the sink that receives tokens.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, cast
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, cast
 
 from langchain_core.messages import (
     AIMessage,
@@ -27,10 +32,39 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
 from webapp.bot.context import Context
+from webapp.bot.events import (
+    COMPLETE,
+    FAILED,
+    STOPPED,
+    ModelCall,
+    ReplyRecord,
+    ReplyResult,
+    ReplySink,
+    ReplyStatus,
+)
 from webapp.bot.state import State
+from webapp.llm.cache import CachedReply, ReplyCache, cache_key
 from webapp.llm.factory import ChatRunnable, answered_by
 
+logger = logging.getLogger(__name__)
+
 Update = dict[str, Any]
+
+GENERATE_NODE = "generate"
+REPLAY_CACHED_NODE = "replay_cached"
+
+
+@dataclass(frozen=True)
+class NamedModel:
+    """A chat model with the name its replies are recorded under when they name none.
+
+    Attributes:
+        name: The configured model name.
+        model: The chat model.
+    """
+
+    name: str
+    model: ChatRunnable
 
 
 def trim_history(messages: Sequence[BaseMessage], max_tokens: int) -> list[BaseMessage]:
@@ -82,7 +116,8 @@ def make_load_history(history_token_budget: int) -> Callable[[State, Runtime[Con
     """
 
     def load_history(state: State, runtime: Runtime[Context]) -> Update:
-        """Load the conversation and trim it to the token budget."""
+        """Load the conversation and trim it to the token budget; the run's clock starts."""
+        started_at = time.monotonic()
         conversation_id = runtime.context.conversation_id
         history = runtime.context.store.load_history(conversation_id)
         if not history:
@@ -90,14 +125,86 @@ def make_load_history(history_token_budget: int) -> Callable[[State, Runtime[Con
             # is a bug upstream, and every provider would reject an empty prompt anyway.
             msg = f"Conversation {conversation_id} has no messages to answer"
             raise ValueError(msg)
-        return {"messages": trim_history(history, history_token_budget)}
+        return {
+            "started_at": started_at,
+            "messages": trim_history(history, history_token_budget),
+        }
 
     return load_history
 
 
+def make_lookup_cache(
+    cache: ReplyCache, params: Mapping[str, Any]
+) -> Callable[[State, Runtime[Context]], Update]:
+    """Make the node that looks the reply up in the cache.
+
+    Args:
+        cache: The reply cache.
+        params: The model settings that decide the answer, part of the key.
+
+    Returns:
+        The `lookup_cache` node.
+    """
+    fixed = dict(params)
+
+    def lookup_cache(state: State, runtime: Runtime[Context]) -> Update:
+        """Compute the reply's cache key and fetch a cached reply under it (unless fresh)."""
+        key = cache_key(fixed, state.messages)
+        cached = None if runtime.context.fresh else cache.get(key)
+        return {"cache_key": key, "cached": cached}
+
+    return lookup_cache
+
+
+def route_after_lookup(state: State) -> Literal["replay_cached", "generate"]:
+    """Replay a cached reply, or generate one."""
+    return REPLAY_CACHED_NODE if state.cached is not None else GENERATE_NODE
+
+
+def _latency_ms(state: State) -> int:
+    return max(0, round((time.monotonic() - state.started_at) * 1000))
+
+
+def replay_cached(state: State, runtime: Runtime[Context]) -> Update:
+    """Stream a cached reply token by token, exactly like a model would, and stop on request.
+
+    Args:
+        state: The run's state, holding the cached reply.
+        runtime: The run's runtime, whose context holds the sink.
+
+    Returns:
+        The update setting the reply (``cached=True``; no model call).
+    """
+    cached = state.cached
+    if cached is None:
+        msg = "replay_cached ran without a cached reply"
+        raise RuntimeError(msg)
+    sink = runtime.context.sink
+    pieces: list[str] = []
+    status: ReplyStatus = COMPLETE
+    for text in cached.tokens:
+        pieces.append(text)
+        sink.token(text)
+        if sink.stop_requested():
+            status = STOPPED
+            break
+    reply = ReplyRecord(
+        content="".join(pieces),
+        status=status,
+        model=cached.model,
+        tokens_in=cached.tokens_in,
+        tokens_out=cached.tokens_out,
+        latency_ms=_latency_ms(state),
+        cached=True,
+    )
+    return {"reply": reply}
+
+
 def _merge_reply(parts: list[BaseMessage]) -> AIMessage:
     # A streaming model yields chunks; one that cannot stream yields its whole message once.
-    if parts and all(isinstance(part, AIMessageChunk) for part in parts):
+    if not parts:
+        return AIMessage("")
+    if all(isinstance(part, AIMessageChunk) for part in parts):
         chunks = cast("list[AIMessageChunk]", parts)
         merged = message_chunk_to_message(add_ai_message_chunks(chunks[0], *chunks[1:]))
         return cast("AIMessage", merged)
@@ -107,46 +214,186 @@ def _merge_reply(parts: list[BaseMessage]) -> AIMessage:
     raise TypeError(msg)
 
 
+@dataclass
+class _Attempt:
+    """What one model call produced."""
+
+    parts: list[BaseMessage]
+    stopped: bool = False
+    error: Exception | None = None
+
+
+def _stream_model(
+    model: ChatRunnable,
+    messages: list[Any],
+    config: RunnableConfig,
+    sink: ReplySink,
+    pieces: list[str],
+) -> _Attempt:
+    """Stream one model's reply into the sink until it ends, fails or the user stops it.
+
+    Only the model's own errors are caught (they may lead to the fallback); the sink's errors
+    (Redis down) propagate and end the run.
+    """
+    attempt = _Attempt(parts=[])
+    stream: Iterator[BaseMessage] = iter(model.stream(messages, config))
+    try:
+        while True:
+            try:
+                part = next(stream)
+            except StopIteration:
+                return attempt
+            except Exception as exc:
+                attempt.error = exc
+                return attempt
+            attempt.parts.append(part)
+            text = str(part.text)
+            if text:
+                pieces.append(text)
+                sink.token(text)
+                if sink.stop_requested():
+                    attempt.stopped = True
+                    return attempt
+    finally:
+        # Closing the model's stream (after a stop, an error, or the end) closes its HTTP
+        # response at once: the model server sees the connection go and stops generating.
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
+
+
+def _estimated_usage(messages: list[Any], content: str) -> tuple[int, int]:
+    tokens_out = count_tokens_approximately([AIMessage(content)]) if content else 0
+    return count_tokens_approximately(messages), tokens_out
+
+
 def make_generate(
-    model: ChatRunnable, *, model_name: str
-) -> Callable[[State, RunnableConfig], Update]:
-    """Make the node that asks the model for a reply.
+    models: Sequence[NamedModel],
+    *,
+    cache: ReplyCache | None = None,
+) -> Callable[[State, Runtime[Context], RunnableConfig], Update]:
+    """Make the node that asks the models for a reply: the primary, then the fallback.
 
     Args:
-        model: The chat model (possibly with fallbacks).
-        model_name: Name to record when the reply does not say which model produced it.
+        models: The primary model, then the fallback model if there is one.
+        cache: Where complete replies of the primary are cached, if anywhere.
 
     Returns:
         The `generate` node.
-    """
 
-    def generate(state: State, config: RunnableConfig) -> Update:
-        """Call the model with the trimmed history."""
-        # stream(), not invoke(): with fallbacks, stream() moves on to the fallback only while
-        # the primary has produced nothing. Once tokens went out to the user, a failure is an
-        # error, not a second reply glued to the beginning of the first. Passing the node's
-        # config on keeps the model run inside this node's callbacks, which is what lets
-        # LangGraph's "messages" stream hand out the tokens as they arrive.
-        reply = _merge_reply(list(model.stream(state.messages, config)))
-        usage = reply.usage_metadata
-        if usage:
-            tokens_in, tokens_out = usage["input_tokens"], usage["output_tokens"]
-        else:
-            # Some OpenAI-compatible servers send no usage; an estimate beats storing zero.
-            tokens_in = count_tokens_approximately(state.messages)
-            tokens_out = count_tokens_approximately([reply])
-        return {
-            "reply": reply,
-            "model_name": answered_by(reply, model_name),
-            "tokens_in": tokens_in,
-            "tokens_out": tokens_out,
-        }
+    Raises:
+        ValueError: If no model is given.
+    """
+    if not models:
+        msg = "at least one model is needed"
+        raise ValueError(msg)
+    candidates = tuple(models)
+
+    def generate(state: State, runtime: Runtime[Context], config: RunnableConfig) -> Update:
+        """Stream the reply from the first model that starts answering.
+
+        The fallback is tried only while nothing has gone out to the user: once tokens were
+        sent, a failure ends the reply as failed rather than gluing a second answer to the
+        first. Each model retries on its own (the OpenAI client's bounded retries); nothing
+        here retries. A stop request is honoured between tokens (closing the model's stream)
+        and before trying the fallback.
+        """
+        sink = runtime.context.sink
+        calls: list[ModelCall] = []
+        pieces: list[str] = []
+        for index, candidate in enumerate(candidates):
+            if sink.stop_requested():
+                return _generated(state, calls, STOPPED, pieces, model=None, fallback=index > 0)
+            started = time.monotonic()
+            attempt = _stream_model(candidate.model, state.messages, config, sink, pieces)
+            seconds = time.monotonic() - started
+            if attempt.error is not None:
+                calls.append(ModelCall(candidate.name, "error", seconds))
+                if pieces or index == len(candidates) - 1:
+                    logger.warning(
+                        "model %s failed%s; the reply is marked failed",
+                        candidate.name,
+                        " mid-reply" if pieces else "",
+                        exc_info=attempt.error,
+                    )
+                    return _generated(
+                        state, calls, FAILED, pieces, model=candidate.name, fallback=index > 0
+                    )
+                logger.warning(
+                    "model %s failed before answering; falling back to %s",
+                    candidate.name,
+                    candidates[index + 1].name,
+                    exc_info=attempt.error,
+                )
+                continue
+            reply = _merge_reply(attempt.parts)
+            model_name = answered_by(reply, candidate.name)
+            usage = reply.usage_metadata
+            if usage:
+                tokens_in, tokens_out = usage["input_tokens"], usage["output_tokens"]
+            else:
+                # Some servers send no usage, and a stopped stream never gets to it: estimate
+                # rather than store zero (the daily quota counts these).
+                tokens_in, tokens_out = _estimated_usage(state.messages, "".join(pieces))
+            status: ReplyStatus = STOPPED if attempt.stopped else COMPLETE
+            calls.append(
+                ModelCall(
+                    model_name,
+                    "cancelled" if attempt.stopped else "success",
+                    seconds,
+                    tokens_in,
+                    tokens_out,
+                )
+            )
+            if status == COMPLETE and index == 0 and cache is not None and state.cache_key:
+                cache.put(
+                    state.cache_key,
+                    CachedReply(model_name, tuple(pieces), tokens_in, tokens_out),
+                )
+            return _generated(
+                state,
+                calls,
+                status,
+                pieces,
+                model=model_name,
+                fallback=index > 0,
+                usage=(tokens_in, tokens_out),
+            )
+        msg = "unreachable: the last model either answered or failed"
+        raise AssertionError(msg)
 
     return generate
 
 
+def _generated(
+    state: State,
+    calls: list[ModelCall],
+    status: ReplyStatus,
+    pieces: list[str],
+    *,
+    model: str | None,
+    fallback: bool,
+    usage: tuple[int, int] | None = None,
+) -> Update:
+    content = "".join(pieces)
+    if usage is None:
+        # A failed or stopped call reports no usage: estimate what the model worked on, and
+        # charge nothing for a model that produced nothing.
+        usage = _estimated_usage(state.messages, content) if content else (0, 0)
+    reply = ReplyRecord(
+        content=content,
+        status=status,
+        model=model,
+        tokens_in=usage[0],
+        tokens_out=usage[1],
+        latency_ms=_latency_ms(state),
+        fallback=fallback,
+    )
+    return {"reply": reply, "calls": calls}
+
+
 def persist(state: State, runtime: Runtime[Context]) -> Update:
-    """Store the reply through the history store.
+    """Store the reply through the history store, whatever its status.
 
     Args:
         state: The run's state, with the reply.
@@ -156,13 +403,25 @@ def persist(state: State, runtime: Runtime[Context]) -> Update:
         The update setting `message` to the stored assistant message.
     """
     if state.reply is None:
-        msg = "persist ran before generate produced a reply"
+        msg = "persist ran before a reply was produced"
         raise RuntimeError(msg)
-    message = runtime.context.store.save_reply(
-        runtime.context.conversation_id,
-        str(state.reply.text),
-        model=state.model_name,
-        tokens_in=state.tokens_in,
-        tokens_out=state.tokens_out,
-    )
+    message = runtime.context.store.save_reply(runtime.context.conversation_id, state.reply)
     return {"message": message}
+
+
+def emit(state: State, runtime: Runtime[Context]) -> Update:
+    """Report the stored outcome to the sink (the end of the stream, metrics).
+
+    Args:
+        state: The run's state, with the stored reply.
+        runtime: The run's runtime, whose context holds the sink.
+
+    Returns:
+        The update setting `result`.
+    """
+    if state.reply is None:
+        msg = "emit ran before a reply was produced"
+        raise RuntimeError(msg)
+    result = ReplyResult(reply=state.reply, message=state.message, calls=tuple(state.calls))
+    runtime.context.sink.finish(result)
+    return {"result": result}

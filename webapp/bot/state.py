@@ -1,11 +1,14 @@
-"""State of one bot run, as it flows through load_history -> generate -> persist."""
+"""State of one bot run, as it flows through the graph's nodes."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from langchain_core.messages import AIMessage, AnyMessage
+from langchain_core.messages import AnyMessage
+
+from webapp.bot.events import ModelCall, ReplyRecord, ReplyResult
+from webapp.llm.cache import CachedReply
 
 
 @dataclass
@@ -16,17 +19,21 @@ class State:
     single copy of the conversation.
 
     Attributes:
+        started_at: `time.monotonic()` when the run started (for the reply's latency).
         messages: The history sent to the model, trimmed to the token budget.
-        reply: The model's reply.
-        model_name: Name of the model that answered.
-        tokens_in: Prompt tokens, as reported by the model (else estimated).
-        tokens_out: Completion tokens, as reported by the model (else estimated).
+        cache_key: The reply's key in the cache (None without a cache).
+        cached: The cached reply, on a cache hit.
+        reply: The finished reply, as it is to be stored.
+        calls: The model calls made, in order.
         message: The stored assistant message returned by the store.
+        result: How the run ended, as reported to the sink.
     """
 
+    started_at: float = 0.0
     messages: list[AnyMessage] = field(default_factory=list)
-    reply: AIMessage | None = None
-    model_name: str = ""
-    tokens_in: int = 0
-    tokens_out: int = 0
+    cache_key: str | None = None
+    cached: CachedReply | None = None
+    reply: ReplyRecord | None = None
+    calls: list[ModelCall] = field(default_factory=list)
     message: dict[str, Any] | None = None
+    result: ReplyResult | None = None

@@ -6,6 +6,8 @@ from typing import Any, Protocol
 
 from langchain_core.messages import BaseMessage
 
+from webapp.bot.events import ReplyRecord
+
 
 class HistoryStore(Protocol):
     """Load a conversation's history and store the bot's reply.
@@ -15,35 +17,25 @@ class HistoryStore(Protocol):
     """
 
     def load_history(self, conversation_id: int) -> list[BaseMessage]:
-        """Return the conversation's messages, oldest first.
+        """Return the conversation's messages to answer, oldest first.
 
         Args:
             conversation_id: The conversation to load.
 
         Returns:
-            Every message, including the user message just stored.
+            Every message the reply should see, ending with the user message to answer.
         """
         ...
 
-    def save_reply(
-        self,
-        conversation_id: int,
-        content: str,
-        *,
-        model: str,
-        tokens_in: int,
-        tokens_out: int,
-    ) -> dict[str, Any]:
-        """Store the assistant's reply.
+    def save_reply(self, conversation_id: int, reply: ReplyRecord) -> dict[str, Any] | None:
+        """Store the assistant's reply, whatever its status.
 
         Args:
             conversation_id: The conversation the reply belongs to.
-            content: The reply text.
-            model: Name of the model that answered.
-            tokens_in: Prompt tokens the model read.
-            tokens_out: Tokens the model wrote.
+            reply: The reply and how it was made.
 
         Returns:
-            The stored assistant message as a JSON-able dict.
+            The stored assistant message as a JSON-able dict, or None if the conversation no
+            longer exists (deleted while the reply was being generated).
         """
         ...

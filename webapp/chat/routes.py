@@ -1,81 +1,197 @@
-"""Routes of the chat service, under ``/api/v1/chat``."""
+"""Routes of the chat service, under ``/api/v1/chat``: the blueprint, messages and replies.
+
+The conversation routes register on the same blueprint from :mod:`webapp.chat.conversations`.
+Replies are generated in the background (:mod:`webapp.services.generation`); these routes start
+them, stream them, stop them and wait for them.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import itertools
+from typing import Any, Literal
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, request, url_for
 from flask_jwt_extended import current_user, jwt_required
 
-from webapp.chat.runtime import get_bot
-from webapp.chat.sse import reply_event_stream
+from webapp.chat.runtime import get_bot, get_runner
+from webapp.chat.sse import event_stream_response, json_data
+from webapp.errors import UpstreamError, error_response
 from webapp.extensions import db
 from webapp.request_body import read_json_object
-from webapp.services import chat
-from webapp.validation import optional_string, reject_unknown_fields, required_string
+from webapp.services import chat, generation
+from webapp.services.quota import QuotaExceededError
+from webapp.validation import bounded_int, reject_unknown_fields, required_string
 
 bp = Blueprint("chat", __name__, url_prefix="/api/v1/chat")
 
-# Ids beyond the INTEGER column range can match nothing; refusing them in routing (404) keeps
-# them from reaching PostgreSQL as an out-of-range error.
+# Ids beyond the column ranges can match nothing; refusing them in routing (404) keeps them
+# from reaching PostgreSQL as an out-of-range error.
 _CONVERSATION = "<int(min=1, max=2147483647):conversation_id>"
+_REPLY = "<int(min=1, max=9223372036854775807):reply_id>"
+# How long a JSON client waits for a whole reply before getting 202 and the reply's links.
+REPLY_WAIT_SECONDS = 300
+# Event ids are sequence numbers within one reply; a reply has far fewer events.
+_MAX_EVENT_ID = 10**9
+
+ReplyMode = Literal["stream", "wait", "accepted"]
 
 
-def _wants_event_stream() -> bool:
+def _reply_mode() -> ReplyMode:
+    """How the client wants the reply: streamed, waited for (the default), or just started."""
     if request.args.get("stream", "").lower() in ("1", "true", "yes"):
-        return True
+        return "stream"
     best = request.accept_mimetypes.best_match(["application/json", "text/event-stream"])
-    return best == "text/event-stream"
+    if best == "text/event-stream":
+        return "stream"
+    prefer = request.headers.get("Prefer", "").lower()
+    if request.args.get("wait", "").lower() in ("0", "false", "no") or "respond-async" in prefer:
+        return "accepted"
+    return "wait"
 
 
-@bp.post("/conversations")
-@jwt_required()
-def create_conversation() -> tuple[dict[str, Any], int]:
-    """Start a conversation: ``{title?}`` -> 201 ``{"conversation": ...}``."""
-    data = read_json_object(allow_empty=True)
-    reject_unknown_fields(data, ("title",))
-    conversation = chat.create_conversation(
-        db.session, user_id=current_user.id, title=optional_string(data, "title")
+def _links(reply_id: int) -> dict[str, str]:
+    return {
+        "reply": url_for("chat.get_reply", reply_id=reply_id),
+        "events": url_for("chat.reply_events", reply_id=reply_id),
+        "stop": url_for("chat.stop_reply", reply_id=reply_id),
+    }
+
+
+def _respond(started: generation.StartedReply) -> Response | tuple[Any, ...]:
+    runner = get_runner(current_app)
+    reply_id = started.reply.id
+    message = chat.message_to_dict(started.message)
+    mode = _reply_mode()
+    if mode == "stream":
+        # The reply's id rides on the first event, so a streaming client can stop it.
+        first = generation.StreamEvent(0, "message", json_data({**message, "reply_id": reply_id}))
+        events = generation.read_reply_events(runner.stream_redis, runner.sessions, reply_id)
+        return event_stream_response(
+            itertools.chain([first], events), headers={"X-Reply-Id": str(reply_id)}
+        )
+    links = _links(reply_id)
+    accepted = (
+        {"message": message, "reply": chat.message_to_dict(started.reply), "links": links},
+        202,
+        {"Location": links["reply"]},
     )
-    return {"conversation": chat.conversation_to_dict(conversation)}, 201
-
-
-@bp.get("/conversations")
-@jwt_required()
-def list_conversations() -> dict[str, Any]:
-    """List the caller's conversations, most recently active first."""
-    conversations = chat.list_conversations(db.session, user_id=current_user.id)
-    return {"conversations": [chat.conversation_to_dict(c) for c in conversations]}
-
-
-@bp.get(f"/conversations/{_CONVERSATION}")
-@jwt_required()
-def get_conversation(conversation_id: int) -> dict[str, Any]:
-    """Return one of the caller's conversations with its messages."""
-    conversation = chat.get_conversation(
-        db.session, user_id=current_user.id, conversation_id=conversation_id
-    )
-    return {"conversation": chat.conversation_to_dict(conversation, with_messages=True)}
+    if mode == "accepted":
+        return accepted
+    try:
+        started.future.result(timeout=REPLY_WAIT_SECONDS)
+    except TimeoutError:
+        return accepted
+    reply = generation.get_reply(db.session, user_id=current_user.id, reply_id=reply_id)
+    if reply.status == "failed":
+        raise UpstreamError(generation.GENERATION_FAILED)
+    return {"message": message, "reply": chat.message_to_dict(reply)}, 201
 
 
 @bp.post(f"/conversations/{_CONVERSATION}/messages")
 @jwt_required()
-def post_message(conversation_id: int) -> Response | tuple[dict[str, Any], int]:
-    """Store the caller's message, then answer it (JSON, or streamed as Server-Sent Events)."""
+def post_message(conversation_id: int) -> Response | tuple[Any, ...]:
+    """Store the caller's message, then answer it.
+
+    JSON: 201 with the stored reply once it is complete (``?wait=0`` or ``Prefer:
+    respond-async``: 202 at once, with the reply's links). Server-Sent Events with ``Accept:
+    text/event-stream`` or ``?stream=1``.
+    """
     data = read_json_object()
     reject_unknown_fields(data, ("content",))
     content = required_string(data, "content")
     # Get the bot before storing anything: a bot that cannot be built is a server fault, and
     # should not leave an unanswered message behind.
     bot = get_bot(current_app)
-    message = chat.add_user_message(
-        db.session, user_id=current_user.id, conversation_id=conversation_id, content=content
+    started = generation.start_reply(
+        db.session,
+        get_runner(current_app),
+        bot,
+        user_id=current_user.id,
+        conversation_id=conversation_id,
+        content=content,
+        quota=current_app.extensions["settings"].llm_daily_token_quota,
     )
-    # The bot gets the concrete session: LangGraph may run nodes outside this request's thread.
-    store = chat.SqlHistoryStore(db.session())
-    if _wants_event_stream():
-        return reply_event_stream(
-            chat.message_to_dict(message), chat.stream_reply(bot, store, conversation_id)
-        )
-    reply = chat.generate_reply(bot, store, conversation_id)
-    return {"message": chat.message_to_dict(message), "reply": reply}, 201
+    return _respond(started)
+
+
+@bp.post(f"/conversations/{_CONVERSATION}/regenerate")
+@jwt_required()
+def regenerate(conversation_id: int) -> Response | tuple[Any, ...]:
+    """Replace the conversation's last reply with a new one; answered like ``post_message``."""
+    data = read_json_object(allow_empty=True)
+    reject_unknown_fields(data, ())
+    bot = get_bot(current_app)
+    started = generation.regenerate_reply(
+        db.session,
+        get_runner(current_app),
+        bot,
+        user_id=current_user.id,
+        conversation_id=conversation_id,
+        quota=current_app.extensions["settings"].llm_daily_token_quota,
+    )
+    return _respond(started)
+
+
+@bp.get(f"/replies/{_REPLY}")
+@jwt_required()
+def get_reply(reply_id: int) -> dict[str, Any]:
+    """Return one of the caller's replies as stored now (``status`` says if it is finished)."""
+    reply = generation.get_reply(db.session, user_id=current_user.id, reply_id=reply_id)
+    return {"reply": chat.message_to_dict(reply)}
+
+
+def _last_event_id() -> int:
+    # EventSource sends the header when it reconnects; a page that reloads passes the query
+    # parameter instead (it cannot set headers).
+    for name, value in (
+        ("Last-Event-ID", request.headers.get("Last-Event-ID")),
+        ("last_event_id", request.args.get("last_event_id")),
+    ):
+        if value is not None and value.strip():
+            return bounded_int(value.strip(), name, minimum=0, maximum=_MAX_EVENT_ID)
+    return 0
+
+
+@bp.get(f"/replies/{_REPLY}/events")
+@jwt_required()
+def reply_events(reply_id: int) -> Response:
+    """Stream a reply's events from the start, or after ``Last-Event-ID``, until its end."""
+    reply = generation.get_reply(db.session, user_id=current_user.id, reply_id=reply_id)
+    after = _last_event_id()
+    runner = get_runner(current_app)
+    # No database connection is held while streaming: the session ends with the request
+    # context, which a streamed body without stream_with_context does not keep.
+    return event_stream_response(
+        generation.read_reply_events(runner.stream_redis, runner.sessions, reply.id, after=after),
+        headers={"X-Reply-Id": str(reply.id)},
+    )
+
+
+@bp.post(f"/replies/{_REPLY}/stop")
+@jwt_required()
+def stop_reply(reply_id: int) -> tuple[dict[str, Any], int]:
+    """Stop generating one of the caller's replies; what was generated is kept.
+
+    202 while the stop is on its way (the reply's stream ends with ``stopped``); 200 with the
+    reply unchanged when it had already finished.
+    """
+    reply = generation.stop_reply(
+        db.session, get_runner(current_app).redis, user_id=current_user.id, reply_id=reply_id
+    )
+    return {"reply": chat.message_to_dict(reply)}, 202 if reply.status == "streaming" else 200
+
+
+@bp.errorhandler(QuotaExceededError)
+def _quota_exceeded(exc: QuotaExceededError) -> tuple[Response, int]:
+    response, status = error_response(exc.status, exc.code, exc.message, **exc.details())
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response, status
+
+
+@bp.errorhandler(generation.BusyError)
+def _busy(exc: generation.BusyError) -> tuple[Response, int]:
+    response, status = error_response(
+        exc.status, exc.code, exc.message, retry_after=exc.retry_after
+    )
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response, status

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from flask import Response, stream_with_context
+from flask import Response
 
-from webapp.bot import BotEvent, Done, Token
-from webapp.errors import ApiError, error_body
+from webapp.errors import error_body
+from webapp.services.generation import StreamEvent
 
-__all__ = ["SSE_HEADERS", "format_event", "reply_event_stream"]
+__all__ = ["KEEPALIVE", "SSE_HEADERS", "event_stream_response", "format_event", "json_data"]
 
 logger = logging.getLogger(__name__)
 
@@ -22,58 +21,66 @@ SSE_HEADERS = {
     # nginx buffers proxied responses by default; this turns it off for this response only.
     "X-Accel-Buffering": "no",
 }
+KEEPALIVE = ": keepalive\n\n"
+"""An SSE comment: clients ignore it; it keeps proxies from closing an idle stream and lets the
+server notice a client that left."""
 
 
-def format_event(event: str, data: Any, event_id: int) -> str:
+def format_event(event: str, data: str, event_id: int | None) -> str:
     """Frame one event.
 
     Args:
         event: The event name.
-        data: A JSON-able payload; serialised on one line, so it needs a single ``data:`` field.
-        event_id: The event's id, increasing within a stream.
+        data: The payload as one line of JSON, so it needs a single ``data:`` field.
+        event_id: The event's id (increasing within a reply); None for an event a client must
+            not resume from.
 
     Returns:
         The event, terminated by a blank line.
     """
-    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    return f"id: {event_id}\nevent: {event}\ndata: {payload}\n\n"
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\ndata: {data}\n\n"
 
 
-def _reply_events(user_message: dict[str, Any], events: Iterable[BotEvent]) -> Iterator[str]:
-    ids = itertools.count(1)
-    yield format_event("message", user_message, next(ids))
+def json_data(data: Any) -> str:
+    """Serialise an event's data on one line."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def _frames(events: Iterable[StreamEvent | None]) -> Iterator[str]:
     try:
         for event in events:
-            if isinstance(event, Token):
-                yield format_event("token", {"text": event.text}, next(ids))
-            elif isinstance(event, Done):
-                yield format_event("done", event.message, next(ids))
-    except ApiError as exc:
-        yield format_event("error", error_body(exc.code, exc.message, exc.field), next(ids))
+            if event is None:
+                yield KEEPALIVE
+            else:
+                yield format_event(event.event, event.data, event.id)
     except Exception:
-        # The status line (200) is long gone; the error event is the only way left to tell the
-        # client, and it must not carry internals.
-        logger.exception("streaming a reply failed")
-        body = error_body("internal_error", "An internal error occurred.")
-        yield format_event("error", body, next(ids))
+        # The status line (200) is long gone; an error event is the only way left to tell the
+        # client, and it must not carry internals. It has no id, so a client that reconnects
+        # with Last-Event-ID resumes where it was: the reply itself may well be fine.
+        logger.exception("streaming reply events failed")
+        body = error_body(
+            "stream_interrupted",
+            "The reply stream was interrupted; reconnect with Last-Event-ID to resume.",
+        )
+        yield format_event("error", json_data(body), None)
 
 
-def reply_event_stream(user_message: dict[str, Any], events: Iterable[BotEvent]) -> Response:
-    """Build the ``text/event-stream`` response for one reply.
-
-    Events: ``message`` (the stored user message), one ``token`` per token as the model
-    produces it, then ``done`` (the stored assistant message) or ``error`` (the error shape).
+def event_stream_response(
+    events: Iterable[StreamEvent | None], *, headers: dict[str, str] | None = None
+) -> Response:
+    """Build the ``text/event-stream`` response for a reply's events.
 
     Args:
-        user_message: The stored user message.
-        events: The bot's events; consumed lazily while the response is sent.
+        events: The events (None: a keepalive is due); consumed lazily while the response is
+            sent. They need no request context.
+        headers: More response headers.
 
     Returns:
-        A streamed response; the request context stays available to ``events`` until the
-        stream ends.
+        A streamed response.
     """
     return Response(
-        stream_with_context(_reply_events(user_message, events)),
+        _frames(events),
         mimetype="text/event-stream",
-        headers=SSE_HEADERS,
+        headers={**SSE_HEADERS, **(headers or {})},
     )

@@ -20,9 +20,9 @@ PLACEHOLDER_API_KEY = "not-needed"
 ignore it, but the OpenAI client refuses to start without one."""
 
 MAX_RETRIES = 1
-"""Retries of the OpenAI client per model. The only retry layer: a fallback model is tried after
-the primary's retries are spent, and nothing else retries, so the worst case stays bounded at
-(1 + MAX_RETRIES) x LLM_TIMEOUT per configured model."""
+"""Retries of the OpenAI client per model. The only retry layer: the bot tries the fallback model
+once the primary's retries are spent, and nothing else retries, so the worst case stays bounded
+at (1 + MAX_RETRIES) x LLM_TIMEOUT per configured model."""
 
 
 class ChatModelSettings(Protocol):
@@ -55,21 +55,27 @@ class ChatModelSettings(Protocol):
 
 
 ChatRunnable = Runnable[LanguageModelInput, BaseMessage]
-"""A chat model, possibly wrapped with fallbacks (`RunnableWithFallbacks` is no chat model)."""
+"""A chat model, or any runnable that streams like one (test fakes)."""
 
 
 @dataclass(frozen=True)
 class BuiltChatModel:
-    """A chat model ready to answer, with the names it answers under.
+    """The chat models ready to answer, with the names they answer under.
+
+    The fallback is kept apart rather than wrapped around the primary
+    (`Runnable.with_fallbacks`): the bot decides when to fall back (only before the first token
+    went out), counts it, and checks for a stop request before trying it.
 
     Attributes:
-        model: The chat model, wrapped with fallbacks when a fallback model is configured.
+        model: The primary chat model.
         model_name: Name of the primary model ("offline" for the built-in model).
+        fallback: The fallback chat model, or None when there is none.
         fallback_model_name: Name of the fallback model, or None when there is none.
     """
 
     model: ChatRunnable
     model_name: str
+    fallback: ChatRunnable | None = None
     fallback_model_name: str | None = None
 
 
@@ -118,9 +124,9 @@ def build_chat_model(settings: ChatModelSettings) -> BuiltChatModel:
 
     The built-in offline model answers when neither OPENAI_API_KEY nor OPENAI_BASE_URL is set,
     or when LLM_MODEL is "offline". Otherwise LLM_MODEL is served by `ChatOpenAI` (OpenAI or any
-    OpenAI-compatible server at OPENAI_BASE_URL), and LLM_FALLBACK_MODEL, when set, answers
-    whenever the primary fails (error or timeout after its bounded retries); "offline" as the
-    fallback name means the built-in model.
+    OpenAI-compatible server at OPENAI_BASE_URL), and LLM_FALLBACK_MODEL, when set, is built to
+    answer whenever the primary fails (error or timeout after its bounded retries); "offline" as
+    the fallback name means the built-in model.
 
     Args:
         settings: Any object with the attributes of `ChatModelSettings`.
@@ -149,7 +155,8 @@ def build_chat_model(settings: ChatModelSettings) -> BuiltChatModel:
 
     logger.info("Answering with %s, falling back to %s", primary_name, fallback_name)
     return BuiltChatModel(
-        model=primary.with_fallbacks([_named_model(settings, fallback_name)]),
+        model=primary,
         model_name=primary_name,
+        fallback=_named_model(settings, fallback_name),
         fallback_model_name=fallback_name,
     )

@@ -26,30 +26,14 @@ _CONVERSATION_ID = {
 
 _TIMESTAMP = {"type": "string", "format": "date-time"}
 
-SCHEMAS: dict[str, Document] = {
-    "ConversationCreate": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "title": {
-                "type": ["string", "null"],
-                "minLength": 1,
-                "maxLength": 200,
-                "description": "Without one, the first message names the conversation.",
-            },
-        },
-    },
-    "Conversation": {
-        "type": "object",
-        "required": ["id", "title", "created_at", "updated_at"],
-        "properties": {
-            "id": {"type": "integer", "minimum": 1},
-            "title": {"type": ["string", "null"], "maxLength": 200},
-            "created_at": _TIMESTAMP,
-            "updated_at": _TIMESTAMP,
-        },
-    },
-    "ConversationWithMessages": {
+# --- conversations ----------------------------------------------------------------------------
+
+_TITLE_RULES = "Trimmed; 1 to 200 characters, one line (no control characters such as line breaks)."
+
+
+def _with_messages(message_schema: str) -> Document:
+    """Return the schema of a conversation carrying its messages, each a ``message_schema``."""
+    return {
         "allOf": [
             ref("Conversation"),
             {
@@ -59,12 +43,61 @@ SCHEMAS: dict[str, Document] = {
                     "messages": {
                         "type": "array",
                         "description": "Oldest first.",
-                        "items": ref("Message"),
+                        "items": ref(message_schema),
                     }
                 },
             },
         ]
+    }
+
+
+_CONVERSATION_SCHEMAS: dict[str, Document] = {
+    "ConversationCreate": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "title": {
+                "type": ["string", "null"],
+                "minLength": 1,
+                "maxLength": 200,
+                "description": f"{_TITLE_RULES} Without one, the conversation is named after its"
+                " first message once the first reply is stored.",
+            },
+        },
     },
+    "ConversationRename": {
+        "type": "object",
+        "required": ["title"],
+        "additionalProperties": False,
+        "properties": {
+            "title": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 200,
+                "description": _TITLE_RULES,
+            }
+        },
+    },
+    "Conversation": {
+        "type": "object",
+        "required": ["id", "title", "created_at", "updated_at"],
+        "properties": {
+            "id": {"type": "integer", "minimum": 1},
+            "title": {
+                "type": ["string", "null"],
+                "maxLength": 200,
+                "description": "Null until the first exchange names the conversation after the"
+                " start of its first message (at most 60 characters), unless the user gave one.",
+            },
+            "created_at": _TIMESTAMP,
+            "updated_at": {
+                **_TIMESTAMP,
+                "description": "Last activity: creation or the last message stored. Renaming"
+                " does not change it.",
+            },
+        },
+    },
+    "ConversationWithMessages": _with_messages("Message"),
     "ConversationEnvelope": {
         "type": "object",
         "required": ["conversation"],
@@ -77,65 +110,72 @@ SCHEMAS: dict[str, Document] = {
     },
     "ConversationList": {
         "type": "object",
-        "required": ["conversations"],
+        "required": ["conversations", "next_cursor"],
         "properties": {
             "conversations": {
                 "type": "array",
                 "description": "Most recently active first.",
                 "items": ref("Conversation"),
-            }
+            },
+            "next_cursor": {
+                "type": ["string", "null"],
+                "description": "Pass as `cursor` for the next page; null on the last page.",
+            },
         },
     },
-    "Message": {
+    "ConversationExport": {
         "type": "object",
-        "required": [
-            "id",
-            "conversation_id",
-            "role",
-            "content",
-            "model",
-            "tokens_in",
-            "tokens_out",
-            "created_at",
-        ],
+        "description": "A conversation exported as a JSON file.",
+        "required": ["format", "version", "exported_at", "conversation"],
+        "properties": {
+            "format": {"const": "chatbot.conversation"},
+            "version": {"const": 1},
+            "exported_at": _TIMESTAMP,
+            "conversation": _with_messages("ExportedMessage"),
+        },
+    },
+    "ExportedMessage": {
+        "type": "object",
+        "required": ["id", "role", "content", "model", "tokens_in", "tokens_out", "created_at"],
         "properties": {
             "id": {"type": "integer", "minimum": 1},
-            "conversation_id": {"type": "integer", "minimum": 1},
             "role": {"type": "string", "enum": ["user", "assistant"]},
             "content": {"type": "string"},
-            "model": {
-                "type": ["string", "null"],
-                "description": "The model that answered (assistant messages).",
-            },
+            "model": {"type": ["string", "null"]},
             "tokens_in": {"type": "integer", "minimum": 0},
             "tokens_out": {"type": "integer", "minimum": 0},
             "created_at": _TIMESTAMP,
         },
     },
-    "MessageCreate": {
-        "type": "object",
-        "required": ["content"],
-        "additionalProperties": False,
-        "properties": {"content": {"type": "string", "minLength": 1, "maxLength": 8000}},
-    },
-    "Exchange": {
-        "type": "object",
-        "required": ["message", "reply"],
-        "properties": {
-            "message": {**ref("Message"), "description": "The caller's stored message."},
-            "reply": {**ref("Message"), "description": "The bot's stored reply."},
-        },
-    },
 }
 
-_EVENT_STREAM = (
-    "Server-Sent Events, one per line group (`id`, `event`, `data` as one line of JSON):"
-    " `message` (the stored user message, a `Message`), then one `token` per piece of the"
-    ' reply (`{"text": "..."}`), then `done` (the stored reply, a `Message`) or `error`'
-    " (an `Error`; nothing partial is stored)."
-)
+_LIST_PARAMETERS: list[Document] = [
+    {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "description": "Page size.",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+    },
+    {
+        "name": "cursor",
+        "in": "query",
+        "required": False,
+        "description": "`next_cursor` of the previous page, unchanged. Keyset pagination: a"
+        " page never repeats or skips a conversation because others were added or deleted.",
+        "schema": {"type": "string", "maxLength": 200},
+    },
+    {
+        "name": "q",
+        "in": "query",
+        "required": False,
+        "description": "Only conversations whose title or any message contains this text,"
+        " ignoring case (`%` and `_` match themselves). Blank means no filter.",
+        "schema": {"type": "string", "maxLength": 200},
+    },
+]
 
-PATHS: Document = {
+_CONVERSATION_PATHS: Document = {
     "/api/v1/chat/conversations": {
         "post": {
             "tags": ["chat"],
@@ -158,10 +198,15 @@ PATHS: Document = {
         "get": {
             "tags": ["chat"],
             "operationId": "listConversations",
-            "summary": "List the caller's conversations",
+            "summary": "List or search the caller's conversations, a page at a time",
+            "description": "Unknown or repeated query parameters are a 400 naming them.",
             "security": USER_AUTH,
+            "parameters": _LIST_PARAMETERS,
             "responses": responses(
-                {"200": json_response("ConversationList", "The conversations.")}, "401", "429"
+                {"200": json_response("ConversationList", "A page of conversations.")},
+                "400",
+                "401",
+                "429",
             ),
         },
     },
@@ -179,7 +224,316 @@ PATHS: Document = {
                 "429",
             ),
         },
+        "patch": {
+            "tags": ["chat"],
+            "operationId": "renameConversation",
+            "summary": "Rename a conversation",
+            "description": "Any field besides `title` is a 400 naming it.",
+            "security": USER_AUTH,
+            "requestBody": json_body("ConversationRename", description="The new title."),
+            "responses": responses(
+                {"200": json_response("ConversationEnvelope", "The renamed conversation.")},
+                "400",
+                "401",
+                "403",
+                "404",
+                "413",
+                "415",
+                "429",
+            ),
+        },
+        "delete": {
+            "tags": ["chat"],
+            "operationId": "deleteConversation",
+            "summary": "Delete a conversation and all its messages",
+            "security": USER_AUTH,
+            "responses": responses(
+                {"204": {"description": "Deleted, with its messages."}}, "401", "403", "404", "429"
+            ),
+        },
     },
+    "/api/v1/chat/conversations/{conversation_id}/export": {
+        "parameters": [_CONVERSATION_ID],
+        "get": {
+            "tags": ["chat"],
+            "operationId": "exportConversation",
+            "summary": "Download a conversation with all its messages (JSON or Markdown)",
+            "description": "Unknown or repeated query parameters are a 400 naming them.",
+            "security": USER_AUTH,
+            "parameters": [
+                {
+                    "name": "format",
+                    "in": "query",
+                    "required": False,
+                    "description": "`json` (a `ConversationExport` document) or `md` (Markdown).",
+                    "schema": {"type": "string", "enum": ["json", "md"], "default": "json"},
+                }
+            ],
+            "responses": responses(
+                {
+                    "200": {
+                        "description": "The file, as an attachment.",
+                        "headers": {
+                            "Content-Disposition": {
+                                "description": "`attachment` with a file name such as"
+                                ' `"conversation-12-trip-planning.md"` (ASCII letters, digits'
+                                " and dashes).",
+                                "schema": {"type": "string"},
+                            }
+                        },
+                        "content": {
+                            "application/json": {"schema": ref("ConversationExport")},
+                            "text/markdown": {
+                                "schema": {
+                                    "type": "string",
+                                    "description": "A `#` heading with the title, then one"
+                                    " `##` heading per message (speaker, model, time)"
+                                    " followed by its text as written.",
+                                }
+                            },
+                        },
+                    }
+                },
+                "400",
+                "401",
+                "404",
+                "429",
+            ),
+        },
+    },
+}
+
+# --- messages ---------------------------------------------------------------------------------
+
+_REPLY_ID = {
+    "name": "reply_id",
+    "in": "path",
+    "required": True,
+    "description": "An assistant message in one of the caller's conversations; else a 404.",
+    "schema": {"type": "integer", "minimum": 1},
+}
+
+_MESSAGE_SCHEMAS: dict[str, Document] = {
+    "Message": {
+        "type": "object",
+        "required": [
+            "id",
+            "conversation_id",
+            "role",
+            "content",
+            "model",
+            "tokens_in",
+            "tokens_out",
+            "status",
+            "latency_ms",
+            "cached",
+            "fallback",
+            "created_at",
+        ],
+        "properties": {
+            "id": {"type": "integer", "minimum": 1},
+            "conversation_id": {"type": "integer", "minimum": 1},
+            "role": {"type": "string", "enum": ["user", "assistant"]},
+            "content": {
+                "type": "string",
+                "description": "For a reply being generated, empty until it is finished (its"
+                " tokens come through its events); for a stopped or failed reply, what was"
+                " generated until then.",
+            },
+            "model": {
+                "type": ["string", "null"],
+                "description": "The model that answered (assistant messages).",
+            },
+            "tokens_in": {"type": "integer", "minimum": 0},
+            "tokens_out": {"type": "integer", "minimum": 0},
+            "status": {
+                "type": "string",
+                "enum": ["streaming", "complete", "stopped", "failed"],
+                "description": "`complete` for user messages. A reply is `streaming` while it"
+                " is generated, then `complete`, `stopped` (by the user) or `failed` (the"
+                " model failed; such replies are not sent to the model as history).",
+            },
+            "latency_ms": {
+                "type": ["integer", "null"],
+                "minimum": 0,
+                "description": "Of a finished reply: milliseconds from the start of the"
+                " generation to its last token.",
+            },
+            "cached": {
+                "type": "boolean",
+                "description": "Served from the reply cache, without calling a model.",
+            },
+            "fallback": {
+                "type": "boolean",
+                "description": "Answered by the fallback model because the primary failed.",
+            },
+            "created_at": _TIMESTAMP,
+        },
+    },
+    "MessageCreate": {
+        "type": "object",
+        "required": ["content"],
+        "additionalProperties": False,
+        "properties": {"content": {"type": "string", "minLength": 1, "maxLength": 8000}},
+    },
+    "Regenerate": {
+        "type": "object",
+        "additionalProperties": False,
+        "description": "No fields: an empty object, or no body at all.",
+        "properties": {},
+    },
+    "Exchange": {
+        "type": "object",
+        "required": ["message", "reply"],
+        "properties": {
+            "message": {**ref("Message"), "description": "The caller's stored message."},
+            "reply": {**ref("Message"), "description": "The bot's stored reply."},
+        },
+    },
+    "ReplyLinks": {
+        "type": "object",
+        "required": ["reply", "events", "stop"],
+        "properties": {
+            "reply": {"type": "string", "description": "`GET`: the reply as stored now."},
+            "events": {"type": "string", "description": "`GET`: its Server-Sent Events."},
+            "stop": {"type": "string", "description": "`POST`: stop generating it."},
+        },
+    },
+    "StartedExchange": {
+        "type": "object",
+        "required": ["message", "reply", "links"],
+        "properties": {
+            "message": {**ref("Message"), "description": "The caller's stored message."},
+            "reply": {
+                **ref("Message"),
+                "description": "The reply, still `streaming`: follow `links`.",
+            },
+            "links": ref("ReplyLinks"),
+        },
+    },
+    "ReplyEnvelope": {
+        "type": "object",
+        "required": ["reply"],
+        "properties": {"reply": ref("Message")},
+    },
+    "QuotaExceeded": {
+        "type": "object",
+        "required": ["error"],
+        "additionalProperties": False,
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message", "retry_after", "resets_at", "limit", "used"],
+                "additionalProperties": False,
+                "properties": {
+                    "code": {"const": "quota_exceeded"},
+                    "message": {"type": "string"},
+                    "retry_after": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "description": "Seconds until the quota resets (also `Retry-After`).",
+                    },
+                    "resets_at": {
+                        **_TIMESTAMP,
+                        "description": "When the quota resets: the next 00:00 UTC.",
+                    },
+                    "limit": {"type": "integer", "minimum": 1, "description": "Tokens per day."},
+                    "used": {"type": "integer", "minimum": 0, "description": "Tokens today."},
+                },
+            }
+        },
+    },
+}
+
+_EVENT_STREAM = (
+    "Server-Sent Events, each with an `id`, an `event` and its `data` as one line of JSON. The"
+    " POST that starts a reply sends `message` first (id 0: the stored user message, a"
+    " `Message`, with `reply_id`). Then one `token` per piece of the reply as the model"
+    ' produces it (`{"text": "..."}`), and last one of: `done` (the stored reply, a'
+    " `Message`), `stopped` (the stored partial reply, a `Message`) or `error` (an `Error`;"
+    " the reply is stored as `failed`, the user message stays). Ids count up from 1 within the"
+    " reply: reconnect to the reply's events with `Last-Event-ID` to get the rest, each event"
+    " once. Lines starting with `:` are keepalives. An `error` without an id means the stream"
+    " broke, not the reply: reconnect."
+)
+
+_SSE_RESPONSE = {
+    "description": "The reply, streamed (`Accept: text/event-stream` or `?stream=1`).",
+    "headers": {
+        "X-Reply-Id": {"description": "The reply's id.", "schema": {"type": "integer"}},
+    },
+    "content": {"text/event-stream": {"schema": {"type": "string", "description": _EVENT_STREAM}}},
+}
+
+_ACCEPTED = json_response(
+    "StartedExchange",
+    "Generation started (`?wait=0`, `Prefer: respond-async`, or the reply took longer than"
+    " 300 s): follow the links.",
+    headers={
+        "Location": {"description": "The reply's URL.", "schema": {"type": "string"}},
+    },
+)
+
+_QUOTA_OR_RATE_LIMITED = {
+    "description": "Too many requests (`rate_limited`), or the daily token quota is used up"
+    " (`quota_exceeded`, checked before any model is called; nothing is stored). Retry after"
+    " `Retry-After` seconds.",
+    "headers": {
+        "Retry-After": {
+            "description": "Seconds to wait: for the quota, until 00:00 UTC.",
+            "schema": {"type": "integer", "minimum": 0},
+        }
+    },
+    "content": {"application/json": {"schema": {"anyOf": [ref("Error"), ref("QuotaExceeded")]}}},
+}
+
+_BUSY = {
+    "description": "This service generates as many replies as it may, or cannot reach its"
+    " stream store; nothing was stored. Retry shortly. Error code: `service_unavailable`.",
+    "content": {"application/json": {"schema": ref("Error")}},
+}
+
+_REPLY_MODES = [
+    {
+        "name": "stream",
+        "in": "query",
+        "required": False,
+        "description": "`true`, `1` or `yes`: stream the reply as Server-Sent Events.",
+        "schema": {"type": "string", "enum": ["true", "1", "yes"]},
+    },
+    {
+        "name": "wait",
+        "in": "query",
+        "required": False,
+        "description": "`0`, `false` or `no`: answer 202 as soon as generation starts"
+        " (like `Prefer: respond-async`) instead of waiting for the whole reply.",
+        "schema": {"type": "string", "enum": ["0", "false", "no"]},
+    },
+]
+
+
+def _reply_responses(created: str) -> Document:
+    result = responses(
+        {
+            "200": _SSE_RESPONSE,
+            "201": json_response("Exchange", created),
+            "202": _ACCEPTED,
+        },
+        "400",
+        "401",
+        "403",
+        "404",
+        "409",
+        "413",
+        "415",
+        "502",
+    )
+    result["429"] = _QUOTA_OR_RATE_LIMITED
+    result["503"] = _BUSY
+    return result
+
+
+_MESSAGE_PATHS: Document = {
     "/api/v1/chat/conversations/{conversation_id}/messages": {
         "parameters": [_CONVERSATION_ID],
         "post": {
@@ -188,41 +542,131 @@ PATHS: Document = {
             "summary": "Send a message and get the bot's reply",
             "description": (
                 "The message is stored before the model is called, so it survives a failed"
-                " generation. The reply comes as JSON, or streamed as Server-Sent Events with"
-                " `Accept: text/event-stream` (or `?stream=true`)."
+                " generation. The reply is generated in the background, whatever happens to"
+                " this connection: as JSON once complete (201; 502 if the model failed, the"
+                " reply then stored as `failed`), or streamed as Server-Sent Events. 409 while"
+                " another reply of the conversation is being generated."
+            ),
+            "security": USER_AUTH,
+            "parameters": _REPLY_MODES,
+            "requestBody": json_body("MessageCreate", description="The message."),
+            "responses": _reply_responses("The stored message and the complete reply."),
+        },
+    },
+    "/api/v1/chat/conversations/{conversation_id}/regenerate": {
+        "parameters": [_CONVERSATION_ID],
+        "post": {
+            "tags": ["chat"],
+            "operationId": "regenerateReply",
+            "summary": "Replace the last reply with a new one",
+            "description": (
+                "Deletes the conversation's last reply (complete, stopped or failed; its tokens"
+                " still count toward today's quota) and answers the last user message again,"
+                " exactly as sending a message does. 409 if there is no message to answer."
+            ),
+            "security": USER_AUTH,
+            "parameters": _REPLY_MODES,
+            "requestBody": json_body(
+                "Regenerate", description="Nothing (or `{}`).", required=False
+            ),
+            "responses": _reply_responses("The user message answered and the new reply."),
+        },
+    },
+    "/api/v1/chat/replies/{reply_id}": {
+        "parameters": [_REPLY_ID],
+        "get": {
+            "tags": ["chat"],
+            "operationId": "getReply",
+            "summary": "One reply as stored now",
+            "security": USER_AUTH,
+            "responses": responses(
+                {"200": json_response("ReplyEnvelope", "The reply.")}, "401", "404", "429"
+            ),
+        },
+    },
+    "/api/v1/chat/replies/{reply_id}/events": {
+        "parameters": [_REPLY_ID],
+        "get": {
+            "tags": ["chat"],
+            "operationId": "replyEvents",
+            "summary": "Follow a reply as Server-Sent Events, resumable",
+            "description": (
+                "The reply's events from the first, or after the one named by `Last-Event-ID`"
+                " (the header EventSource sends when it reconnects, or the query parameter):"
+                " each event once, until `done`, `stopped` or `error`. Served by any host"
+                " from the shared stream; a finished reply's events stay available for"
+                " `REPLY_STREAM_TTL` seconds, after that only its last event is sent (from"
+                " the database)."
             ),
             "security": USER_AUTH,
             "parameters": [
                 {
-                    "name": "stream",
+                    "name": "Last-Event-ID",
+                    "in": "header",
+                    "required": False,
+                    "description": "The id of the last event received.",
+                    "schema": {"type": "integer", "minimum": 0},
+                },
+                {
+                    "name": "last_event_id",
                     "in": "query",
                     "required": False,
-                    "description": "`true`, `1` or `yes`: stream the reply as Server-Sent Events.",
-                    "schema": {"type": "string", "enum": ["true", "1", "yes"]},
-                }
+                    "description": "The same, for clients that cannot set headers.",
+                    "schema": {"type": "integer", "minimum": 0},
+                },
             ],
-            "requestBody": json_body("MessageCreate", description="The message."),
             "responses": responses(
                 {
                     "200": {
-                        "description": "The reply, streamed (`Accept: text/event-stream`).",
+                        "description": "The reply's events.",
                         "content": {
                             "text/event-stream": {
                                 "schema": {"type": "string", "description": _EVENT_STREAM}
                             }
                         },
-                    },
-                    "201": json_response("Exchange", "The stored message and reply."),
+                    }
                 },
                 "400",
                 "401",
-                "403",
                 "404",
-                "413",
-                "415",
                 "429",
-                "502",
             ),
         },
     },
+    "/api/v1/chat/replies/{reply_id}/stop": {
+        "parameters": [_REPLY_ID],
+        "post": {
+            "tags": ["chat"],
+            "operationId": "stopReply",
+            "summary": "Stop generating a reply, keeping what was generated",
+            "description": (
+                "The generation stops after its next token and closes the model's stream (the"
+                " model stops too); the reply is stored as `stopped` with its text so far, and"
+                " its events end with `stopped`. 202 while the stop is on its way; 200 if the"
+                " reply had already finished (nothing changes)."
+            ),
+            "security": USER_AUTH,
+            "responses": {
+                **responses(
+                    {
+                        "200": json_response("ReplyEnvelope", "The reply had already finished."),
+                        "202": json_response("ReplyEnvelope", "Stopping; the reply as it is now."),
+                    },
+                    "401",
+                    "404",
+                    "429",
+                ),
+                "503": {
+                    "description": "The stream store (Redis) is unavailable: the stop could not"
+                    " be recorded; retry. Error code: `service_unavailable`.",
+                    "content": {"application/json": {"schema": ref("Error")}},
+                },
+            },
+        },
+    },
 }
+
+# --- the document's parts -------------------------------------------------------------------
+
+SCHEMAS: dict[str, Document] = {**_CONVERSATION_SCHEMAS, **_MESSAGE_SCHEMAS}
+PATHS: Document = {**_CONVERSATION_PATHS, **_MESSAGE_PATHS}

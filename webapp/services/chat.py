@@ -1,59 +1,41 @@
-"""Conversations and messages, and running the bot over them.
+"""Messages of conversations: their JSON form, and the bot's view of them.
 
 :class:`SqlHistoryStore` implements the bot's ``HistoryStore`` protocol over the app's own
-tables, which stay the one source of truth for conversation history.
+tables, which stay the one source of truth for conversation history. Generating replies is in
+:mod:`webapp.services.generation`; conversations themselves (listing, renaming, titles, export)
+are in :mod:`webapp.services.conversations`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import time
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from webapp import metrics
-from webapp.bot import Done
-from webapp.errors import NotFoundError, UpstreamError
-from webapp.models import (
-    CONVERSATION_TITLE_MAX_LENGTH,
-    Conversation,
-    Message,
-    isoformat_utc,
-    utcnow,
-)
+from webapp.bot import ReplyRecord
+from webapp.models import Conversation, Message, isoformat_utc, utcnow
+from webapp.services.conversations import ensure_title, get_conversation
+from webapp.services.quota import add_usage
 from webapp.validation import check_text
-
-if TYPE_CHECKING:
-    from webapp.bot import Bot, BotEvent
 
 __all__ = [
     "HISTORY_LOAD_LIMIT",
+    "HISTORY_STATUSES",
     "MESSAGE_MAX_LENGTH",
     "SqlHistoryStore",
     "add_user_message",
-    "conversation_to_dict",
-    "create_conversation",
-    "generate_reply",
-    "get_conversation",
-    "list_conversations",
     "message_to_dict",
-    "stream_reply",
 ]
-
-logger = logging.getLogger(__name__)
 
 MESSAGE_MAX_LENGTH = 8000
 # The bot trims history to a token budget far below this; the cap only bounds what one request
 # reads from the database for a very long conversation.
 HISTORY_LOAD_LIMIT = 200
-# A conversation without a title is named after the start of its first message.
-_AUTO_TITLE_LENGTH = 80
-_GENERATION_FAILED = "The model failed to produce a reply. Please try again."
+# What the model sees of a conversation: user messages, and replies the user saw in full or
+# stopped. Failed replies and the one being generated are left out.
+HISTORY_STATUSES = ("complete", "stopped")
 
 
 def message_to_dict(message: Message) -> dict[str, Any]:
@@ -73,103 +55,12 @@ def message_to_dict(message: Message) -> dict[str, Any]:
         "model": message.model,
         "tokens_in": message.tokens_in,
         "tokens_out": message.tokens_out,
+        "status": message.status,
+        "latency_ms": message.latency_ms,
+        "cached": message.cached,
+        "fallback": message.fallback,
         "created_at": isoformat_utc(message.created_at),
     }
-
-
-def conversation_to_dict(
-    conversation: Conversation, *, with_messages: bool = False
-) -> dict[str, Any]:
-    """Return the JSON representation of a conversation.
-
-    Args:
-        conversation: The conversation to serialise.
-        with_messages: Include the messages, oldest first.
-
-    Returns:
-        The conversation's public fields.
-    """
-    data: dict[str, Any] = {
-        "id": conversation.id,
-        "title": conversation.title,
-        "created_at": isoformat_utc(conversation.created_at),
-        "updated_at": isoformat_utc(conversation.updated_at),
-    }
-    if with_messages:
-        data["messages"] = [message_to_dict(message) for message in conversation.messages]
-    return data
-
-
-def _check_title(title: str) -> str:
-    check_text(title, "title", min_length=1, max_length=CONVERSATION_TITLE_MAX_LENGTH)
-    return title.strip()
-
-
-def create_conversation(
-    session: Session, *, user_id: int, title: str | None = None
-) -> Conversation:
-    """Start a conversation for a user.
-
-    Args:
-        session: Database session; committed.
-        user_id: The owner.
-        title: Optional title; without one, the first message names the conversation.
-
-    Returns:
-        The new conversation.
-
-    Raises:
-        ValidationError: If the title is blank or too long.
-    """
-    conversation = Conversation(
-        user_id=user_id, title=_check_title(title) if title is not None else None
-    )
-    session.add(conversation)
-    session.commit()
-    return conversation
-
-
-def list_conversations(session: Session, *, user_id: int) -> list[Conversation]:
-    """Return a user's conversations, most recently active first.
-
-    Args:
-        session: Database session.
-        user_id: The owner.
-
-    Returns:
-        The user's conversations (never anybody else's).
-    """
-    query = (
-        select(Conversation)
-        .where(Conversation.user_id == user_id)
-        .order_by(Conversation.updated_at.desc(), Conversation.id.desc())
-    )
-    return list(session.scalars(query))
-
-
-def get_conversation(session: Session, *, user_id: int, conversation_id: int) -> Conversation:
-    """Return one of the user's conversations.
-
-    Args:
-        session: Database session.
-        user_id: The user asking; only their own conversations are visible.
-        conversation_id: The conversation's id.
-
-    Returns:
-        The conversation.
-
-    Raises:
-        NotFoundError: If it does not exist or belongs to someone else (indistinguishable, so
-            ids of other users' conversations cannot be probed).
-    """
-    conversation = session.scalar(
-        select(Conversation).where(
-            Conversation.id == conversation_id, Conversation.user_id == user_id
-        )
-    )
-    if conversation is None:
-        raise NotFoundError("Conversation not found.")
-    return conversation
 
 
 def add_user_message(
@@ -196,32 +87,38 @@ def add_user_message(
     conversation = get_conversation(session, user_id=user_id, conversation_id=conversation_id)
     message = Message(conversation_id=conversation.id, role="user", content=content)
     session.add(message)
-    if conversation.title is None:
-        first_line = content.strip().splitlines()[0]
-        conversation.title = first_line[:_AUTO_TITLE_LENGTH].strip()
     conversation.updated_at = utcnow()
     session.commit()
     return message
 
 
 class SqlHistoryStore:
-    """The bot's ``HistoryStore`` over the messages table.
+    """The bot's ``HistoryStore`` over the messages table, for one reply.
 
     The caller checks ownership before handing the store to the bot; the store itself trusts
     the conversation id.
     """
 
-    def __init__(self, session: Session) -> None:
+    def __init__(
+        self, session: Session, *, reply_id: int | None = None, user_id: int | None = None
+    ) -> None:
         """Wrap a session.
 
         Args:
-            session: A concrete session (not a scoped proxy), so the store works from whatever
-                thread the graph runs its nodes in.
+            session: A concrete session (not a scoped proxy) that this store may commit; the
+                bot runs in a thread of its own.
+            reply_id: The assistant message created for the reply (status ``streaming``): the
+                history ends before it and the reply is stored in it. None stores the reply as
+                a new message after the whole history.
+            user_id: The user the reply is for, whose daily usage it counts toward; None
+                looks the conversation's owner up.
         """
         self.session = session
+        self.reply_id = reply_id
+        self.user_id = user_id
 
     def load_history(self, conversation_id: int) -> list[BaseMessage]:
-        """Return the conversation's latest messages, oldest first.
+        """Return the conversation's latest messages the reply should see, oldest first.
 
         Ends the read transaction before returning, so no pooled connection is held while the
         model generates (which can take a minute).
@@ -232,142 +129,79 @@ class SqlHistoryStore:
         Returns:
             Up to ``HISTORY_LOAD_LIMIT`` messages as LangChain messages.
         """
-        rows = self.session.scalars(
+        query = (
             select(Message)
-            .where(Message.conversation_id == conversation_id)
+            .where(
+                Message.conversation_id == conversation_id,
+                Message.status.in_(HISTORY_STATUSES),
+            )
             .order_by(Message.id.desc())
             .limit(HISTORY_LOAD_LIMIT)
-        ).all()
+        )
+        if self.reply_id is not None:
+            query = query.where(Message.id < self.reply_id)
+        rows = self.session.scalars(query).all()
         self.session.commit()
         return [_to_langchain(message) for message in reversed(rows)]
 
-    def save_reply(
-        self,
-        conversation_id: int,
-        content: str,
-        *,
-        model: str,
-        tokens_in: int,
-        tokens_out: int,
-    ) -> dict[str, Any]:
-        """Store the assistant's reply and mark the conversation as active.
+    def save_reply(self, conversation_id: int, reply: ReplyRecord) -> dict[str, Any] | None:
+        """Store the reply, count its tokens, mark the conversation active, title it if untitled.
 
         Args:
             conversation_id: The conversation the reply belongs to.
-            content: The reply text.
-            model: Name of the model that answered.
-            tokens_in: Prompt tokens the model read.
-            tokens_out: Tokens the model wrote.
+            reply: The reply and how it was made.
 
         Returns:
-            The stored assistant message as a JSON-able dict.
+            The stored assistant message as a JSON-able dict; None if the conversation was
+            deleted meanwhile (its usage is still counted).
         """
-        message = Message(
-            conversation_id=conversation_id,
-            role="assistant",
-            content=content,
-            model=model,
-            tokens_in=max(tokens_in, 0),
-            tokens_out=max(tokens_out, 0),
-        )
-        self.session.add(message)
-        self.session.execute(
-            update(Conversation)
-            .where(Conversation.id == conversation_id)
-            .values(updated_at=utcnow())
-        )
+        values = {
+            "content": reply.content,
+            "model": reply.model,
+            "status": reply.status,
+            "tokens_in": max(reply.tokens_in, 0),
+            "tokens_out": max(reply.tokens_out, 0),
+            "latency_ms": max(reply.latency_ms, 0),
+            "cached": reply.cached,
+            "fallback": reply.fallback,
+        }
+        message: Message | None
+        if self.reply_id is None:
+            message = Message(conversation_id=conversation_id, role="assistant", **values)
+            self.session.add(message)
+            self.session.flush()
+        else:
+            message = self.session.scalar(
+                update(Message)
+                .where(Message.id == self.reply_id, Message.conversation_id == conversation_id)
+                .values(**values)
+                .returning(Message)
+                .execution_options(populate_existing=True)
+            )
+        user_id = self.user_id
+        if user_id is None:
+            user_id = self.session.scalar(
+                select(Conversation.user_id).where(Conversation.id == conversation_id)
+            )
+        if user_id is not None and not reply.cached and reply.tokens_in + reply.tokens_out > 0:
+            add_usage(
+                self.session,
+                user_id=user_id,
+                tokens_in=reply.tokens_in,
+                tokens_out=reply.tokens_out,
+            )
+        if message is not None:
+            self.session.execute(
+                update(Conversation)
+                .where(Conversation.id == conversation_id)
+                .values(updated_at=utcnow())
+            )
+            ensure_title(self.session, conversation_id)
         self.session.commit()
-        return message_to_dict(message)
+        return message_to_dict(message) if message is not None else None
 
 
 def _to_langchain(message: Message) -> BaseMessage:
     if message.role == "assistant":
         return AIMessage(content=message.content)
     return HumanMessage(content=message.content)
-
-
-def generate_reply(bot: Bot, store: SqlHistoryStore, conversation_id: int) -> dict[str, Any]:
-    """Run the bot to completion and return the stored reply.
-
-    Args:
-        bot: The process's bot.
-        store: History store over the request's session.
-        conversation_id: A conversation whose ownership the caller checked.
-
-    Returns:
-        The stored assistant message.
-
-    Raises:
-        UpstreamError: If generation failed; nothing partial is stored and the user's message
-            (committed earlier) stays.
-    """
-    started = time.perf_counter()
-    try:
-        reply = bot.reply(store, conversation_id)
-    except Exception as exc:
-        _record_failed_call(bot, started)
-        _discard_failed_reply(store, conversation_id)
-        raise UpstreamError(_GENERATION_FAILED) from exc
-    _record_reply(bot, reply, started)
-    return reply
-
-
-def stream_reply(bot: Bot, store: SqlHistoryStore, conversation_id: int) -> Iterator[BotEvent]:
-    """Run the bot and yield its events (tokens, then the stored reply) as they come.
-
-    Args:
-        bot: The process's bot.
-        store: History store over the request's session.
-        conversation_id: A conversation whose ownership the caller checked.
-
-    Yields:
-        The bot's ``Token`` events, then one ``Done`` with the stored assistant message.
-
-    Raises:
-        UpstreamError: If generation failed, possibly after some tokens were yielded; nothing
-            partial is stored and the user's message stays.
-    """
-    started = time.perf_counter()
-    recorded = False
-    # Closed explicitly when this generator is: the bot's own cleanup must not wait for the
-    # garbage collector.
-    with contextlib.closing(bot.stream(store, conversation_id)) as events:
-        try:
-            for event in events:
-                if isinstance(event, Done):
-                    _record_reply(bot, event.message, started)
-                    recorded = True
-                yield event
-        except GeneratorExit:
-            # The client went away (or the server is stopping) before the reply was complete.
-            if not recorded:
-                metrics.record_llm_call(
-                    bot.model_name, outcome="cancelled", duration=time.perf_counter() - started
-                )
-            raise
-        except Exception as exc:
-            _record_failed_call(bot, started)
-            _discard_failed_reply(store, conversation_id)
-            raise UpstreamError(_GENERATION_FAILED) from exc
-
-
-def _record_reply(bot: Bot, reply: dict[str, Any], started: float) -> None:
-    metrics.record_llm_call(
-        reply.get("model") or bot.model_name,
-        outcome="success",
-        duration=time.perf_counter() - started,
-        tokens_in=reply.get("tokens_in") or 0,
-        tokens_out=reply.get("tokens_out") or 0,
-    )
-
-
-def _record_failed_call(bot: Bot, started: float) -> None:
-    # The model that failed is not known here when a fallback was also tried; the primary's
-    # name keeps the label set small and says which configuration failed.
-    metrics.record_llm_call(bot.model_name, outcome="error", duration=time.perf_counter() - started)
-
-
-def _discard_failed_reply(store: SqlHistoryStore, conversation_id: int) -> None:
-    # The traceback goes to the log; the client only learns that generation failed.
-    logger.exception("generating a reply for conversation %s failed", conversation_id)
-    store.session.rollback()
