@@ -18,6 +18,8 @@ from redis import Redis
 from sqlalchemy import text
 from werkzeug.test import TestResponse
 
+from tests.fakes.openai_server import FakeOpenAIServer
+from tests.integration.generation_support import chat_app
 from webapp import create_app
 from webapp.chat.runtime import RUNNER_EXTENSION
 from webapp.extensions import db
@@ -183,3 +185,36 @@ class AuthActions:
 def auth(client: FlaskClient, app: Flask) -> AuthActions:
     """Helper to register users and obtain tokens through the API."""
     return AuthActions(client, app)
+
+
+# --- Shared by the chat tests -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FakeOpenAIServer]:
+    """Run the OpenAI-compatible test server for one test module."""
+    with FakeOpenAIServer() as running:
+        yield running
+
+
+@pytest.fixture
+def fake_openai(server: FakeOpenAIServer) -> FakeOpenAIServer:
+    """Return the module's test model server with its behaviours and records cleared."""
+    server.reset()
+    return server
+
+
+@pytest.fixture
+def chat(app, make_app, fake_openai):
+    """Build a chat app on the fake server (``app`` first: it empties the tables last)."""
+
+    def build(**env: str):
+        return chat_app(make_app, fake_openai, **env)
+
+    return build
+
+
+@pytest.fixture
+def alice(auth):
+    """Sign up the usual first user."""
+    return auth.signup("alice@example.com")

@@ -72,11 +72,6 @@ def assert_error(response, status: int, code: str, field: str | None = None) -> 
 
 
 @pytest.fixture
-def alice(auth):
-    return auth.signup("alice@example.com")
-
-
-@pytest.fixture
 def mallory(auth):
     return auth.signup("mallory@example.com")
 

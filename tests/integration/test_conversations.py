@@ -90,11 +90,6 @@ def conversation_state(app, conversation_id: int) -> tuple[Any, ...]:
 
 
 @pytest.fixture
-def alice(auth):
-    return auth.signup("alice@example.com")
-
-
-@pytest.fixture
 def mallory(auth):
     return auth.signup("mallory@example.com")
 

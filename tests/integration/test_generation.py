@@ -4,15 +4,13 @@ server: what each reply records, fallback, cache, failures, regenerate, concurre
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import insert
 
-from tests.fakes.openai_server import FakeOpenAIServer, reply_text, reply_tokens
+from tests.fakes.openai_server import reply_text, reply_tokens
 from tests.integration.generation_support import (
     SSE,
-    chat_app,
     message_rows,
     messages_url,
     new_conversation,
@@ -32,33 +30,6 @@ from webapp.models import Message
 pytestmark = pytest.mark.integration
 
 ONE = "/api/v1/chat/conversations/{conversation_id}"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeOpenAIServer]:
-    with FakeOpenAIServer() as running:
-        yield running
-
-
-@pytest.fixture
-def fake_openai(server: FakeOpenAIServer) -> FakeOpenAIServer:
-    server.reset()
-    return server
-
-
-@pytest.fixture
-def chat(app, make_app, fake_openai):
-    """Build a chat app on the fake server (``app`` first: it empties the tables last)."""
-
-    def build(**env: str):
-        return chat_app(make_app, fake_openai, **env)
-
-    return build
-
-
-@pytest.fixture
-def alice(auth):
-    return auth.signup("alice@example.com")
 
 
 def post(client, tokens, conversation_id: int, content: str = "Hello there", **kwargs):

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import delete, insert
 
-from tests.fakes.openai_server import FakeOpenAIServer
 from tests.integration.generation_support import (
     SSE,
-    chat_app,
     message_rows,
     messages_url,
     new_conversation,
@@ -25,33 +22,6 @@ pytestmark = pytest.mark.integration
 
 # The fake server counts a prompt's words and streams 8 tokens: "Hello there" costs 2 + 8.
 FIRST_REPLY_TOKENS = 10
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeOpenAIServer]:
-    with FakeOpenAIServer() as running:
-        yield running
-
-
-@pytest.fixture
-def fake_openai(server: FakeOpenAIServer) -> FakeOpenAIServer:
-    server.reset()
-    return server
-
-
-@pytest.fixture
-def chat(app, make_app, fake_openai):
-    """Build a chat app on the fake server (``app`` first: it empties the tables last)."""
-
-    def build(**env: str):
-        return chat_app(make_app, fake_openai, **env)
-
-    return build
-
-
-@pytest.fixture
-def alice(auth):
-    return auth.signup("alice@example.com")
 
 
 def post(client, tokens, conversation_id: int, content: str = "Hello there", **headers: str):

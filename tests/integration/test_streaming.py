@@ -3,17 +3,14 @@ app instance, stop reaching the model server, and replies that outlive their con
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from sqlalchemy import insert
 from sqlalchemy.orm import sessionmaker
 
-from tests.fakes.openai_server import FakeOpenAIServer, reply_text, reply_tokens
+from tests.fakes.openai_server import reply_text, reply_tokens
 from tests.integration.generation_support import (
     SSE,
     Event,
-    chat_app,
     iter_events,
     messages_url,
     new_conversation,
@@ -30,33 +27,6 @@ from webapp.models import Message
 from webapp.services import generation
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeOpenAIServer]:
-    with FakeOpenAIServer() as running:
-        yield running
-
-
-@pytest.fixture
-def fake_openai(server: FakeOpenAIServer) -> FakeOpenAIServer:
-    server.reset()
-    return server
-
-
-@pytest.fixture
-def chat(app, make_app, fake_openai):
-    """Build a chat app on the fake server (``app`` first: it empties the tables last)."""
-
-    def build(**env: str):
-        return chat_app(make_app, fake_openai, **env)
-
-    return build
-
-
-@pytest.fixture
-def alice(auth):
-    return auth.signup("alice@example.com")
 
 
 @pytest.fixture
