@@ -186,15 +186,17 @@ async def run_level(args: argparse.Namespace, level: int, stack: Stack, model_ur
     results = {}
     async with httpx.AsyncClient(limits=limits, timeout=timeout) as direct_client:
         results["direct"] = await _drive(
-            level, replies, lambda _i: stream_direct(direct_client, model_url, MODEL)
+            level, replies, lambda _worker: stream_direct(direct_client, model_url, MODEL)
         )
     cpu_before = host_cpu_seconds(args.host)
     async with httpx.AsyncClient(
         limits=limits, timeout=timeout, verify=not args.insecure, http2=False
     ) as stack_client:
 
-        def one(index: int):
-            token, conversation_id = stack.conversations[index % level]
+        def one(worker: int):
+            # One conversation per concurrent stream: a conversation has at most one reply
+            # being generated at a time (a second one is refused with 409).
+            token, conversation_id = stack.conversations[worker]
             return stream_stack(stack_client, args.base_url, token, conversation_id)
 
         started = time.perf_counter()
@@ -222,21 +224,21 @@ async def run_level(args: argparse.Namespace, level: int, stack: Stack, model_ur
 
 
 async def _drive(level: int, replies: int, make) -> list[Sample]:
-    """Run `replies` calls of make(i), at most `level` at a time."""
+    """Run `replies` calls of make(worker), from `level` concurrent workers numbered 0..level-1."""
     queue: asyncio.Queue[int] = asyncio.Queue()
     for index in range(replies):
         queue.put_nowait(index)
     samples: list[Sample] = []
 
-    async def worker() -> None:
+    async def worker(number: int) -> None:
         while True:
             try:
-                index = queue.get_nowait()
+                queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            samples.append(await make(index))
+            samples.append(await make(number))
 
-    await asyncio.gather(*(worker() for _ in range(level)))
+    await asyncio.gather(*(worker(number) for number in range(level)))
     return samples
 
 
