@@ -107,8 +107,10 @@ async def stream_stack(
     started = time.perf_counter()
     event = ""
     try:
+        # A fresh text each time: the same history would be answered from the reply cache.
+        content = f"benchmark {secrets.token_hex(8)}"
         async with client.stream(
-            "POST", url, json={"content": "benchmark"}, headers=headers
+            "POST", url, json={"content": content}, headers=headers
         ) as response:
             if response.status_code >= 400:
                 await response.aread()
