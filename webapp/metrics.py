@@ -55,7 +55,7 @@ METRICS_PATH = "/metrics"
 UNMATCHED_ROUTE = "<unmatched>"
 LLM_OUTCOMES = ("success", "error", "cancelled")
 """``success``: a reply was stored; ``error``: the model (or storing its reply) failed;
-``cancelled``: the client went away before the reply was complete."""
+``cancelled``: the user stopped the reply (POST .../replies/<id>/stop) before it was complete."""
 
 # Methods a client may send are arbitrary tokens; anything outside this set is counted as
 # "other", so made-up methods cannot create new series.
