@@ -14,6 +14,9 @@ packages=(
   systemd-container debootstrap apt-cacher-ng iproute2
   postgresql-15 redis-server shellcheck
   prometheus   # promtool: checks and unit-tests the shipped alert rules
+  chromium chromium-driver   # headless browser for the web UI tests (tests/e2e)
+  pebble       # local ACME server for the nginx acme-mode test (molecule/monitoring)
+  vagrant      # `vagrant validate` of the Vagrantfile (VMs themselves run on people's machines)
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -31,6 +34,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   [ -z "$policy_added" ] || rm -f /usr/sbin/policy-rc.d
+fi
+
+# The test hosts run nftables firewalls in their own network namespaces, on this kernel: load
+# nf_tables unless it is built in or loaded already.
+if [ ! -e /sys/module/nf_tables ] && ! zgrep -qs '^CONFIG_NF_TABLES=y' /proc/config.gz \
+  && ! grep -qs '^CONFIG_NF_TABLES=y' "/boot/config-$(uname -r)"; then
+  modprobe nf_tables \
+    || echo "bootstrap: warning: no nf_tables in this kernel; the test hosts' firewalls cannot start" >&2
 fi
 
 python=${PYTHON:-python3}

@@ -1,10 +1,11 @@
 #!/bin/bash
 # Run every test of the project on this machine (Debian 12, as root), installing what they need:
 #   1. lint: ruff (check + format), yamllint, ansible-lint (production profile), shellcheck,
-#      promtool (alert rules checked and unit-tested)
+#      promtool (alert rules checked and unit-tested), vagrant validate (both topologies)
 #   2. unit and integration tests (pytest; real PostgreSQL and Redis started by the tests)
 #   3. the deployment test: Molecule creates a fresh systemd-nspawn Debian 12 host, converges
 #      playbooks/site.yml, converges again requiring changed=0, verifies over HTTPS, destroys it.
+#      Then the monitoring scenario: Prometheus + exporters, provided TLS, check mode, ACME (pebble).
 # Usage: tools/test.sh [lint|python|deploy]...   (default: all three, in that order)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +34,9 @@ phase_lint() {
   shellcheck tools/*.sh tools/testbed/*.sh .ci/run
   promtool check rules monitoring/prometheus/chatbot.rules.yml
   (cd monitoring/prometheus && promtool test rules chatbot.rules.test.yml)
+  shellcheck molecule/monitoring/*.sh
+  VAGRANT_TOPOLOGY=single vagrant validate
+  VAGRANT_TOPOLOGY=split vagrant validate
 }
 
 phase_python() {
@@ -45,6 +49,11 @@ phase_python() {
 
 phase_deploy() {
   molecule test --scenario-name default
+  # split topology: web1, app1, app2, db1; failover with one app host down, firewall port scans
+  molecule test --scenario-name multi
+  molecule test --scenario-name monitoring
+  # upgrade/rollback under load (0 failed requests), backup + restore, secrets rotation
+  molecule test --scenario-name ops
 }
 
 for p in "${phases[@]}"; do

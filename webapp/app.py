@@ -14,10 +14,12 @@ from webapp.errors import register_error_handlers
 from webapp.extensions import db, init_cors, migrate
 from webapp.health import bp as health_bp
 from webapp.health.routes import REDIS_EXTENSION
+from webapp.logs import configure_logging, init_request_ids
 from webapp.openapi import register_api_docs
 from webapp.rate_limits import init_rate_limits
 from webapp.security import init_jwt, jwt_config
 from webapp.settings import Settings
+from webapp.web import register_pages
 
 __all__ = ["MAX_CONTENT_LENGTH", "SERVICES", "create_app"]
 
@@ -55,6 +57,18 @@ def create_app(service: str = "all", settings: Settings | None = None) -> Flask:
         raise ValueError(msg)
     if settings is None:
         settings = Settings.from_env(os.environ)
+    # Before the app exists: Flask then sees a handler and adds no plain-text one of its own.
+    configure_logging(
+        service,
+        settings.log_level,
+        secrets=(
+            settings.secret_key,
+            settings.openai_api_key,
+            settings.webhook_secret,
+            settings.database_url,
+            settings.redis_url,
+        ),
+    )
 
     app = Flask("webapp")
     app.config.update(
@@ -96,8 +110,10 @@ def create_app(service: str = "all", settings: Settings | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_count)
 
     register_error_handlers(app)
+    init_request_ids(app)
     app.register_blueprint(health_bp)
     _register_service_blueprints(app, service)
+    register_pages(app, service)
     register_api_docs(app, service)
     metrics.init_app(app)
     init_rate_limits(app, settings, app.extensions[REDIS_EXTENSION])

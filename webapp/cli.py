@@ -16,6 +16,7 @@ from webapp.errors import ValidationError
 from webapp.extensions import db
 from webapp.services import accounts
 from webapp.settings import SettingsError
+from webapp.webhooks.commands import webhooks_cli
 
 __all__ = ["ADMIN_PASSWORD_ENV", "cli", "create_admin_command", "main", "register_commands"]
 
@@ -93,6 +94,8 @@ cli = FlaskGroup(
     load_dotenv=False,
     help="Manage the chat bot: database migrations (db), accounts (create-admin) and more.",
 )
+# Found without loading the app: the long-running worker needs no Flask app (nor the bot).
+cli.add_command(webhooks_cli)
 
 
 def main() -> None:

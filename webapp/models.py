@@ -25,20 +25,30 @@ from sqlalchemy import (
     text,
     true,
 )
+from sqlalchemy.dialects.postgresql import ARRAY, INET, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
+    "AUDIT_ACTION_MAX_LENGTH",
     "CONVERSATION_TITLE_MAX_LENGTH",
     "DISPLAY_NAME_MAX_LENGTH",
     "EMAIL_MAX_LENGTH",
     "MESSAGE_ROLES",
     "MESSAGE_STATUSES",
     "USER_ROLES",
+    "WEBHOOK_DELIVERY_STATUSES",
+    "WEBHOOK_DESCRIPTION_MAX_LENGTH",
+    "WEBHOOK_EVENTS",
+    "WEBHOOK_URL_MAX_LENGTH",
+    "AuditEvent",
     "Base",
     "Conversation",
     "DailyUsage",
     "Message",
     "User",
+    "Webhook",
+    "WebhookAttempt",
+    "WebhookDelivery",
     "isoformat_utc",
     "utcnow",
 ]
@@ -53,6 +63,7 @@ reply the model could not produce (holding whatever part of it was streamed)."""
 EMAIL_MAX_LENGTH = 254
 DISPLAY_NAME_MAX_LENGTH = 100
 CONVERSATION_TITLE_MAX_LENGTH = 200
+AUDIT_ACTION_MAX_LENGTH = 64
 
 # Deterministic constraint names, so migrations can refer to (and drop) them by name.
 NAMING_CONVENTION = {
@@ -173,6 +184,8 @@ class Message(Base):
         CheckConstraint("latency_ms >= 0", name="latency_non_negative"),
         # History is read per conversation in insertion order.
         Index("ix_messages_conversation_id_id", "conversation_id", "id"),
+        # The admin console's usage figures select a range of days (migration 0004).
+        Index("ix_messages_created_at", "created_at"),
     )
 
     # BIGINT: messages are the one table that can outgrow a 32-bit key.
@@ -219,3 +232,142 @@ class DailyUsage(Base):
     tokens_in: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     tokens_out: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     replies: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+
+
+class AuditEvent(Base):
+    """One security-relevant event: an admin action, a failed login, a revoked session...
+
+    Append-only: a trigger of migration 0004 refuses every UPDATE and DELETE of a row. There is
+    no foreign key to ``users``: deleting a user keeps the history, with the e-mail address the
+    actor had at the time (``actor_email``).
+    """
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        # Every listing is newest first (keyset on id), filtered by one of these.
+        Index("ix_audit_events_action_id", "action", "id"),
+        Index("ix_audit_events_actor_id_id", "actor_id", "id"),
+        Index("ix_audit_events_target_type_target_id_id", "target_type", "target_id", "id"),
+        Index("ix_audit_events_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+    # Dotted, e.g. "auth.login_failed", "admin.user_disabled".
+    action: Mapped[str] = mapped_column(String(AUDIT_ACTION_MAX_LENGTH))
+    actor_id: Mapped[int | None] = mapped_column(Integer)
+    actor_email: Mapped[str | None] = mapped_column(String(EMAIL_MAX_LENGTH))
+    target_type: Mapped[str | None] = mapped_column(String(32))
+    target_id: Mapped[str | None] = mapped_column(String(EMAIL_MAX_LENGTH))
+    source_ip: Mapped[str | None] = mapped_column(INET)
+    details: Mapped[dict] = mapped_column(JSONB, default=dict, server_default=text("'{}'::jsonb"))
+
+
+WEBHOOK_EVENTS = ("user.registered", "user.disabled", "message.completed")
+"""Events a webhook can subscribe to (``ping``, sent by the test route, goes to one hook only)."""
+WEBHOOK_DELIVERY_STATUSES = ("pending", "failed", "succeeded", "dead")
+"""``pending``: not tried yet; ``failed``: the last attempt failed, another is scheduled at
+``next_attempt_at``; ``succeeded``: the receiver answered 2xx; ``dead``: every attempt failed."""
+WEBHOOK_URL_MAX_LENGTH = 2048
+WEBHOOK_DESCRIPTION_MAX_LENGTH = 200
+
+
+class Webhook(Base):
+    """An endpoint that receives signed POSTs for the events it subscribes to."""
+
+    __tablename__ = "webhooks"
+    __table_args__ = (CheckConstraint("cardinality(events) > 0", name="events_not_empty"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    url: Mapped[str] = mapped_column(String(WEBHOOK_URL_MAX_LENGTH))
+    events: Mapped[list[str]] = mapped_column(ARRAY(String(64)))
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    description: Mapped[str] = mapped_column(
+        String(WEBHOOK_DESCRIPTION_MAX_LENGTH), default="", server_default=text("''")
+    )
+    # The admin who registered it; kept (as null) when that account is deleted.
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow, server_default=func.now()
+    )
+
+
+class WebhookDelivery(Base):
+    """One event for one webhook, queued with the event and POSTed by the webhook worker.
+
+    Written in the transaction of the event itself (an outbox), so an event is delivered if and
+    only if it happened; the worker then tries until the receiver accepts it or the attempts
+    run out.
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        CheckConstraint(_in("status", WEBHOOK_DELIVERY_STATUSES), name="status"),
+        CheckConstraint("attempts >= 0", name="attempts_non_negative"),
+        # The worker's query: deliveries that are due, oldest first.
+        Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+        # The console lists a webhook's deliveries newest first.
+        Index("ix_webhook_deliveries_webhook_id_id", "webhook_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(
+        String(16), default="pending", server_default=text("'pending'")
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # When the worker may (next) try it; null once it succeeded or is dead.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    # A manual redelivery is a new delivery of the same event; this is the one it repeats.
+    redelivery_of: Mapped[int | None] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow, server_default=func.now()
+    )
+
+    webhook: Mapped[Webhook] = relationship()
+    attempt_log: Mapped[list[WebhookAttempt]] = relationship(
+        back_populates="delivery",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="WebhookAttempt.id",
+    )
+
+
+class WebhookAttempt(Base):
+    """One POST of a delivery (or the refusal to make it): when, how long, what came back."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (
+        CheckConstraint("duration_ms >= 0", name="duration_non_negative"),
+        Index("ix_webhook_attempts_delivery_id_id", "delivery_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE")
+    )
+    attempted_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+    # Null when no response came (refused address, connection error, timeout).
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    duration_ms: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    error: Mapped[str | None] = mapped_column(Text)
+
+    delivery: Mapped[WebhookDelivery] = relationship(back_populates="attempt_log")

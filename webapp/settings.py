@@ -7,6 +7,7 @@ names every offending variable, so an operator fixes the env file in one pass.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,13 @@ __all__ = ["LOG_LEVELS", "Settings", "SettingsError"]
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 SECRET_KEY_MIN_LENGTH = 32
+STATUS_SERVICES = ("auth", "chat", "admin")
+# The ports the app role gives the three services on each app host.
+DEFAULT_STATUS_SERVICE_URLS = (
+    ("auth", "http://127.0.0.1:8001"),
+    ("chat", "http://127.0.0.1:8002"),
+    ("admin", "http://127.0.0.1:8003"),
+)
 
 # SQLAlchemy picks psycopg2 for a bare ``postgresql://`` URL; only psycopg 3 is installed.
 _POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
@@ -71,10 +79,12 @@ class Settings:
     trusted_proxy_count: int = 1
     webhook_secret: str = field(default="", repr=False)
     webhook_timeout: float = 5.0
+    webhook_allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     cors_origins: tuple[str, ...] = ()
     log_level: str = "INFO"
     openai_api_key: str = field(default="", repr=False)
     openai_base_url: str = ""
+    status_service_urls: tuple[tuple[str, str], ...] = DEFAULT_STATUS_SERVICE_URLS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -132,10 +142,16 @@ class Settings:
             "trusted_proxy_count": reader.optional("TRUSTED_PROXY_COUNT", _int_at_least(0), 1),
             "webhook_secret": reader.optional("WEBHOOK_SECRET", str, ""),
             "webhook_timeout": reader.optional("WEBHOOK_TIMEOUT", _positive_float, 5.0),
+            # Private networks webhooks may still be delivered to (CIDRs, comma-separated).
+            "webhook_allowed_networks": reader.optional("WEBHOOK_ALLOWED_NETWORKS", _networks, ()),
             "cors_origins": reader.optional("CORS_ORIGINS", _origins, ()),
             "log_level": reader.optional("LOG_LEVEL", _log_level, "INFO"),
             "openai_api_key": reader.optional("OPENAI_API_KEY", str, ""),
             "openai_base_url": reader.optional("OPENAI_BASE_URL", _http_url, ""),
+            # Where the admin status page asks each service for /health.
+            "status_service_urls": reader.optional(
+                "STATUS_SERVICE_URLS", _service_urls, DEFAULT_STATUS_SERVICE_URLS
+            ),
         }
         if reader.errors:
             raise SettingsError(reader.errors)
@@ -248,6 +264,20 @@ def _origins(raw: str) -> tuple[str, ...]:
     return origins
 
 
+def _networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    networks = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=True))
+        except ValueError:
+            raise ValueError(
+                f"must be comma-separated networks such as '10.0.0.0/8, fd00::/8', got {item!r}"
+            ) from None
+    return tuple(networks)
+
+
 def _rate_limit(raw: str) -> str:
     try:
         parse_many(raw)
@@ -256,6 +286,23 @@ def _rate_limit(raw: str) -> str:
             f"must be a rate limit such as '10 per minute' or '5/minute;50/day', got {raw!r}"
         ) from None
     return raw
+
+
+def _service_urls(raw: str) -> tuple[tuple[str, str], ...]:
+    urls: dict[str, str] = {}
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        name, sep, url = (piece.strip() for piece in item.partition("="))
+        if not sep or name not in STATUS_SERVICES:
+            raise ValueError(
+                f"must be comma-separated service=URL pairs with services among"
+                f" {', '.join(STATUS_SERVICES)}, such as 'auth=http://10.0.0.5:8001', got {item!r}"
+            )
+        if name in urls:
+            raise ValueError(f"names the service {name!r} twice")
+        urls[name] = _http_url(url).rstrip("/")
+    return tuple(urls.items())
 
 
 def _log_level(raw: str) -> str:

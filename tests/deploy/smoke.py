@@ -26,6 +26,8 @@ Checks, in order; each prints one line, and a failed check skips the checks that
     admin-forbidden        and with the user's token 403
     admin-login            (with admin credentials) the admin logs in, role "admin"
     admin-stats            and gets numeric counts (200)
+    admin-webhooks         and lists webhooks (200), while a webhook to 127.0.0.1 is refused
+                           (400 naming url: the address guard is live)
 
 Exit status: 0 when every check passed, 1 when one failed, 2 on bad usage.
 """
@@ -239,8 +241,13 @@ class Smoke:
                 lambda: self.admin_stats(runner.results["admin-login"], 200, None),
                 "admin-login",
             )
+            runner.check(
+                "admin-webhooks",
+                lambda: self.admin_webhooks(runner.results["admin-login"]),
+                "admin-login",
+            )
         else:
-            for name in ("admin-login", "admin-stats"):
+            for name in ("admin-login", "admin-stats", "admin-webhooks"):
                 runner.skip(name, "no --admin-email/--admin-password given")
         runner.check("api-docs", self.api_docs)
         runner.check("metrics-hidden", self.metrics_hidden)
@@ -543,6 +550,22 @@ class Smoke:
         if counts["users"] < 1 or counts["messages"] < 2:
             raise CheckFailedError(f"counts miss this run's user and messages: {counts}")
         return ", ".join(f"{k} {v}" for k, v in counts.items()), counts
+
+    def admin_webhooks(self, token: str) -> tuple[str, None]:
+        """GET /admin/webhooks lists them; a loopback target is refused (nothing is stored)."""
+        listed = self.api("GET", "/api/v1/admin/webhooks", (200,), token=token)
+        if not isinstance(listed.get("webhooks"), list):
+            raise CheckFailedError(f"no webhooks list: {listed!r}")
+        refused = self.api(
+            "POST",
+            "/api/v1/admin/webhooks",
+            (400,),
+            token=token,
+            body={"url": "http://127.0.0.1:9/smoke", "events": ["user.registered"]},
+        )
+        if _get(refused, "error", "field") != "url":
+            raise CheckFailedError(f"loopback webhook refused for another reason: {refused!r}")
+        return f"{len(listed['webhooks'])} webhook(s); loopback target refused", None
 
 
 # One route of each service: a revoked token must be refused by all three.

@@ -13,6 +13,7 @@ from webapp import create_app
 from webapp.errors import error_body
 from webapp.openapi import ASSET_ENDPOINT, DOCUMENTED_SERVICES, build_document
 from webapp.settings import Settings
+from webapp.web import PAGE_BLUEPRINTS
 
 SETTINGS = Settings.from_env(
     {
@@ -43,6 +44,8 @@ def _routes(app: Flask) -> set[tuple[str, str]]:
         (method.lower(), _openapi_path(rule.rule))
         for rule in app.url_map.iter_rules()
         if rule.endpoint not in UNDOCUMENTED_ENDPOINTS
+        # The web UI's pages (webapp/web) are not API.
+        and rule.endpoint.split(".")[0] not in PAGE_BLUEPRINTS
         for method in rule.methods or ()
         if method not in ("HEAD", "OPTIONS")
     }

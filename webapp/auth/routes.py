@@ -11,9 +11,12 @@ at ``POST /refresh`` with the refresh cookie and sign out at ``DELETE /session``
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify, request
+from flask.blueprints import BlueprintSetupState
 from flask_jwt_extended import (
     create_access_token,
     create_refresh_token,
@@ -26,8 +29,14 @@ from flask_jwt_extended import (
     set_refresh_cookies,
     unset_jwt_cookies,
 )
+from sqlalchemy.exc import SQLAlchemyError
 
-from webapp.errors import ForbiddenError, ServiceUnavailableError, UnauthorizedError
+from webapp.errors import (
+    AccountDisabledError,
+    ForbiddenError,
+    ServiceUnavailableError,
+    UnauthorizedError,
+)
 from webapp.extensions import db
 from webapp.metrics import record_login
 from webapp.models import User
@@ -40,14 +49,63 @@ from webapp.rate_limits import (
     limited,
 )
 from webapp.request_body import read_json_object
-from webapp.security import CSRF_HEADER, session_store
-from webapp.services import accounts
+from webapp.security import CSRF_HEADER, SESSIONS_EXTENSION, session_store
+from webapp.services import accounts, audit
 from webapp.services.sessions import SESSION_CLAIM, SessionStoreUnavailableError, new_session_id
 from webapp.validation import optional_string, reject_unknown_fields, required_string
 
 bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
 
 _REDIS_DOWN = "Sessions cannot be changed right now; try again shortly."
+_LOGIN_ENDPOINTS = ("auth.login", "auth.create_session")
+
+logger = logging.getLogger(__name__)
+
+
+def _audit(action: str, **fields: Any) -> None:
+    """Record a security event in a transaction of its own, from this request's client.
+
+    A failure is logged, not raised: the response to the event (a refused login) matters more
+    than its record.
+    """
+    try:
+        audit.record(db.session, action=action, source_ip=request.remote_addr, **fields)
+        db.session.commit()
+    except SQLAlchemyError:
+        db.session.rollback()
+        logger.exception("could not record audit event %s", action)
+
+
+def _typed_email(data: Any) -> str | None:
+    email = data.get("email") if isinstance(data, dict) else None
+    return email.strip().lower() if isinstance(email, str) else None
+
+
+@bp.record
+def _audit_refresh_reuse(state: BlueprintSetupState) -> None:
+    state.app.extensions[SESSIONS_EXTENSION].reuse_listeners.append(_refresh_token_reused)
+
+
+def _refresh_token_reused(claims: Mapping[str, Any]) -> None:
+    subject = claims.get("sub")
+    _audit(
+        "auth.refresh_reuse",
+        actor_id=int(subject) if isinstance(subject, str) and subject.isdecimal() else None,
+        target_type="session",
+        target_id=claims.get(SESSION_CLAIM),
+    )
+
+
+@bp.after_request
+def _audit_lockout(response: Response) -> Response:
+    # A login refused by the rate limit never reaches the view: record it here.
+    if response.status_code == 429 and request.endpoint in _LOGIN_ENDPOINTS:
+        _audit(
+            "auth.lockout",
+            target_type="email",
+            target_id=_typed_email(request.get_json(silent=True)),
+        )
+    return response
 
 
 def _lifetime_seconds(config_key: str) -> int:
@@ -107,8 +165,12 @@ def _log_in(data: dict[str, Any]) -> User:
     password = required_string(data, "password")
     try:
         user = accounts.authenticate(db.session, email=email, password=password)
-    except (UnauthorizedError, ForbiddenError):
+    except (UnauthorizedError, ForbiddenError) as exc:
         record_login(success=False)
+        action = (
+            "auth.login_disabled" if isinstance(exc, AccountDisabledError) else "auth.login_failed"
+        )
+        _audit(action, target_type="email", target_id=_typed_email(data))
         raise
     record_login(success=True)
     return user
@@ -122,11 +184,13 @@ def _signed_out() -> Response:
 
 
 def _revoke_current_session() -> None:
+    session_id = get_jwt()[SESSION_CLAIM]
     try:
-        session_store().revoke_session(get_jwt()[SESSION_CLAIM])
+        session_store().revoke_session(session_id)
     except SessionStoreUnavailableError:
         # Fail closed: saying "signed out" while the tokens still work would be a lie.
         raise ServiceUnavailableError(_REDIS_DOWN) from None
+    _audit("auth.logout", actor=current_user, target_type="session", target_id=session_id)
 
 
 @bp.post("/register")
@@ -240,5 +304,6 @@ def change_password() -> Response:
         current_password=required_string(data, "current_password"),
         new_password=required_string(data, "new_password"),
     )
+    _audit("auth.password_changed", actor=user, target_type="user", target_id=user.id)
     access_token, refresh_token = _issue_tokens(user, get_jwt()[SESSION_CLAIM], fresh=True)
     return _tokens_response(user, access_token, refresh_token)

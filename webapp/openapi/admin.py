@@ -1,10 +1,17 @@
-"""OpenAPI paths and schemas of the admin service (``/api/v1/admin``)."""
+"""OpenAPI paths and schemas of the admin service (``/api/v1/admin``).
+
+``PATHS`` and ``SCHEMAS`` are plain dicts: the webhook routes (:mod:`webapp.openapi.admin_webhooks`)
+are merged into them at the end of this module.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from webapp.openapi.components import USER_AUTH, json_response, responses
+from webapp.openapi import admin_webhooks
+from webapp.openapi import chat as chat_document
+from webapp.openapi.components import USER_AUTH, json_body, json_response, ref, responses
+from webapp.services import audit, usage, users_admin
 
 __all__ = ["PATHS", "SCHEMAS", "SECURITY_SCHEMES", "TAGS"]
 
@@ -16,24 +23,363 @@ TAGS: list[Document] = [
 
 SECURITY_SCHEMES: Document = {}
 
+_MAX_INT = 2147483647
 _USER_ID = {
     "name": "user_id",
     "in": "path",
     "required": True,
-    "schema": {"type": "integer", "minimum": 1, "maximum": 2147483647},
+    "schema": {"type": "integer", "minimum": 1, "maximum": _MAX_INT},
 }
+_CONVERSATION_ID = {
+    "name": "conversation_id",
+    "in": "path",
+    "required": True,
+    "description": "A conversation of this user's; anyone else's is a 404.",
+    "schema": {"type": "integer", "minimum": 1, "maximum": _MAX_INT},
+}
+_TIMESTAMP = {"type": "string", "format": "date-time"}
+_DAY = {"type": "string", "format": "date"}
+_COUNT = {"type": "integer", "minimum": 0}
+_NEXT_CURSOR = {
+    "type": ["string", "null"],
+    "description": "Pass as `cursor` for the next page; null on the last page.",
+}
+_BODY_ERRORS = ("400", "413", "415")
+
+
+def _query(name: str, schema: Document, description: str) -> Document:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+
+
+def _operation(
+    operation_id: str,
+    summary: str,
+    success: Document,
+    *errors: str,
+    description: str | None = None,
+    parameters: list[Document] | None = None,
+    body: Document | None = None,
+) -> Document:
+    operation: Document = {
+        "tags": ["admin"],
+        "operationId": operation_id,
+        "summary": summary,
+        "security": USER_AUTH,
+    }
+    if description:
+        operation["description"] = description
+    if parameters:
+        operation["parameters"] = parameters
+    if body is not None:
+        operation["requestBody"] = body
+        errors = (*_BODY_ERRORS, *errors)
+    operation["responses"] = responses(success, "401", "403", *errors, "429")
+    return operation
+
+
+_USAGE_FIGURES = {
+    "messages": {**_COUNT, "description": "Messages users sent."},
+    "replies": {**_COUNT, "description": "Assistant messages, whatever their status."},
+    "tokens_in": {**_COUNT, "description": "Prompt tokens of the replies."},
+    "tokens_out": {**_COUNT, "description": "Tokens of the answers."},
+}
+_RATE = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
+_MILLISECONDS = {"type": ["number", "null"], "minimum": 0}
 
 SCHEMAS: dict[str, Document] = {
     "Stats": {
         "type": "object",
         "required": ["users", "conversations", "messages"],
         "properties": {
-            "users": {"type": "integer", "minimum": 0},
-            "conversations": {"type": "integer", "minimum": 0},
-            "messages": {"type": "integer", "minimum": 0},
+            "users": _COUNT,
+            "conversations": _COUNT,
+            "messages": _COUNT,
+        },
+    },
+    "UserList": {
+        "type": "object",
+        "required": ["users", "next_cursor"],
+        "properties": {
+            "users": {"type": "array", "description": "In id order.", "items": ref("User")},
+            "next_cursor": _NEXT_CURSOR,
+        },
+    },
+    "UserUsage": {
+        "type": "object",
+        "required": [
+            "conversations",
+            "messages",
+            "replies",
+            "tokens_in",
+            "tokens_out",
+            "quota_tokens_today",
+            "last_message_at",
+        ],
+        "properties": {
+            "conversations": _COUNT,
+            **_USAGE_FIGURES,
+            "quota_tokens_today": {
+                **_COUNT,
+                "description": "Tokens today's daily quota counted (UTC day).",
+            },
+            "last_message_at": {"type": ["string", "null"], "format": "date-time"},
+        },
+    },
+    "UserDetail": {
+        "type": "object",
+        "required": ["user", "usage"],
+        "properties": {"user": ref("User"), "usage": ref("UserUsage")},
+    },
+    "RoleChange": {
+        "type": "object",
+        "required": ["role"],
+        "additionalProperties": False,
+        "properties": {"role": {"type": "string", "enum": ["user", "admin"]}},
+    },
+    "PasswordReset": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "password": {
+                "type": "string",
+                "minLength": 10,
+                "maxLength": 1024,
+                "description": "The new password, under the registration policy. Leave it out"
+                " to have a random one generated and returned once.",
+            }
+        },
+    },
+    "PasswordResetResult": {
+        "type": "object",
+        "required": ["user"],
+        "properties": {
+            "user": ref("User"),
+            "password": {
+                "type": "string",
+                "description": "The generated password (only when none was given). It is in"
+                " this response only: neither stored in clear nor logged. Hand it over"
+                " securely.",
+            },
+        },
+    },
+    "DeletedUser": {
+        "type": "object",
+        "required": ["deleted"],
+        "properties": {
+            "deleted": {
+                "type": "object",
+                "required": ["id", "email", "conversations", "messages"],
+                "properties": {
+                    "id": {"type": "integer", "minimum": 1},
+                    "email": {"type": "string", "format": "email"},
+                    "conversations": _COUNT,
+                    "messages": _COUNT,
+                },
+            }
+        },
+    },
+    "AuditEvent": {
+        "type": "object",
+        "required": [
+            "id",
+            "created_at",
+            "action",
+            "actor_id",
+            "actor_email",
+            "target_type",
+            "target_id",
+            "source_ip",
+            "details",
+        ],
+        "properties": {
+            "id": {"type": "integer", "minimum": 1},
+            "created_at": _TIMESTAMP,
+            "action": {
+                "type": "string",
+                "description": "Dotted name; see docs/admin.md for the list.",
+                "examples": list(audit.ACTIONS),
+            },
+            "actor_id": {
+                "type": ["integer", "null"],
+                "description": "Who acted (null for anonymous events such as failed logins);"
+                " kept when the account is deleted.",
+            },
+            "actor_email": {
+                "type": ["string", "null"],
+                "description": "The actor's email address at the time.",
+            },
+            "target_type": {"type": ["string", "null"], "examples": ["user", "session", "email"]},
+            "target_id": {"type": ["string", "null"]},
+            "source_ip": {
+                "type": ["string", "null"],
+                "description": "The client's address (behind nginx: from X-Forwarded-For).",
+            },
+            "details": {"type": "object", "description": "Secrets are never stored here."},
+        },
+    },
+    "AuditEventList": {
+        "type": "object",
+        "required": ["events", "next_cursor"],
+        "properties": {
+            "events": {"type": "array", "description": "Newest first.", "items": ref("AuditEvent")},
+            "next_cursor": _NEXT_CURSOR,
+        },
+    },
+    "UsageReport": {
+        "type": "object",
+        "required": ["since", "until", "user_id", "totals", "days", "models", "top_users"],
+        "properties": {
+            "since": _DAY,
+            "until": _DAY,
+            "user_id": {"type": ["integer", "null"]},
+            "totals": {
+                "type": "object",
+                "required": [
+                    *_USAGE_FIGURES,
+                    "failed_replies",
+                    "cache_hit_rate",
+                    "fallback_rate",
+                    "latency_p50_ms",
+                    "latency_p95_ms",
+                    "quota_tokens",
+                ],
+                "properties": {
+                    **_USAGE_FIGURES,
+                    "failed_replies": _COUNT,
+                    "cache_hit_rate": {
+                        **_RATE,
+                        "description": "Share of replies served from the cache (null: none).",
+                    },
+                    "fallback_rate": {
+                        **_RATE,
+                        "description": "Share of replies the fallback model wrote.",
+                    },
+                    "latency_p50_ms": {
+                        **_MILLISECONDS,
+                        "description": "Median generation time of replies a model produced"
+                        " (cache hits excluded).",
+                    },
+                    "latency_p95_ms": _MILLISECONDS,
+                    "quota_tokens": {
+                        **_COUNT,
+                        "description": "Tokens the daily quota counted in the range; kept when"
+                        " conversations are deleted, not counting cache hits.",
+                    },
+                },
+            },
+            "days": {
+                "type": "array",
+                "description": "Days with any activity, oldest first.",
+                "items": {
+                    "type": "object",
+                    "required": ["day", *_USAGE_FIGURES, "quota_tokens"],
+                    "properties": {"day": _DAY, **_USAGE_FIGURES, "quota_tokens": _COUNT},
+                },
+            },
+            "models": {
+                "type": "array",
+                "description": "Per model that wrote replies, most replies first.",
+                "items": {
+                    "type": "object",
+                    "required": [
+                        "model",
+                        "replies",
+                        "tokens_in",
+                        "tokens_out",
+                        "cached",
+                        "fallback",
+                    ],
+                    "properties": {
+                        "model": {"type": ["string", "null"]},
+                        "replies": _COUNT,
+                        "tokens_in": _COUNT,
+                        "tokens_out": _COUNT,
+                        "cached": _COUNT,
+                        "fallback": _COUNT,
+                    },
+                },
+            },
+            "top_users": {
+                "type": "array",
+                "description": "Most tokens first.",
+                "items": {
+                    "type": "object",
+                    "required": ["user_id", "email", "display_name", *_USAGE_FIGURES],
+                    "properties": {
+                        "user_id": {"type": "integer", "minimum": 1},
+                        "email": {"type": "string"},
+                        "display_name": {"type": "string"},
+                        **_USAGE_FIGURES,
+                    },
+                },
+            },
+        },
+    },
+    "ComponentStatus": {
+        "type": "object",
+        "required": ["status"],
+        "properties": {
+            "status": {"type": "string", "enum": ["ok", "unavailable"]},
+            "latency_ms": {"type": "number", "minimum": 0},
+            "error": {
+                "type": "string",
+                "description": "Why not: an exception class name or an HTTP status, never a"
+                " message (messages can carry host names or part of a key).",
+            },
+            "url": {"type": "string", "description": "Of a service: its base URL."},
+            "provider": {"type": "string", "enum": ["offline", "openai", "openai-compatible"]},
+            "model": {"type": "string"},
+            "model_listed": {
+                "type": "boolean",
+                "description": "The provider's model list names LLM_MODEL.",
+            },
+            "migration": {
+                "type": ["object", "null"],
+                "required": ["current", "head", "up_to_date"],
+                "properties": {
+                    "current": {"type": ["string", "null"]},
+                    "head": {"type": ["string", "null"]},
+                    "up_to_date": {"type": "boolean"},
+                },
+            },
+        },
+    },
+    "SystemStatus": {
+        "type": "object",
+        "required": ["status", "version", "database", "redis", "model", "services"],
+        "properties": {
+            "status": {
+                "type": "string",
+                "enum": ["ok", "degraded"],
+                "description": "`ok` when every part is and the schema is at the head revision.",
+            },
+            "version": {"type": "string"},
+            "database": ref("ComponentStatus"),
+            "redis": ref("ComponentStatus"),
+            "model": ref("ComponentStatus"),
+            "services": {
+                "type": "object",
+                "description": "Each service's `/health`, at the URLs of STATUS_SERVICE_URLS.",
+                "additionalProperties": ref("ComponentStatus"),
+            },
         },
     },
 }
+# The conversation shapes are the chat API's: an admin reads what the user sees.
+for _name in (
+    "Conversation",
+    "ConversationList",
+    "ConversationWithMessages",
+    "ConversationDetailEnvelope",
+    "Message",
+):
+    SCHEMAS[_name] = chat_document.SCHEMAS[_name]
 
 
 def _set_active(*, enable: bool) -> Document:
@@ -45,36 +391,169 @@ def _set_active(*, enable: bool) -> Document:
         " last active admin cannot be disabled (409)."
     )
     return {
-        "post": {
-            "tags": ["admin"],
-            "operationId": f"{verb}User",
-            "summary": f"{verb.capitalize()} a user",
-            "description": effect,
-            "security": USER_AUTH,
-            "responses": responses(
-                {"200": json_response("UserEnvelope", "The user, updated.")},
-                "401",
-                "403",
-                "404",
-                # Only disabling can conflict: the last active admin must stay.
-                *(() if enable else ("409",)),
-                "429",
-            ),
-        }
+        "post": _operation(
+            f"{verb}User",
+            f"{verb.capitalize()} a user",
+            {"200": json_response("UserEnvelope", "The user, updated.")},
+            "404",
+            # Only disabling can conflict: the last active admin must stay.
+            *(() if enable else ("409",)),
+            description=effect + f" Recorded in the audit log (`admin.user_{verb}d`).",
+        )
     }
 
 
+_LIMIT_DESCRIPTION = "Page size."
+_CURSOR = _query(
+    "cursor",
+    {"type": "string", "pattern": "^[0-9]{1,10}$"},
+    "`next_cursor` of the previous page, unchanged (keyset pagination).",
+)
+
 PATHS: Document = {
     "/api/v1/admin/stats": {
-        "get": {
-            "tags": ["admin"],
-            "operationId": "getStats",
-            "summary": "Counts of users, conversations and messages",
-            "security": USER_AUTH,
-            "responses": responses(
-                {"200": json_response("Stats", "The counts.")}, "401", "403", "429"
-            ),
-        }
+        "get": _operation(
+            "getStats",
+            "Counts of users, conversations and messages",
+            {"200": json_response("Stats", "The counts.")},
+        )
+    },
+    "/api/v1/admin/status": {
+        "get": _operation(
+            "getSystemStatus",
+            "State of the database, Redis, model provider, migrations and services",
+            {"200": json_response("SystemStatus", "Each part's state (200 even when degraded).")},
+            description="Every check is bounded by a short timeout. The model provider is asked"
+            " for its model list (the key is never shown); the built-in offline model is"
+            " always `ok`.",
+        )
+    },
+    "/api/v1/admin/usage": {
+        "get": _operation(
+            "getUsage",
+            "Messages, tokens, cache and fallback rates, latency, top users",
+            {"200": json_response("UsageReport", "The figures of the range.")},
+            "400",
+            description="Computed from the stored messages, by UTC day. Unknown or repeated"
+            " parameters are a 400 naming them.",
+            parameters=[
+                _query(
+                    "since",
+                    _DAY,
+                    f"First day (UTC); default {usage.DEFAULT_RANGE_DAYS - 1} days before `until`.",
+                ),
+                _query(
+                    "until",
+                    _DAY,
+                    f"Last day, included; default today. At most {usage.MAX_RANGE_DAYS} days"
+                    " in all.",
+                ),
+                _query("user_id", {"type": "integer", "minimum": 1}, "Only this user's usage."),
+                _query(
+                    "top",
+                    {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": usage.TOP_USERS_MAX,
+                        "default": usage.TOP_USERS_DEFAULT,
+                    },
+                    "How many users `top_users` lists.",
+                ),
+            ],
+        )
+    },
+    "/api/v1/admin/audit": {
+        "get": _operation(
+            "listAuditEvents",
+            "The audit log, newest first",
+            {"200": json_response("AuditEventList", "A page of events.")},
+            "400",
+            description="Append-only: the database refuses to change or delete an event.",
+            parameters=[
+                _query(
+                    "action",
+                    {"type": "string"},
+                    "An action (`admin.role_changed`), or a prefix ending in `.*` (`auth.*`).",
+                ),
+                _query("actor_id", {"type": "integer", "minimum": 1}, "Events of this actor."),
+                _query("target_type", {"type": "string"}, "Events about this kind of object."),
+                _query("target_id", {"type": "string"}, "Events about this object."),
+                _query(
+                    "since",
+                    {"type": "string"},
+                    "Events at or after this time: ISO 8601 with an offset, or a date (UTC).",
+                ),
+                _query("until", {"type": "string"}, "Events before this time (same format)."),
+                _CURSOR,
+                _query(
+                    "limit",
+                    {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": audit.LIST_LIMIT_MAX,
+                        "default": audit.LIST_LIMIT_DEFAULT,
+                    },
+                    _LIMIT_DESCRIPTION,
+                ),
+            ],
+        )
+    },
+    "/api/v1/admin/users": {
+        "get": _operation(
+            "listUsers",
+            "Find users",
+            {"200": json_response("UserList", "A page of users.")},
+            "400",
+            parameters=[
+                _query(
+                    "q",
+                    {"type": "string", "maxLength": users_admin.SEARCH_MAX_LENGTH},
+                    "Text in the email address or display name, ignoring case.",
+                ),
+                _query("active", {"type": "string", "enum": ["true", "false"]}, "Enabled or not."),
+                _query("role", {"type": "string", "enum": ["user", "admin"]}, "Only this role."),
+                _CURSOR,
+                _query(
+                    "limit",
+                    {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": users_admin.LIST_LIMIT_MAX,
+                        "default": users_admin.LIST_LIMIT_DEFAULT,
+                    },
+                    _LIMIT_DESCRIPTION,
+                ),
+            ],
+        )
+    },
+    "/api/v1/admin/users/{user_id}": {
+        "parameters": [_USER_ID],
+        "get": _operation(
+            "getUser",
+            "A user with a summary of their usage",
+            {"200": json_response("UserDetail", "The user.")},
+            "404",
+        ),
+        "patch": _operation(
+            "changeUserRole",
+            "Promote or demote a user",
+            {"200": json_response("UserEnvelope", "The user, updated.")},
+            "404",
+            "409",
+            description="Takes effect on the user's next request. The last active admin cannot"
+            " be demoted (409). Recorded as `admin.role_changed`.",
+            body=json_body("RoleChange", description="The new role."),
+        ),
+        "delete": _operation(
+            "deleteUser",
+            "Delete a user with their conversations",
+            {"200": json_response("DeletedUser", "What was deleted.")},
+            "404",
+            "409",
+            description="Their conversations, messages and daily usage rows go with them; the"
+            " audit log keeps every event about them. The last active admin cannot be deleted"
+            " (409). Recorded as `admin.user_deleted`.",
+        ),
     },
     "/api/v1/admin/users/{user_id}/disable": {
         "parameters": [_USER_ID],
@@ -84,4 +563,61 @@ PATHS: Document = {
         "parameters": [_USER_ID],
         **_set_active(enable=True),
     },
+    "/api/v1/admin/users/{user_id}/password": {
+        "parameters": [_USER_ID],
+        "post": _operation(
+            "resetUserPassword",
+            "Reset a user's password",
+            {"200": json_response("PasswordResetResult", "The user (and a generated password).")},
+            "404",
+            description="Every session of the user ends at once. Recorded as"
+            " `admin.password_reset` (never with the password).",
+            body=json_body(
+                "PasswordReset",
+                description="The password to set, or `{}` (or no body) for a generated one.",
+                required=False,
+            ),
+        ),
+    },
+    "/api/v1/admin/users/{user_id}/conversations": {
+        "parameters": [_USER_ID],
+        "get": _operation(
+            "listUserConversations",
+            "A user's conversations (read-only)",
+            {"200": json_response("ConversationList", "A page, as the user would see it.")},
+            "400",
+            "404",
+            parameters=[
+                _query(
+                    "limit",
+                    {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+                    _LIMIT_DESCRIPTION,
+                ),
+                _query(
+                    "cursor",
+                    {"type": "string", "maxLength": 200},
+                    "`next_cursor` of the previous page, unchanged.",
+                ),
+                _query(
+                    "q",
+                    {"type": "string", "maxLength": 200},
+                    "Only conversations whose title or a message contains this text.",
+                ),
+            ],
+        ),
+    },
+    "/api/v1/admin/users/{user_id}/conversations/{conversation_id}": {
+        "parameters": [_USER_ID, _CONVERSATION_ID],
+        "get": _operation(
+            "getUserConversation",
+            "One of a user's conversations with its messages (read-only)",
+            {"200": json_response("ConversationDetailEnvelope", "The conversation.")},
+            "404",
+            description="Every read is recorded in the audit log (`admin.conversation_viewed`).",
+        ),
+    },
 }
+
+# The webhook routes, registered on the same blueprint by webapp/admin/webhooks.py.
+PATHS.update(admin_webhooks.PATHS)
+SCHEMAS.update(admin_webhooks.SCHEMAS)

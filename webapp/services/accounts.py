@@ -33,6 +33,7 @@ from webapp.errors import (
     ValidationError,
 )
 from webapp.models import DISPLAY_NAME_MAX_LENGTH, EMAIL_MAX_LENGTH, User, isoformat_utc
+from webapp.services import audit, webhooks
 from webapp.validation import check_text
 
 __all__ = [
@@ -46,8 +47,10 @@ __all__ = [
     "get_user",
     "get_user_by_email",
     "hash_password",
+    "lock_other_active_admins",
     "normalize_email",
     "register_user",
+    "set_password",
     "set_user_active",
     "update_profile",
     "user_to_dict",
@@ -220,6 +223,9 @@ def register_user(
     )
     session.add(user)
     try:
+        # Flushed first for the id: the webhook event is committed with the account itself.
+        session.flush()
+        webhooks.emit(session, "user.registered", {"user": user_to_dict(user)})
         session.commit()
     except IntegrityError as exc:
         session.rollback()
@@ -378,6 +384,39 @@ def _set_password(user: User, password: str) -> None:
     _revoke_all_tokens(user)
 
 
+def set_password(user: User, password: str) -> None:
+    """Set a new password (already checked against the policy) and revoke every token.
+
+    Args:
+        user: The user, loaded in the caller's session; the caller commits.
+        password: The new plain-text password.
+    """
+    _set_password(user, password)
+
+
+def lock_other_active_admins(session: Session, user: User) -> list[int]:
+    """Lock every active admin row and return the ids of those other than ``user``.
+
+    Always in id order: two admins demoting, disabling or deleting each other at once
+    serialise here (without deadlock), and the second sees the first's change instead of both
+    succeeding. An empty result means ``user`` is the last active admin.
+
+    Args:
+        session: Database session, in the transaction that will change ``user``.
+        user: The admin about to lose the role or access.
+
+    Returns:
+        Ids of the other active admins.
+    """
+    admins = session.scalars(
+        select(User.id)
+        .where(User.role == "admin", User.is_active.is_(True))
+        .order_by(User.id)
+        .with_for_update()
+    ).all()
+    return [admin_id for admin_id in admins if admin_id != user.id]
+
+
 def update_profile(session: Session, user: User, *, display_name: str | None) -> User:
     """Change the profile fields a user may edit themselves.
 
@@ -435,7 +474,14 @@ def change_password(
     return user
 
 
-def set_user_active(session: Session, *, user_id: int, active: bool) -> User:
+def set_user_active(
+    session: Session,
+    *,
+    user_id: int,
+    active: bool,
+    actor: User | None = None,
+    source_ip: str | None = None,
+) -> User:
     """Enable or disable an account; disabling revokes every token it holds.
 
     The last active admin cannot be disabled, so the system never loses its last way in
@@ -445,6 +491,9 @@ def set_user_active(session: Session, *, user_id: int, active: bool) -> User:
         session: Database session; committed.
         user_id: The account's id.
         active: True to enable, False to disable.
+        actor: The admin doing it; when given, an audit event is recorded in the same
+            transaction (``admin.user_disabled`` / ``admin.user_enabled``).
+        source_ip: The admin's client address, for the audit event.
 
     Returns:
         The updated user.
@@ -457,23 +506,24 @@ def set_user_active(session: Session, *, user_id: int, active: bool) -> User:
     if user is None:
         raise NotFoundError(f"user {user_id} does not exist")
     if not active and user.is_active:
-        if user.is_admin:
-            # Lock every active admin row, always in id order: two admins disabling each other
-            # at once serialise here (without deadlock), and the second sees the first's
-            # change instead of both succeeding.
-            admins = session.scalars(
-                select(User.id)
-                .where(User.role == "admin", User.is_active.is_(True))
-                .order_by(User.id)
-                .with_for_update()
-            ).all()
-            if not [admin_id for admin_id in admins if admin_id != user.id]:
-                session.rollback()
-                raise ConflictError("the last active admin cannot be disabled")
+        if user.is_admin and not lock_other_active_admins(session, user):
+            session.rollback()
+            raise ConflictError("the last active admin cannot be disabled")
         user.is_active = False
         _revoke_all_tokens(user)
+        webhooks.emit(session, "user.disabled", {"user": user_to_dict(user)})
     elif active:
         # Re-enabling keeps the raised version: tokens from before the deactivation stay dead.
         user.is_active = True
+    if actor is not None:
+        audit.record(
+            session,
+            action="admin.user_enabled" if active else "admin.user_disabled",
+            actor=actor,
+            target_type="user",
+            target_id=user.id,
+            source_ip=source_ip,
+            details={"email": user.email},
+        )
     session.commit()
     return user

@@ -46,6 +46,7 @@ from webapp import metrics
 from webapp.bot import COMPLETE, STOPPED, Bot, ReplyResult
 from webapp.errors import ConflictError, NotFoundError, ServiceUnavailableError, error_body
 from webapp.models import Conversation, Message, utcnow
+from webapp.services import webhooks
 from webapp.services.chat import MESSAGE_MAX_LENGTH, SqlHistoryStore, message_to_dict
 from webapp.services.quota import check_quota
 from webapp.validation import check_text
@@ -244,7 +245,11 @@ class ReplyRunner:
         sink = RedisReplySink(self.redis, job.reply_id, stream_ttl=self._stream_ttl)
         try:
             store = SqlHistoryStore(session, reply_id=job.reply_id, user_id=job.user_id)
-            return bot.run(store, job.conversation_id, sink, fresh=job.fresh)
+            # message.completed is queued in the transaction that stores the finished reply.
+            with webhooks.reply_completion_events(
+                session, reply_id=job.reply_id, user_id=job.user_id
+            ):
+                return bot.run(store, job.conversation_id, sink, fresh=job.fresh)
         except Exception:
             # The store or the sink broke down (database or Redis); model failures do not get
             # here, the bot stores those as failed replies itself.

@@ -107,6 +107,9 @@ class SessionStore:
         self._retry_after_failure = retry_after_failure
         self._clock = clock
         self._unavailable_until = 0.0
+        self.reuse_listeners: list[Callable[[Mapping[str, Any]], None]] = []
+        """Called with the claims of a reused refresh token, after its session was revoked
+        (the auth service records the event in the audit log)."""
 
     def is_revoked(self, claims: Mapping[str, Any]) -> bool:
         """Tell whether a (validly signed, unexpired) token has been revoked.
@@ -138,6 +141,7 @@ class SessionStore:
         if token_state == _ROTATED and claims.get("type") == "refresh":
             logger.warning("rotated refresh token presented again: revoking its session")
             self.revoke_session(session_id)
+            self._reused(claims)
         return True
 
     def rotate(self, claims: Mapping[str, Any]) -> None:
@@ -160,6 +164,7 @@ class SessionStore:
         if not stored:
             logger.warning("refresh token exchanged twice: revoking its session")
             self.revoke_session(claims[SESSION_CLAIM])
+            self._reused(claims)
             raise RefreshTokenReusedError
 
     def revoke_session(self, session_id: str) -> None:
@@ -173,6 +178,13 @@ class SessionStore:
         """
         key = _REVOKED_SESSION_KEY.format(session_id)
         self._call(lambda: self._redis.set(key, _REVOKED, ex=self._session_ttl))
+
+    def _reused(self, claims: Mapping[str, Any]) -> None:
+        for listener in self.reuse_listeners:
+            try:
+                listener(claims)
+            except Exception:  # recording the event must not undo the revocation
+                logger.exception("refresh-token reuse listener failed")
 
     def _call(self, operation: Callable[[], _T]) -> _T:
         if self._clock() < self._unavailable_until:

@@ -1,0 +1,180 @@
+"""The web UI's pages as Flask serves them: every page answers, under a strict CSP.
+
+The browser tests (tests/e2e) drive the pages for real; these check, without a deployment,
+what the pages promise: no inline script or style (so script-src 'self' holds), every asset
+they reference is shipped and served, values are escaped, and each service serves only its
+own pages.
+"""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from tests.integration.auth_support import ACCESS_COOKIE, ME, assert_error, browser_login
+from tests.integration.conftest import AppFactory, AuthActions
+from webapp.web import PAGE_BLUEPRINTS, PAGE_CSP, render_page
+
+PAGES = {
+    "/account/login": "auth",
+    "/account/register": "auth",
+    "/account/profile": "auth",
+    "/": "chat",
+    "/admin/": "admin",
+    "/admin/users": "admin",
+    "/admin/audit": "admin",
+    "/admin/webhooks": "admin",
+    "/admin/status": "admin",
+}
+STATIC = Path(__file__).resolve().parents[2] / "webapp" / "static"
+SIGN_OUT_EVERYWHERE = "/account/sign-out-everywhere"
+
+pytestmark = pytest.mark.integration
+
+
+class _PageParser(HTMLParser):
+    """Collect what matters for the CSP: scripts, styles, inline handlers and assets."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inline_scripts: list[str] = []
+        self.problems: list[str] = []
+        self.assets: list[str] = []
+        self._in_script = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        for name, _ in attrs:
+            if name.startswith("on") or name == "style":
+                self.problems.append(f"<{tag} {name}=...>")
+        if tag == "style":
+            self.problems.append("<style>")
+        if tag == "script":
+            if values.get("src"):
+                self.assets.append(values["src"] or "")
+            else:
+                self._in_script = True
+        if tag == "link" and values.get("href"):
+            self.assets.append(values["href"] or "")
+        for name in ("href", "src", "action"):
+            if (values.get(name) or "").lower().startswith("javascript:"):
+                self.problems.append(f"<{tag} {name}=javascript:...>")
+
+    def handle_data(self, data: str) -> None:
+        if self._in_script:
+            self.inline_scripts.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "script":
+            self._in_script = False
+
+
+@pytest.mark.parametrize("path", sorted(PAGES))
+def test_page_is_served_under_a_strict_csp(client: FlaskClient, path: str) -> None:
+    """Each page answers 200 with the CSP, and holds no inline script, style or handler."""
+    response = client.get(path)
+    assert response.status_code == 200
+    assert response.mimetype == "text/html"
+    assert response.headers["Content-Security-Policy"] == PAGE_CSP
+    assert "'unsafe-inline'" not in PAGE_CSP
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    parser = _PageParser()
+    parser.feed(response.get_data(as_text=True))
+    assert parser.inline_scripts == []
+    assert parser.problems == []
+    # Every asset is a file of the package, served here (no CDN, works air-gapped).
+    assert parser.assets, "the page loads no assets"
+    for asset in parser.assets:
+        assert asset.startswith("/static/"), asset
+        served = client.get(asset)
+        assert served.status_code == 200, asset
+        served.close()
+
+
+def test_assets_are_files_of_the_package() -> None:
+    """The scripts never insert HTML strings, evaluate code, or load anything from elsewhere."""
+    scripts = sorted((STATIC / "js").glob("*.js"))
+    assert {p.name for p in scripts} >= {"api.js", "chat.js", "markdown.js", "theme.js"}
+    for script in scripts:
+        # The code, without its comments (which may well name what it avoids).
+        source = "\n".join(
+            line for line in script.read_text().splitlines() if not line.strip().startswith("//")
+        )
+        for forbidden in (
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+            "new Function",
+        ):
+            assert forbidden not in source, f"{script.name} uses {forbidden}"
+        assert not re.search(r"https?://(?!www\.w3\.org/2000/svg)", source), script.name
+        # Web storage holds the colour theme only; a token is never in reach of a script.
+        if script.name != "theme.js":
+            assert "localStorage" not in source, script.name
+        assert "sessionStorage" not in source, script.name
+
+
+@pytest.mark.parametrize(
+    ("service", "served", "absent"),
+    [
+        ("auth", "/account/login", "/admin/"),
+        ("chat", "/", "/account/login"),
+        ("admin", "/admin/users", "/"),
+    ],
+)
+def test_each_service_serves_its_own_pages(
+    make_app: AppFactory, service: str, served: str, absent: str
+) -> None:
+    """The page blueprints follow the services, as nginx routes them (wiring.yml)."""
+    client = make_app(service).test_client()
+    assert client.get(served).status_code == 200
+    assert client.get(absent).status_code == 404
+    asset = client.get("/static/js/api.js")
+    assert asset.status_code == 200
+    asset.close()
+
+
+def test_templates_escape_values(app: Flask) -> None:
+    """Values rendered into a page are escaped (autoescape is on for the templates)."""
+    with app.test_request_context("/"):
+        page = render_page("chat/index.html", title="<script>alert(1)</script>", script="chat.js")
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_sign_out_everywhere_ends_every_session(
+    client: FlaskClient, auth: AuthActions, app: Flask
+) -> None:
+    """The profile's "sign out everywhere": CSRF-checked, then every token of the user is void."""
+    auth.register()
+    bearer_tokens = auth.tokens()
+    browser = browser_login(client)
+    # Without the double-submit header the cookie alone is refused.
+    assert_error(client.post(SIGN_OUT_EVERYWHERE), 403, "csrf_failed")
+    assert client.get(ME).status_code == 200
+
+    response = client.post(SIGN_OUT_EVERYWHERE, headers=browser.csrf)
+    assert response.status_code == 204
+    assert browser.cookie(ACCESS_COOKIE) is None
+    # The other session (an API client) is signed out too.
+    assert_error(client.get(ME, headers=bearer_tokens.headers), 401, "unauthorized")
+    other = app.test_client()
+    assert_error(other.get(ME, headers=bearer_tokens.headers), 401, "unauthorized")
+
+
+def test_sign_out_everywhere_needs_a_session(client: FlaskClient) -> None:
+    """Anonymous: 401 in the API's error shape."""
+    assert_error(client.post(SIGN_OUT_EVERYWHERE), 401, "unauthorized")
+
+
+def test_page_blueprints_are_the_known_ones(app: Flask) -> None:
+    """PAGE_BLUEPRINTS (left out of the OpenAPI documents) names every page blueprint."""
+    pages = {name for name, bp in app.blueprints.items() if bp.import_name.startswith("webapp.web")}
+    assert pages == set(PAGE_BLUEPRINTS)

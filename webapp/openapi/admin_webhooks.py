@@ -1,0 +1,314 @@
+"""OpenAPI paths and schemas of the webhook routes of the admin service (docs/webhooks.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from webapp.models import (
+    WEBHOOK_DELIVERY_STATUSES,
+    WEBHOOK_DESCRIPTION_MAX_LENGTH,
+    WEBHOOK_EVENTS,
+    WEBHOOK_URL_MAX_LENGTH,
+)
+from webapp.openapi.components import USER_AUTH, json_body, json_response, ref, responses
+from webapp.services.webhooks import PING_EVENT
+
+__all__ = ["PATHS", "SCHEMAS"]
+
+Document = dict[str, Any]
+
+_PREFIX = "/api/v1/admin/webhooks"
+_WEBHOOK_ID = {
+    "name": "webhook_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 1, "maximum": 2147483647},
+}
+_DELIVERY_ID = {
+    "name": "delivery_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 1, "maximum": 9223372036854775807},
+}
+_TIME = {"type": "string", "format": "date-time"}
+_EVENTS = {
+    "type": "array",
+    "minItems": 1,
+    "uniqueItems": True,
+    "items": {"type": "string", "enum": list(WEBHOOK_EVENTS)},
+    "description": "Events to receive (duplicates are dropped).",
+}
+_URL = {
+    "type": "string",
+    "format": "uri",
+    "maxLength": WEBHOOK_URL_MAX_LENGTH,
+    "description": "http(s) URL whose host resolves only to public addresses, unless in"
+    " WEBHOOK_ALLOWED_NETWORKS (400 naming `url` otherwise).",
+    "examples": ["https://hooks.example.com/chatbot"],
+}
+
+SCHEMAS: dict[str, Document] = {
+    "Webhook": {
+        "type": "object",
+        "required": [
+            "id",
+            "url",
+            "events",
+            "active",
+            "description",
+            "created_by",
+            "created_at",
+            "updated_at",
+        ],
+        "properties": {
+            "id": {"type": "integer", "minimum": 1},
+            "url": _URL,
+            "events": _EVENTS,
+            "active": {"type": "boolean", "description": "False: deliveries wait (paused)."},
+            "description": {"type": "string", "maxLength": WEBHOOK_DESCRIPTION_MAX_LENGTH},
+            "created_by": {
+                "type": ["integer", "null"],
+                "description": "The admin who registered it (null once that account is gone).",
+            },
+            "created_at": _TIME,
+            "updated_at": _TIME,
+        },
+    },
+    "WebhookEnvelope": {
+        "type": "object",
+        "required": ["webhook"],
+        "properties": {"webhook": ref("Webhook")},
+    },
+    "WebhookList": {
+        "type": "object",
+        "required": ["webhooks"],
+        "properties": {"webhooks": {"type": "array", "items": ref("Webhook")}},
+    },
+    "WebhookCreate": {
+        "type": "object",
+        "required": ["url", "events"],
+        "additionalProperties": False,
+        "properties": {
+            "url": _URL,
+            "events": _EVENTS,
+            "description": {
+                "type": "string",
+                "maxLength": WEBHOOK_DESCRIPTION_MAX_LENGTH,
+                "default": "",
+            },
+            "active": {"type": "boolean", "default": True},
+        },
+    },
+    "WebhookUpdate": {
+        "type": "object",
+        "additionalProperties": False,
+        "description": "Fields to change; absent or null ones stay as they are.",
+        "properties": {
+            "url": _URL,
+            "events": _EVENTS,
+            "description": {"type": "string", "maxLength": WEBHOOK_DESCRIPTION_MAX_LENGTH},
+            "active": {"type": "boolean"},
+        },
+    },
+    "WebhookAttempt": {
+        "type": "object",
+        "required": ["attempted_at", "status_code", "duration_ms", "error"],
+        "properties": {
+            "attempted_at": _TIME,
+            "status_code": {
+                "type": ["integer", "null"],
+                "description": "The receiver's HTTP status; null when none came (refused"
+                " address, connection error, timeout).",
+            },
+            "duration_ms": {"type": "integer", "minimum": 0},
+            "error": {
+                "type": ["string", "null"],
+                "description": "Why the attempt failed; null when it succeeded.",
+            },
+        },
+    },
+    "WebhookDelivery": {
+        "type": "object",
+        "required": [
+            "id",
+            "webhook_id",
+            "event",
+            "payload",
+            "status",
+            "attempts",
+            "next_attempt_at",
+            "last_status_code",
+            "last_error",
+            "redelivery_of",
+            "created_at",
+            "updated_at",
+            "attempt_log",
+        ],
+        "properties": {
+            "id": {"type": "integer", "minimum": 1},
+            "webhook_id": {"type": "integer", "minimum": 1},
+            "event": {"type": "string", "enum": [*WEBHOOK_EVENTS, PING_EVENT]},
+            "payload": {"type": "object", "description": "The `data` of the POSTed document."},
+            "status": {
+                "type": "string",
+                "enum": list(WEBHOOK_DELIVERY_STATUSES),
+                "description": "`pending`: not tried yet; `failed`: retried at"
+                " `next_attempt_at`; `succeeded`: answered 2xx; `dead`: every attempt failed.",
+            },
+            "attempts": {"type": "integer", "minimum": 0},
+            "next_attempt_at": {**_TIME, "type": ["string", "null"]},
+            "last_status_code": {"type": ["integer", "null"]},
+            "last_error": {"type": ["string", "null"]},
+            "redelivery_of": {
+                "type": ["integer", "null"],
+                "description": "The delivery this one repeats (manual redelivery).",
+            },
+            "created_at": _TIME,
+            "updated_at": _TIME,
+            "attempt_log": {"type": "array", "items": ref("WebhookAttempt")},
+        },
+    },
+    "WebhookDeliveryEnvelope": {
+        "type": "object",
+        "required": ["delivery"],
+        "properties": {"delivery": ref("WebhookDelivery")},
+    },
+    "WebhookDeliveryPage": {
+        "type": "object",
+        "required": ["deliveries", "next_cursor"],
+        "properties": {
+            "deliveries": {"type": "array", "items": ref("WebhookDelivery")},
+            "next_cursor": {
+                "type": ["string", "null"],
+                "description": "Pass as `cursor` for the next page; null on the last page.",
+            },
+        },
+    },
+}
+
+
+def _operation(operation_id: str, summary: str, outcomes: Document, *errors: str, **extra: Any):
+    return {
+        "tags": ["admin"],
+        "operationId": operation_id,
+        "summary": summary,
+        "security": USER_AUTH,
+        **extra,
+        "responses": responses(outcomes, "401", "403", *errors, "429"),
+    }
+
+
+def _query(name: str, schema: Document, description: str) -> Document:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+_BODY_ERRORS = ("400", "413", "415")
+
+PATHS: Document = {
+    _PREFIX: {
+        "get": _operation(
+            "listWebhooks",
+            "List webhooks",
+            {"200": json_response("WebhookList", "Every webhook, oldest first.")},
+            "400",
+        ),
+        "post": _operation(
+            "createWebhook",
+            "Register a webhook",
+            {"201": json_response("WebhookEnvelope", "The webhook.")},
+            *_BODY_ERRORS,
+            "409",
+            description="409 when WEBHOOK_SECRET is not set (deliveries could not be signed).",
+            requestBody=json_body("WebhookCreate", description="The webhook."),
+        ),
+    },
+    f"{_PREFIX}/{{webhook_id}}": {
+        "parameters": [_WEBHOOK_ID],
+        "get": _operation(
+            "getWebhook",
+            "Show a webhook",
+            {"200": json_response("WebhookEnvelope", "The webhook.")},
+            "404",
+        ),
+        "patch": _operation(
+            "updateWebhook",
+            "Change a webhook",
+            {"200": json_response("WebhookEnvelope", "The webhook, updated.")},
+            *_BODY_ERRORS,
+            "404",
+            requestBody=json_body("WebhookUpdate", description="Fields to change."),
+        ),
+        "delete": _operation(
+            "deleteWebhook",
+            "Delete a webhook and its deliveries",
+            {"204": {"description": "Deleted; queued deliveries are dropped."}},
+            "404",
+        ),
+    },
+    f"{_PREFIX}/{{webhook_id}}/test": {
+        "parameters": [_WEBHOOK_ID],
+        "post": _operation(
+            "testWebhook",
+            "Queue a ping to the webhook",
+            {"202": json_response("WebhookDeliveryEnvelope", "The queued `ping` delivery.")},
+            "404",
+            description="Sent to this webhook only, even while it is paused.",
+        ),
+    },
+    f"{_PREFIX}/{{webhook_id}}/deliveries": {
+        "parameters": [_WEBHOOK_ID],
+        "get": _operation(
+            "listWebhookDeliveries",
+            "List a webhook's deliveries with every attempt",
+            {"200": json_response("WebhookDeliveryPage", "Deliveries, newest first.")},
+            "400",
+            "404",
+            parameters=[
+                _query(
+                    "status",
+                    {"type": "string", "enum": list(WEBHOOK_DELIVERY_STATUSES)},
+                    "Only deliveries in this status.",
+                ),
+                _query(
+                    "event",
+                    {"type": "string", "enum": [*WEBHOOK_EVENTS, PING_EVENT]},
+                    "Only deliveries of this event.",
+                ),
+                _query(
+                    "limit",
+                    {"type": "integer", "minimum": 1, "maximum": 100, "default": 50},
+                    "Deliveries per page.",
+                ),
+                _query("cursor", {"type": "string"}, "The previous page's `next_cursor`."),
+            ],
+        ),
+    },
+    f"{_PREFIX}/{{webhook_id}}/deliveries/{{delivery_id}}": {
+        "parameters": [_WEBHOOK_ID, _DELIVERY_ID],
+        "get": _operation(
+            "getWebhookDelivery",
+            "Show one delivery with every attempt",
+            {"200": json_response("WebhookDeliveryEnvelope", "The delivery.")},
+            "404",
+        ),
+    },
+    f"{_PREFIX}/{{webhook_id}}/deliveries/{{delivery_id}}/redeliver": {
+        "parameters": [_WEBHOOK_ID, _DELIVERY_ID],
+        "post": _operation(
+            "redeliverWebhookDelivery",
+            "Send a finished delivery again",
+            {"202": json_response("WebhookDeliveryEnvelope", "The new delivery, queued.")},
+            "404",
+            "409",
+            description="Queues a new delivery of the same event and payload, with fresh"
+            " attempts (`redelivery_of` names the original). 409 while the original is still"
+            " `pending` or `failed` (being retried).",
+        ),
+    },
+}
