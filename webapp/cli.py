@@ -14,7 +14,7 @@ from flask.cli import FlaskGroup, NoAppException, with_appcontext
 
 from webapp.errors import ValidationError
 from webapp.extensions import db
-from webapp.services import accounts
+from webapp.services import accounts, audit
 from webapp.settings import SettingsError
 from webapp.webhooks.commands import webhooks_cli
 
@@ -65,6 +65,19 @@ def create_admin_command(email: str, display_name: str | None, reset_password: b
         raise click.ClickException(exc.message) from None
 
     user = result.user
+    if result.changed:
+        audit.record(
+            db.session,
+            action="cli.admin_provisioned",
+            target_type="user",
+            target_id=user.id,
+            details={
+                "created": result.created,
+                "promoted": result.promoted,
+                "credentials_reset": result.password_changed,
+            },
+        )
+        db.session.commit()
     if result.created:
         click.echo(f"Created admin account {user.email} (id {user.id}).")
         return

@@ -16,7 +16,7 @@ import re
 from http import HTTPStatus
 from typing import Any
 
-from flask import Flask, Response, current_app, jsonify
+from flask import Flask, Response, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 __all__ = [
@@ -195,8 +195,12 @@ def register_error_handlers(app: Flask) -> None:
         return error_response(exc.status, exc.code, exc.message, exc.field)
 
     @app.errorhandler(HTTPException)
-    def handle_http_exception(exc: HTTPException) -> Response | tuple[Response, int]:
+    def handle_http_exception(
+        exc: HTTPException,
+    ) -> Response | tuple[Response, int] | tuple[str, int]:
         status = exc.code or 500
+        if _wants_html_page():
+            return _html_error(status, exc.description or "")
         response, _ = error_response(status, http_error_code(status), exc.description or "")
         # Keep headers werkzeug computed, such as Allow on 405 responses.
         for name, value in exc.get_headers():
@@ -209,4 +213,26 @@ def register_error_handlers(app: Flask) -> None:
         # The client gets a generic message; the traceback goes to the log, where the operator
         # can see it without exposing internals (SQL, paths) to the caller.
         current_app.logger.exception("unhandled error", exc_info=exc)
+        if _wants_html_page():
+            return _html_error(500, "An internal error occurred.")
         return error_response(500, "internal_error", "An internal error occurred.")
+
+
+def _wants_html_page() -> bool:
+    """Tell whether the failed request was a browser asking for a page, not an API call.
+
+    API paths always get JSON, whatever the client accepts; elsewhere a client that prefers HTML
+    (a browser following a link to a page that does not exist) gets a page.
+    """
+    if request.path.startswith("/api/"):
+        return False
+    accepted = request.accept_mimetypes
+    return accepted.best_match(("application/json", "text/html")) == "text/html"
+
+
+def _html_error(status: int, message: str) -> tuple[str, int]:
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
+    return render_template("error.html", status=status, phrase=phrase, message=message), status

@@ -47,6 +47,8 @@ def dispose_app(app: Flask) -> None:
         db.engine.dispose()
     redis_client: Redis = app.extensions[REDIS_EXTENSION]
     redis_client.close()
+    # The client was given its pool, so close() leaves the pool's connections open.
+    redis_client.connection_pool.disconnect()
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from webapp.cli import ADMIN_PASSWORD_ENV
 from webapp.extensions import db
-from webapp.models import User
+from webapp.models import AuditEvent, User
 
 pytestmark = pytest.mark.integration
 
@@ -37,6 +37,22 @@ def test_create_admin_creates_then_changes_nothing(app, runner, auth):
 
     assert _users(app) == [("root@example.com", "admin", True)]
     assert auth.login("root@example.com", PASSWORD).status_code == 200
+    # Audited once: the run that changed something.
+    with app.app_context():
+        events = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "cli.admin_provisioned")
+        ).all()
+        assert [(e.target_id, e.details) for e in events] == [
+            (
+                str(_user_id(app, "root@example.com")),
+                {"created": True, "promoted": False, "credentials_reset": False},
+            )
+        ]
+
+
+def _user_id(app, email: str) -> int:
+    with app.app_context():
+        return db.session.scalars(select(User.id).where(User.email == email)).one()
 
 
 def test_create_admin_promotes_an_existing_user_keeping_the_password(app, runner, auth):

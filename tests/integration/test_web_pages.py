@@ -15,9 +15,12 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from tests.integration.auth_support import ACCESS_COOKIE, ME, assert_error, browser_login
 from tests.integration.conftest import AppFactory, AuthActions
+from webapp.extensions import db
+from webapp.models import AuditEvent
 from webapp.web import PAGE_BLUEPRINTS, PAGE_CSP, render_page
 
 PAGES = {
@@ -32,7 +35,7 @@ PAGES = {
     "/admin/status": "admin",
 }
 STATIC = Path(__file__).resolve().parents[2] / "webapp" / "static"
-SIGN_OUT_EVERYWHERE = "/account/sign-out-everywhere"
+SIGN_OUT_EVERYWHERE = "/api/v1/auth/logout-all"
 
 pytestmark = pytest.mark.integration
 
@@ -178,3 +181,16 @@ def test_page_blueprints_are_the_known_ones(app: Flask) -> None:
     """PAGE_BLUEPRINTS (left out of the OpenAPI documents) names every page blueprint."""
     pages = {name for name, bp in app.blueprints.items() if bp.import_name.startswith("webapp.web")}
     assert pages == set(PAGE_BLUEPRINTS)
+
+
+def test_sign_out_everywhere_is_audited(app: Flask, auth: AuthActions, client: FlaskClient) -> None:
+    """The caller's own revocation of all sessions is a security event in the audit log."""
+    user = auth.signup()
+    assert client.post(SIGN_OUT_EVERYWHERE, headers=user.headers).status_code == 204
+    assert_error(client.get(ME, headers=user.headers), 401, "unauthorized")
+    with app.app_context():
+        event = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "auth.sessions_revoked")
+        ).one()
+        assert event.actor_id == user.user["id"]
+        assert event.target_id == str(user.user["id"])

@@ -269,6 +269,19 @@ def logout() -> Response:
     return _signed_out()
 
 
+@bp.post("/logout-all")
+@jwt_required()
+def logout_all() -> Response:
+    """End every session of the caller, on every device, this one included.
+
+    Raising the user's token version revokes every token they hold in the one check every
+    service makes on each request, so it works even while Redis is down.
+    """
+    user = accounts.revoke_all_sessions(db.session, current_user)
+    _audit("auth.sessions_revoked", actor=user, target_type="user", target_id=user.id)
+    return _signed_out()
+
+
 @bp.get("/me")
 @jwt_required()
 def me() -> dict[str, Any]:

@@ -242,6 +242,24 @@ PATHS: Document = {
             ),
         }
     },
+    "/api/v1/auth/logout-all": {
+        "post": {
+            "tags": ["auth"],
+            "operationId": "logoutAll",
+            "summary": "Sign out everywhere: every session of the caller ends",
+            "description": (
+                "Every access and refresh token the user holds, on every device, stops working"
+                " at once (this one included). Recorded in the audit log."
+            ),
+            "security": [{"bearerAuth": []}, {"cookieAuth": []}],
+            "responses": responses(
+                {"204": {"description": "Signed out everywhere; session cookies are cleared."}},
+                "401",
+                "403",
+                "429",
+            ),
+        }
+    },
     "/api/v1/auth/session": {
         "post": {
             "tags": ["auth"],

@@ -394,6 +394,21 @@ def set_password(user: User, password: str) -> None:
     _set_password(user, password)
 
 
+def revoke_all_sessions(session: Session, user: User) -> User:
+    """End every session of ``user`` on every device: every token they hold stops working.
+
+    Args:
+        session: Database session; committed.
+        user: The user, loaded in ``session``.
+
+    Returns:
+        The user, with a new ``token_version``.
+    """
+    _revoke_all_tokens(user)
+    session.commit()
+    return user
+
+
 def lock_other_active_admins(session: Session, user: User) -> list[int]:
     """Lock every active admin row and return the ids of those other than ``user``.
 

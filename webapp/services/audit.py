@@ -41,12 +41,17 @@ ACTIONS: dict[str, str] = {
     "auth.logout": "A session logged out (its tokens are revoked).",
     "auth.password_changed": "A user changed their own password (every session revoked).",
     "auth.refresh_reuse": "A rotated refresh token was presented again (possible theft).",
+    "auth.sessions_revoked": "A user signed out everywhere (every session revoked).",
     "admin.user_disabled": "An admin disabled an account (every session revoked).",
     "admin.user_enabled": "An admin enabled an account.",
     "admin.role_changed": "An admin promoted or demoted an account (details: from, to).",
     "admin.password_reset": "An admin reset an account's password (every session revoked).",
     "admin.user_deleted": "An admin deleted an account with its conversations.",
     "admin.conversation_viewed": "An admin read one of a user's conversations.",
+    "cli.admin_provisioned": (
+        "`chatbot create-admin` created, promoted or reset an admin account (no actor: the"
+        " operator on the host; details: created, promoted, credentials_reset)."
+    ),
 }
 """Every action this application records. Others (``admin.webhook_*``) may be added by
 modules that call :func:`record`; the column accepts any dotted name."""

@@ -138,7 +138,7 @@ async function profilePage() {
     const errorNode = document.getElementById("everywhere-error");
     errorNode.textContent = "";
     try {
-      await api("POST", "/account/sign-out-everywhere");
+      await api("POST", "/api/v1/auth/logout-all");
       signedOut("everywhere");
     } catch (error) {
       errorNode.textContent = error.message;
