@@ -201,6 +201,7 @@ def configure_logging(service: str, level: str, *, secrets: Iterable[str] = ()) 
     # from WARNING on, unless debugging: their INFO lines (every HTTP request httpx makes, with
     # its URL) are noise, and a URL may carry what should not be kept.
     # Never made less verbose than someone (a test's log capture) already set it.
+    logging.getLogger("webapp").setLevel(level)
     root = logging.getLogger()
     wanted = logging.DEBUG if level == "DEBUG" else logging.WARNING
     if root.level == logging.NOTSET or root.level > wanted:

@@ -9,10 +9,10 @@ A port is *open* when a TCP connection to it is established. Ports that refuse (
 silent (a firewall dropping the SYN) are both closed. All targets are scanned at once, with
 many non-blocking connections in flight, so a firewall that drops packets costs about one
 connect timeout per batch rather than per port. Under load a slow scanner could see an answer
-from an open port after its timeout; every port expected open but not found is therefore probed once
-more, alone, with a longer timeout. A port found open is always open (false positives cannot
-happen), so a scan can only miss an unexpected port when a port answers slower than the timeout
-on a private network.
+from an open port after its timeout; every port expected open but not found is therefore probed
+once more, alone, with a longer timeout. A port found open is always open (no false positives),
+so a scan can only miss an unexpected open port if it answers slower than the timeout on a
+private network.
 
 Every probe of a port a firewall drops leaves a conntrack entry on the scanning host for two
 minutes (when it tracks connections, as a host with this project's firewall does); a full table
