@@ -35,8 +35,8 @@ phase_lint() {
   promtool check rules monitoring/prometheus/chatbot.rules.yml
   (cd monitoring/prometheus && promtool test rules chatbot.rules.test.yml)
   shellcheck molecule/monitoring/*.sh
-  VAGRANT_TOPOLOGY=single vagrant validate
-  VAGRANT_TOPOLOGY=split vagrant validate
+  VAGRANT_TOPOLOGY="single" vagrant validate
+  VAGRANT_TOPOLOGY="split" vagrant validate
 }
 
 phase_python() {
