@@ -20,6 +20,8 @@ from prometheus_client import multiprocess
 __all__ = ["child_exit", "on_starting", "reset_multiproc_dir"]
 
 _MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# gunicorn sets this (the old master's PID) in the environment of a master it re-executes.
+_REEXEC_ENV = "GUNICORN_PID"
 
 
 def reset_multiproc_dir(directory: str | os.PathLike[str]) -> None:
@@ -43,13 +45,22 @@ def reset_multiproc_dir(directory: str | os.PathLike[str]) -> None:
 def on_starting(server: Any) -> None:
     """Empty the metrics directory before the first worker starts (gunicorn ``on_starting``).
 
+    Not when gunicorn re-executes itself to swap releases: the counts go on.
+
     Args:
         server: The gunicorn arbiter.
     """
     directory = os.environ.get(_MULTIPROC_DIR_ENV)
-    if directory:
-        reset_multiproc_dir(directory)
-        server.log.info("prometheus multiprocess directory %s emptied", directory)
+    if not directory:
+        return
+    if os.environ.get(_REEXEC_ENV):
+        # A new master started by the running one (SIGUSR2: the zero-downtime release swap).
+        # The old workers' files are this service's counts so far: keep them, so counters
+        # carry on across an upgrade instead of dropping to zero.
+        server.log.info("prometheus multiprocess directory %s kept (re-exec)", directory)
+        return
+    reset_multiproc_dir(directory)
+    server.log.info("prometheus multiprocess directory %s emptied", directory)
 
 
 def child_exit(server: Any, worker: Any) -> None:

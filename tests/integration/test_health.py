@@ -4,19 +4,39 @@ from __future__ import annotations
 
 import pytest
 
+from webapp import __version__
+from webapp.health.routes import release_name
+
 pytestmark = pytest.mark.integration
 
 
 def test_health_names_the_service(client):
     response = client.get("/health")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok", "service": "all"}
+    assert response.get_json() == {
+        "status": "ok",
+        "service": "all",
+        "version": __version__,
+        "release": None,  # a checkout, not a release directory
+    }
+
+
+@pytest.mark.parametrize(
+    ("prefix", "release"),
+    [
+        ("/opt/chatbot/releases/0.1.0-abc123/venv", "0.1.0-abc123"),
+        ("/work/main/.venv", None),
+        ("/usr", None),
+    ],
+)
+def test_the_release_name_comes_from_the_virtualenv_path(prefix, release):
+    assert release_name(prefix) == release
 
 
 @pytest.mark.parametrize("service", ["auth", "chat", "admin"])
 def test_every_service_has_health_and_ready(make_app, service):
     client = make_app(service).test_client()
-    assert client.get("/health").get_json() == {"status": "ok", "service": service}
+    assert client.get("/health").get_json()["service"] == service
     ready = client.get("/ready")
     assert ready.status_code == 200
     assert ready.get_json()["service"] == service

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, current_app
@@ -10,6 +12,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from webapp import __version__
 from webapp.errors import error_body
 from webapp.extensions import db
 
@@ -18,10 +21,34 @@ bp = Blueprint("health", __name__)
 REDIS_EXTENSION = "redis"
 
 
+def release_name(prefix: str = sys.prefix) -> str | None:
+    """Return the release this process runs, from its virtualenv's place on disk.
+
+    A deployed release lives in ``<app root>/releases/<name>/venv``; anything else (a
+    development checkout) has no release name.
+
+    Args:
+        prefix: The virtualenv's directory.
+
+    Returns:
+        ``<name>``, or None outside a release directory.
+    """
+    release = Path(prefix).parent
+    return release.name if release.parent.name == "releases" else None
+
+
+_RELEASE = release_name()
+
+
 @bp.get("/health")
-def health() -> dict[str, str]:
-    """Report that the process is alive; touches no dependency."""
-    return {"status": "ok", "service": current_app.config["SERVICE_NAME"]}
+def health() -> dict[str, Any]:
+    """Report that the process is alive and which version and release answer; no dependency."""
+    return {
+        "status": "ok",
+        "service": current_app.config["SERVICE_NAME"],
+        "version": __version__,
+        "release": _RELEASE,
+    }
 
 
 def _database_ok() -> bool:

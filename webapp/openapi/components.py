@@ -247,10 +247,16 @@ SHARED_SCHEMAS: dict[str, Document] = {
     },
     "Health": {
         "type": "object",
-        "required": ["status", "service"],
+        "required": ["status", "service", "version", "release"],
         "properties": {
             "status": {"const": "ok"},
             "service": {"type": "string", "enum": ["auth", "chat", "admin", "all"]},
+            "version": {"type": "string", "description": "The app package's version."},
+            "release": {
+                "type": ["string", "null"],
+                "description": "The deployed release (`<version>-<source hash>`) answering;"
+                " null outside a release directory.",
+            },
         },
     },
     "Readiness": {
