@@ -15,8 +15,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from webapp.bot import ReplyRecord
-from webapp.models import Conversation, Message, isoformat_utc, utcnow
-from webapp.services.conversations import ensure_title, get_conversation
+from webapp.models import Conversation, Message, utcnow
+from webapp.services.conversations import ensure_title, get_conversation, message_to_dict
 from webapp.services.quota import add_usage
 from webapp.validation import check_text
 
@@ -36,31 +36,6 @@ HISTORY_LOAD_LIMIT = 200
 # What the model sees of a conversation: user messages, and replies the user saw in full or
 # stopped. Failed replies and the one being generated are left out.
 HISTORY_STATUSES = ("complete", "stopped")
-
-
-def message_to_dict(message: Message) -> dict[str, Any]:
-    """Return the JSON representation of a message.
-
-    Args:
-        message: The message to serialise.
-
-    Returns:
-        The message's public fields.
-    """
-    return {
-        "id": message.id,
-        "conversation_id": message.conversation_id,
-        "role": message.role,
-        "content": message.content,
-        "model": message.model,
-        "tokens_in": message.tokens_in,
-        "tokens_out": message.tokens_out,
-        "status": message.status,
-        "latency_ms": message.latency_ms,
-        "cached": message.cached,
-        "fallback": message.fallback,
-        "created_at": isoformat_utc(message.created_at),
-    }
 
 
 def add_user_message(

@@ -53,6 +53,7 @@ __all__ = [
     "get_conversation",
     "like_pattern",
     "list_conversations",
+    "message_to_dict",
     "rename_conversation",
 ]
 
@@ -93,6 +94,31 @@ def conversation_to_dict(conversation: Conversation) -> dict[str, Any]:
         "title": conversation.title,
         "created_at": isoformat_utc(conversation.created_at),
         "updated_at": isoformat_utc(conversation.updated_at),
+    }
+
+
+def message_to_dict(message: Message) -> dict[str, Any]:
+    """Return the JSON representation of a message, as the chat and admin APIs give it.
+
+    Args:
+        message: The message to serialise.
+
+    Returns:
+        The message's public fields.
+    """
+    return {
+        "id": message.id,
+        "conversation_id": message.conversation_id,
+        "role": message.role,
+        "content": message.content,
+        "model": message.model,
+        "tokens_in": message.tokens_in,
+        "tokens_out": message.tokens_out,
+        "status": message.status,
+        "latency_ms": message.latency_ms,
+        "cached": message.cached,
+        "fallback": message.fallback,
+        "created_at": isoformat_utc(message.created_at),
     }
 
 

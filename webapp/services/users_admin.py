@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from webapp.errors import ConflictError, NotFoundError, ValidationError
 from webapp.models import USER_ROLES, Conversation, DailyUsage, Message, User, isoformat_utc
 from webapp.services import accounts, audit
-from webapp.services.conversations import get_conversation, like_pattern
+from webapp.services.conversations import get_conversation, like_pattern, message_to_dict
 from webapp.validation import check_text
 
 __all__ = [
@@ -400,31 +400,3 @@ def read_conversation(
     )
     session.commit()
     return conversation
-
-
-def message_to_dict(message: Message) -> dict[str, Any]:
-    """Return the JSON representation of a message, as the chat API gives it to its owner.
-
-    The same fields as ``webapp.services.chat.message_to_dict``, which the admin process
-    cannot import (it loads the bot); a test holds the two to the same output.
-
-    Args:
-        message: The message to serialise.
-
-    Returns:
-        The message's public fields.
-    """
-    return {
-        "id": message.id,
-        "conversation_id": message.conversation_id,
-        "role": message.role,
-        "content": message.content,
-        "model": message.model,
-        "tokens_in": message.tokens_in,
-        "tokens_out": message.tokens_out,
-        "status": message.status,
-        "latency_ms": message.latency_ms,
-        "cached": message.cached,
-        "fallback": message.fallback,
-        "created_at": isoformat_utc(message.created_at),
-    }

@@ -35,6 +35,7 @@ from webapp.models import (
     utcnow,
 )
 from webapp.services import audit
+from webapp.services.conversations import message_to_dict
 from webapp.validation import check_text
 from webapp.webhooks.addresses import IPNetwork, RefusedAddressError, resolve_target
 
@@ -224,10 +225,6 @@ def reply_completion_events(session: Session, *, reply_id: int, user_id: int) ->
     Yields:
         Nothing; the hook is removed on exit.
     """
-    # Imported here: webapp.services.chat imports the bot (LangGraph), which the auth and
-    # admin services, importing this module, should not have to load.
-    from webapp.services.chat import message_to_dict
-
     key = identity_key(Message, reply_id)
     emitted = False
 
