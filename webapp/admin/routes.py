@@ -167,7 +167,7 @@ def list_users() -> dict[str, Any]:
 @admin_required
 def get_user(user_id: int) -> dict[str, Any]:
     """Return a user with a summary of their conversations and usage."""
-    user = users_admin.get_user(db.session, user_id)
+    user = accounts.require_user(db.session, user_id)
     return {
         "user": accounts.user_to_dict(user),
         "usage": users_admin.usage_summary(db.session, user),
@@ -261,7 +261,7 @@ def reset_password(user_id: int) -> dict[str, Any]:
 def list_user_conversations(user_id: int) -> dict[str, Any]:
     """List a user's conversations like the user sees them: ``limit``, ``cursor``, ``q``."""
     params = _params("limit", "cursor", "q")
-    users_admin.get_user(db.session, user_id)
+    accounts.require_user(db.session, user_id)
     page = conversation_service.list_conversations(
         db.session,
         user_id=user_id,
@@ -271,10 +271,7 @@ def list_user_conversations(user_id: int) -> dict[str, Any]:
         cursor=params.get("cursor"),
         query=params.get("q"),
     )
-    return {
-        "conversations": [conversation_service.conversation_to_dict(c) for c in page.conversations],
-        "next_cursor": page.next_cursor,
-    }
+    return conversation_service.page_to_dict(page)
 
 
 @bp.get(f"/users/{_USER}/conversations/{_CONVERSATION}")
@@ -288,10 +285,4 @@ def get_user_conversation(user_id: int, conversation_id: int) -> dict[str, Any]:
         conversation_id=conversation_id,
         source_ip=request.remote_addr,
     )
-    messages = [users_admin.message_to_dict(message) for message in conversation.messages]
-    return {
-        "conversation": {
-            **conversation_service.conversation_to_dict(conversation),
-            "messages": messages,
-        }
-    }
+    return {"conversation": conversation_service.conversation_with_messages_to_dict(conversation)}

@@ -15,7 +15,7 @@ from webapp.chat.routes import _CONVERSATION, bp
 from webapp.extensions import db
 from webapp.models import utcnow
 from webapp.request_body import read_json_object
-from webapp.services import chat, conversations
+from webapp.services import conversations
 from webapp.validation import (
     bounded_int,
     optional_string,
@@ -58,10 +58,7 @@ def list_conversations() -> dict[str, Any]:
         cursor=params.get("cursor"),
         query=params.get("q"),
     )
-    return {
-        "conversations": [conversations.conversation_to_dict(c) for c in page.conversations],
-        "next_cursor": page.next_cursor,
-    }
+    return conversations.page_to_dict(page)
 
 
 @bp.get(f"/conversations/{_CONVERSATION}")
@@ -71,10 +68,7 @@ def get_conversation(conversation_id: int) -> dict[str, Any]:
     conversation = conversations.get_conversation(
         db.session, user_id=current_user.id, conversation_id=conversation_id
     )
-    messages = [chat.message_to_dict(message) for message in conversation.messages]
-    return {
-        "conversation": {**conversations.conversation_to_dict(conversation), "messages": messages}
-    }
+    return {"conversation": conversations.conversation_with_messages_to_dict(conversation)}
 
 
 @bp.patch(f"/conversations/{_CONVERSATION}")

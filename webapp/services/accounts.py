@@ -50,6 +50,7 @@ __all__ = [
     "lock_other_active_admins",
     "normalize_email",
     "register_user",
+    "require_user",
     "set_password",
     "set_user_active",
     "update_profile",
@@ -301,6 +302,25 @@ def get_user(session: Session, user_id: int) -> User | None:
     return session.get(User, user_id)
 
 
+def require_user(session: Session, user_id: int) -> User:
+    """Return the user with this id.
+
+    Args:
+        session: Database session.
+        user_id: The user's id.
+
+    Returns:
+        The user.
+
+    Raises:
+        NotFoundError: If there is none.
+    """
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFoundError(f"user {user_id} does not exist")
+    return user
+
+
 def get_user_by_email(session: Session, email: str) -> User | None:
     """Return the user with this email address (compared case-insensitively), or None.
 
@@ -517,9 +537,7 @@ def set_user_active(
         NotFoundError: If there is no such user.
         ConflictError: If this would disable the last active admin.
     """
-    user = session.get(User, user_id)
-    if user is None:
-        raise NotFoundError(f"user {user_id} does not exist")
+    user = require_user(session, user_id)
     if not active and user.is_active:
         if user.is_admin and not lock_other_active_admins(session, user):
             session.rollback()

@@ -43,6 +43,7 @@ __all__ = [
     "check_export_format",
     "check_title",
     "conversation_to_dict",
+    "conversation_with_messages_to_dict",
     "create_conversation",
     "decode_cursor",
     "delete_conversation",
@@ -54,6 +55,7 @@ __all__ = [
     "like_pattern",
     "list_conversations",
     "message_to_dict",
+    "page_to_dict",
     "rename_conversation",
 ]
 
@@ -119,6 +121,36 @@ def message_to_dict(message: Message) -> dict[str, Any]:
         "cached": message.cached,
         "fallback": message.fallback,
         "created_at": isoformat_utc(message.created_at),
+    }
+
+
+def conversation_with_messages_to_dict(conversation: Conversation) -> dict[str, Any]:
+    """Return a conversation with its messages (oldest first), as the chat and admin APIs do.
+
+    Args:
+        conversation: The conversation, its messages loaded in order.
+
+    Returns:
+        Its public fields plus ``messages``.
+    """
+    return {
+        **conversation_to_dict(conversation),
+        "messages": [message_to_dict(message) for message in conversation.messages],
+    }
+
+
+def page_to_dict(page: ConversationPage) -> dict[str, Any]:
+    """Return one page of a conversation list with the cursor of the next.
+
+    Args:
+        page: What :func:`list_conversations` returned.
+
+    Returns:
+        ``{"conversations": [...], "next_cursor": ...}``.
+    """
+    return {
+        "conversations": [conversation_to_dict(c) for c in page.conversations],
+        "next_cursor": page.next_cursor,
     }
 
 

@@ -19,10 +19,10 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from webapp.errors import ConflictError, NotFoundError, ValidationError
+from webapp.errors import ConflictError, ValidationError
 from webapp.models import USER_ROLES, Conversation, DailyUsage, Message, User, isoformat_utc
 from webapp.services import accounts, audit
-from webapp.services.conversations import get_conversation, like_pattern, message_to_dict
+from webapp.services.conversations import get_conversation, like_pattern
 from webapp.validation import check_text
 
 __all__ = [
@@ -32,9 +32,7 @@ __all__ = [
     "UserFilter",
     "change_role",
     "delete_user",
-    "get_user",
     "list_users",
-    "message_to_dict",
     "read_conversation",
     "reset_password",
     "usage_summary",
@@ -75,25 +73,6 @@ class GeneratedPassword:
     def __repr__(self) -> str:
         """Keep the value out of tracebacks and debug logs."""
         return "GeneratedPassword(value='[redacted]')"
-
-
-def get_user(session: Session, user_id: int) -> User:
-    """Return the user with this id.
-
-    Args:
-        session: Database session.
-        user_id: The user's id.
-
-    Returns:
-        The user.
-
-    Raises:
-        NotFoundError: If there is none.
-    """
-    user = session.get(User, user_id)
-    if user is None:
-        raise NotFoundError(f"user {user_id} does not exist")
-    return user
 
 
 def list_users(
@@ -192,7 +171,7 @@ def usage_summary(session: Session, user: User, *, now: datetime | None = None) 
 
 
 def _lock(session: Session, user_id: int) -> User:
-    user = get_user(session, user_id)
+    user = accounts.require_user(session, user_id)
     if user.is_admin and user.is_active:
         # Every active admin row first, in id order, as accounts.set_user_active does: two
         # admins acting on each other lock in the same order and cannot deadlock.
