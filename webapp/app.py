@@ -21,7 +21,7 @@ from webapp.security import init_jwt, jwt_config
 from webapp.settings import Settings
 from webapp.web import register_pages
 
-__all__ = ["MAX_CONTENT_LENGTH", "SERVICES", "create_app"]
+__all__ = ["MAX_CONTENT_LENGTH", "SERVICES", "create_app", "pooled_redis"]
 
 SERVICES = ("auth", "chat", "admin", "all")
 # Largest request body. The biggest legitimate one is a chat message: 8000 characters, which
@@ -33,6 +33,31 @@ CONNECT_TIMEOUT = 5
 # Redis connections per process for requests (auth checks, rate limits); the chat service's
 # streams use pools of their own (webapp/chat/runtime.py).
 REDIS_POOL_SIZE = 64
+
+
+def pooled_redis(url: str, *, max_connections: int, socket_timeout: float) -> redis.Redis:
+    """Return a Redis client on a blocking pool of at most ``max_connections`` connections.
+
+    With more threads than connections, a command waits (up to the connect timeout) for a free
+    connection instead of failing with "Too many connections" as redis-py's default pool does.
+
+    Args:
+        url: The Redis URL.
+        max_connections: Size of the pool.
+        socket_timeout: Seconds a command may take (longer for blocking stream reads).
+
+    Returns:
+        The client; closing it leaves the pool to ``client.connection_pool.disconnect()``.
+    """
+    pool = redis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=CONNECT_TIMEOUT,
+        socket_connect_timeout=CONNECT_TIMEOUT,
+        socket_timeout=socket_timeout,
+        health_check_interval=30,
+    )
+    return redis.Redis(connection_pool=pool)
 
 
 def create_app(service: str = "all", settings: Settings | None = None) -> Flask:
@@ -90,18 +115,9 @@ def create_app(service: str = "all", settings: Settings | None = None) -> Flask:
 
     db.init_app(app)
     migrate.init_app(app, db)
-    # One client (and connection pool) per process; redis-py is thread-safe. A blocking pool:
-    # with more request threads than connections, a command waits for a free connection instead
-    # of failing with "Too many connections" as redis-py's default pool (100) does.
-    app.extensions[REDIS_EXTENSION] = redis.Redis(
-        connection_pool=redis.BlockingConnectionPool.from_url(
-            settings.redis_url,
-            max_connections=REDIS_POOL_SIZE,
-            timeout=CONNECT_TIMEOUT,
-            socket_connect_timeout=CONNECT_TIMEOUT,
-            socket_timeout=CONNECT_TIMEOUT,
-            health_check_interval=30,
-        )
+    # One client (and connection pool) per process; redis-py is thread-safe.
+    app.extensions[REDIS_EXTENSION] = pooled_redis(
+        settings.redis_url, max_connections=REDIS_POOL_SIZE, socket_timeout=CONNECT_TIMEOUT
     )
     init_jwt(app, app.extensions[REDIS_EXTENSION])
     init_cors(app, settings.cors_origins)

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from flask import Flask
-from redis import BlockingConnectionPool, Redis
+from redis import Redis
 from sqlalchemy.orm import sessionmaker
 
-from webapp.app import CONNECT_TIMEOUT
+from webapp.app import CONNECT_TIMEOUT, pooled_redis
 from webapp.bot import Bot
 from webapp.extensions import db
 from webapp.health.routes import REDIS_EXTENSION
@@ -63,20 +63,6 @@ def get_redis(app: Flask) -> Redis:
     return app.extensions[REDIS_EXTENSION]
 
 
-def _pooled_redis(settings: Settings, *, max_connections: int, socket_timeout: float) -> Redis:
-    # A blocking pool: when every connection is in use, a command waits for one (up to the
-    # connect timeout) instead of failing at once as redis-py's default pool does.
-    pool = BlockingConnectionPool.from_url(
-        settings.redis_url,
-        max_connections=max_connections,
-        timeout=CONNECT_TIMEOUT,
-        socket_connect_timeout=CONNECT_TIMEOUT,
-        socket_timeout=socket_timeout,
-        health_check_interval=30,
-    )
-    return Redis(connection_pool=pool)
-
-
 def get_bot(app: Flask) -> Bot:
     """Return the app's bot, building it on the first call.
 
@@ -115,13 +101,13 @@ def get_runner(app: Flask) -> ReplyRunner:
         with app.app_context():
             engine = db.engine
         return ReplyRunner(
-            redis=_pooled_redis(
-                settings,
+            redis=pooled_redis(
+                settings.redis_url,
                 max_connections=settings.llm_max_concurrent_replies + _SPARE_CONNECTIONS,
                 socket_timeout=CONNECT_TIMEOUT,
             ),
-            stream_redis=_pooled_redis(
-                settings,
+            stream_redis=pooled_redis(
+                settings.redis_url,
                 max_connections=MAX_OPEN_STREAMS,
                 socket_timeout=READ_BLOCK_MS / 1000 + CONNECT_TIMEOUT,
             ),
