@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from sqlalchemy import text
 
 from tests.integration.auth_support import assert_error
 from tests.integration.conftest import DEFAULT_PASSWORD
+from tests.waiting import join, wait_for
 from webapp.errors import ConflictError
 from webapp.extensions import db
 from webapp.services import accounts
@@ -86,13 +86,11 @@ def test_an_admin_may_disable_another_until_one_is_left(auth, client):
     assert_error(auth.login("root@example.com"), 403, "account_disabled")
 
 
-def _wait_for_a_lock_wait(app, timeout: float = 10.0) -> None:
-    query = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-    deadline = time.monotonic() + timeout
+def _backends_blocked_by(app, pid: int) -> list[int]:
+    """The backends waiting for a lock that backend ``pid`` holds (from ``pg_locks``)."""
+    query = text("SELECT pid FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))")
     with app.app_context(), db.engine.connect() as connection:
-        while connection.execute(query).scalar() == 0:
-            assert time.monotonic() < deadline, "nobody waited for the lock"
-            time.sleep(0.01)
+        return list(connection.execute(query, {"pid": pid}).scalars())
 
 
 def test_two_admins_disabling_each_other_at_once_leave_one_active(app, auth):
@@ -115,15 +113,23 @@ def test_two_admins_disabling_each_other_at_once_leave_one_active(app, auth):
     # The first request is half-way: it has checked the admins and disabled ops, uncommitted.
     with engine.connect() as first:
         transaction = first.begin()
+        first_pid = first.execute(text("SELECT pg_backend_pid()")).scalar_one()
         first.execute(
             text("SELECT id FROM users WHERE role = 'admin' AND is_active ORDER BY id FOR UPDATE")
         )
         first.execute(text("UPDATE users SET is_active = false WHERE id = :id"), ops.user)
         second = threading.Thread(target=root_disabled_by_ops)
         second.start()
-        _wait_for_a_lock_wait(app)
+        # The event itself: the second request's backend queued behind the first's locks (not
+        # any backend of the cluster waiting for any lock, and not a guess at how long it takes
+        # a busy machine to get there).
+        wait_for(
+            lambda: _backends_blocked_by(app, first_pid),
+            "second request waiting for the first one's lock",
+            abandon=lambda: None if second.is_alive() else f"it finished first: {outcome}",
+        )
         transaction.commit()
-    second.join(timeout=30)
+    join(second)
 
     assert outcome == ["conflict"]
     assert auth.login("root@example.com").status_code == 200
