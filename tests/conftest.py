@@ -20,7 +20,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,11 +29,11 @@ import pytest
 import redis
 from psycopg import sql
 
+from tests.waiting import EVENT_TIMEOUT, wait_for
 from webapp.settings import Settings
 
 PG_BIN = Path(os.environ.get("TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 REDIS_SERVER = os.environ.get("TEST_REDIS_SERVER", "/usr/bin/redis-server")
-STARTUP_TIMEOUT = 30.0
 
 TEST_DB_NAME = "chatbot_test"
 TEST_DB_USER = "chatbot"
@@ -48,14 +47,13 @@ def free_port() -> int:
 
 
 def _wait_until(ready: Callable[[], bool], proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"{proc.args[0]} exited with {proc.returncode}:\n{log.read_text()}")
-        if ready():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"{proc.args[0]} did not become ready in {STARTUP_TIMEOUT}s:\n{log.read_text()}")
+    def exited() -> str | None:
+        return None if proc.poll() is None else f"it exited with {proc.returncode}"
+
+    try:
+        wait_for(ready, f"answer from {proc.args[0]}", abandon=exited, interval=0.05)
+    except AssertionError as error:
+        pytest.fail(f"{error}:\n{log.read_text()}")
 
 
 def _stop(proc: subprocess.Popen[bytes], sig: int) -> None:
@@ -63,7 +61,7 @@ def _stop(proc: subprocess.Popen[bytes], sig: int) -> None:
     if proc.poll() is None:
         proc.send_signal(sig)
         try:
-            proc.wait(timeout=STARTUP_TIMEOUT)
+            proc.wait(timeout=EVENT_TIMEOUT)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()

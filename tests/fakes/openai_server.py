@@ -53,6 +53,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType, TracebackType
 from typing import Any, Literal, Self
 
+from tests.waiting import EVENT_TIMEOUT, wait_for
+
 Mode = Literal["normal", "error500", "error429", "hang"]
 MODES: tuple[Mode, ...] = ("normal", "error500", "error429", "hang")
 
@@ -165,7 +167,7 @@ class RecordedRequest:
         """Return whether the server is done with this request."""
         return self._done.is_set()
 
-    def wait_finished(self, timeout: float = 5.0) -> bool:
+    def wait_finished(self, timeout: float = EVENT_TIMEOUT) -> bool:
         """Wait until the server is done with this request.
 
         Args:
@@ -658,7 +660,7 @@ class FakeOpenAIServer:
         ]
 
     def wait_for_request(
-        self, predicate: Callable[[RecordedRequest], bool], timeout: float = 5.0
+        self, predicate: Callable[[RecordedRequest], bool], timeout: float = EVENT_TIMEOUT
     ) -> RecordedRequest:
         """Wait until a recorded request matches.
 
@@ -670,17 +672,13 @@ class FakeOpenAIServer:
             The first matching request.
 
         Raises:
-            TimeoutError: If none matched in time.
+            AssertionError: If none matched in time.
         """
-        deadline = time.monotonic() + timeout
-        while True:
-            for record in self.requests:
-                if predicate(record):
-                    return record
-            if time.monotonic() >= deadline:
-                msg = f"No matching request within {timeout} s"
-                raise TimeoutError(msg)
-            time.sleep(0.01)
+
+        def matching() -> RecordedRequest | None:
+            return next((record for record in self.requests if predicate(record)), None)
+
+        return wait_for(matching, "matching request", timeout=timeout)
 
     def reset(self) -> None:
         """Forget recorded requests and configured behaviours."""

@@ -1,10 +1,9 @@
 """Helpers for the generation, streaming and quota tests: an app answering through the fake
-OpenAI server, reading Server-Sent Events from the test client, and waiting with a bound."""
+OpenAI server, reading Server-Sent Events from the test client, and waiting for a reply."""
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -13,12 +12,12 @@ from flask import Flask
 from sqlalchemy import select
 
 from tests.fakes.openai_server import FakeOpenAIServer
+from tests.waiting import EVENT_TIMEOUT, wait_for
 from webapp.extensions import db
 from webapp.models import Message
 
 SSE = {"Accept": "text/event-stream"}
 CONVERSATIONS = "/api/v1/chat/conversations"
-WAIT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -35,7 +34,8 @@ def chat_app(make_app: Callable[..., Flask], server: FakeOpenAIServer, **env: st
     settings = {
         "OPENAI_BASE_URL": server.base_url,
         "LLM_MODEL": "chat-model",
-        "LLM_TIMEOUT": "5",
+        # A slow (loaded) machine must not turn a reply into a timeout; hang tests set theirs.
+        "LLM_TIMEOUT": f"{EVENT_TIMEOUT:g}",
         **env,
     }
     return make_app("all", **settings)
@@ -107,17 +107,6 @@ def tokens_in(events: list[Event]) -> list[Event]:
     return [event for event in events if event.event == "token"]
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = WAIT_SECONDS) -> Any:
-    """Wait until ``predicate()`` is truthy; return its value, or fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"not true within {timeout} s"
-        time.sleep(0.02)
-
-
 def message_rows(app: Flask, conversation_id: int | None = None) -> list[Message]:
     """The stored messages, oldest first."""
     query = select(Message).order_by(Message.id)
@@ -144,4 +133,4 @@ def wait_until_finished(app: Flask, reply_id: int) -> Message:
         row = reply_row(app, reply_id)
         return row if row is not None and row.status != "streaming" else None
 
-    return wait_for(finished)
+    return wait_for(finished, f"end of reply {reply_id}")

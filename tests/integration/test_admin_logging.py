@@ -11,7 +11,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,13 +18,13 @@ import pytest
 import requests
 
 from tests.conftest import free_port
+from tests.waiting import EVENT_TIMEOUT, wait_for
 from webapp.logs import REQUEST_ID_HEADER
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 GUNICORN = Path(sys.executable).parent / "gunicorn"
-STARTUP_TIMEOUT = 60.0
 PASSWORD = "Log-test passphrase 8"
 
 # The logging lines of roles/app/templates/etc/chatbot/gunicorn.conf.py.j2, and a bind address.
@@ -61,17 +60,18 @@ def gunicorn_auth(
             [str(GUNICORN), "--config", str(config)], cwd=REPO, env=env, stdout=out, stderr=err
         )
     url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        try:
+            return requests.get(f"{url}/health", timeout=EVENT_TIMEOUT).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    def exited() -> str | None:
+        return None if proc.poll() is None else f"exit {proc.returncode}: {stderr.read_text()}"
+
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            assert proc.poll() is None, stderr.read_text()
-            try:
-                if requests.get(f"{url}/health", timeout=5).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, stderr.read_text()
-            time.sleep(0.1)
+        wait_for(healthy, "answer from gunicorn", abandon=exited, interval=0.1)
         yield url, stderr
         assert stdout.read_text() == "", "everything is logged on stderr"
     finally:
@@ -86,7 +86,9 @@ def gunicorn_auth(
 
 
 def _entries(path: Path) -> list[dict]:
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    text = path.read_text()
+    # Whole lines only: the server may be writing the next one right now.
+    lines = [line for line in text[: text.rfind("\n") + 1].splitlines() if line.strip()]
     entries = []
     for line in lines:
         entry = json.loads(line)  # every line is JSON
@@ -100,30 +102,51 @@ def test_gunicorn_and_app_logs_are_json_without_secrets(app, gunicorn_auth, sett
     url, stderr = gunicorn_auth
     email = "logger@example.com"
     account = {"email": email, "password": PASSWORD}
-    assert requests.post(f"{url}/api/v1/auth/register", json=account, timeout=10).status_code == 201
-    tokens = requests.post(f"{url}/api/v1/auth/login", json=account, timeout=10).json()
+    assert (
+        requests.post(
+            f"{url}/api/v1/auth/register", json=account, timeout=EVENT_TIMEOUT
+        ).status_code
+        == 201
+    )
+    tokens = requests.post(f"{url}/api/v1/auth/login", json=account, timeout=EVENT_TIMEOUT).json()
     access, refresh = tokens["access_token"], tokens["refresh_token"]
     wrong = {"email": email, "password": PASSWORD + "x"}
-    assert requests.post(f"{url}/api/v1/auth/login", json=wrong, timeout=10).status_code == 401
+    assert (
+        requests.post(f"{url}/api/v1/auth/login", json=wrong, timeout=EVENT_TIMEOUT).status_code
+        == 401
+    )
     # Tokens and passwords where an access log would show them: the query string.
     me = requests.get(
         f"{url}/api/v1/auth/me?access_token={access}&password={PASSWORD.replace(' ', '+')}",
         headers={"Authorization": f"Bearer {access}", REQUEST_ID_HEADER: "trace-42"},
-        timeout=10,
+        timeout=EVENT_TIMEOUT,
     )
     assert me.status_code == 200
     assert me.headers[REQUEST_ID_HEADER] == "trace-42"
-    generated = requests.get(f"{url}/health", timeout=10).headers[REQUEST_ID_HEADER]
+    generated = requests.get(f"{url}/health", timeout=EVENT_TIMEOUT).headers[REQUEST_ID_HEADER]
     assert len(generated) == 32
     refreshed = requests.post(
-        f"{url}/api/v1/auth/refresh", headers={"Authorization": f"Bearer {refresh}"}, timeout=10
+        f"{url}/api/v1/auth/refresh",
+        headers={"Authorization": f"Bearer {refresh}"},
+        timeout=EVENT_TIMEOUT,
     )
     assert refreshed.status_code == 200
     # The spent refresh token again: the app logs a warning about the reuse.
+    last = "last-request"
     requests.post(
-        f"{url}/api/v1/auth/refresh", headers={"Authorization": f"Bearer {refresh}"}, timeout=10
+        f"{url}/api/v1/auth/refresh",
+        headers={"Authorization": f"Bearer {refresh}", REQUEST_ID_HEADER: last},
+        timeout=EVENT_TIMEOUT,
     )
-    time.sleep(0.5)  # let the access lines be written
+    # gunicorn writes an access line after sending the response: wait for the last one.
+    wait_for(
+        lambda: any(
+            e.get("request_id") == last
+            for e in _entries(stderr)
+            if e["logger"] == "gunicorn.access"
+        ),
+        "access line of the last request",
+    )
 
     text = stderr.read_text()
     entries = _entries(stderr)

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from tests.integration.conftest import DEFAULT_PASSWORD
 from tests.integration.generation_support import messages_url, new_conversation
+from tests.waiting import EVENT_TIMEOUT
 from webapp.extensions import db
 from webapp.models import AuditEvent, Conversation, DailyUsage, Message, User
 
@@ -357,7 +358,7 @@ def test_two_admins_removing_each_other_at_once_leave_one(app, auth, action):
     def remove(actor, target) -> int:
         client = app.test_client()
         url = user_url(target.user["id"])
-        barrier.wait(timeout=10)
+        barrier.wait(timeout=EVENT_TIMEOUT)
         if action == "demote":
             return client.patch(url, json={"role": "user"}, headers=actor.headers).status_code
         if action == "disable":

@@ -14,6 +14,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import Field
 from sqlalchemy import select
 
+from tests.waiting import EVENT_TIMEOUT
 from webapp.bot import Bot
 from webapp.chat.runtime import BOT_EXTENSION, get_bot
 from webapp.extensions import db
@@ -122,7 +123,7 @@ class GatedModel(BaseChatModel):
     def _stream(self, messages, stop=None, run_manager=None, **kwargs):
         for index, text in enumerate(["first ", "second"]):
             if index == 1:
-                self.opened_in_time.append(self.gate.wait(timeout=10))
+                self.opened_in_time.append(self.gate.wait(timeout=EVENT_TIMEOUT))
             chunk = ChatGenerationChunk(message=AIMessageChunk(content=text))
             if run_manager:
                 run_manager.on_llm_new_token(text, chunk=chunk)

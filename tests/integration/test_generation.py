@@ -3,8 +3,6 @@ server: what each reply records, fallback, cache, failures, regenerate, concurre
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from sqlalchemy import insert
 
@@ -18,11 +16,11 @@ from tests.integration.generation_support import (
     reply_row,
     reply_url,
     tokens_in,
-    wait_for,
     wait_until_finished,
 )
 from tests.integration.test_metrics import scrape, value
 from tests.integration.test_openapi_served import Contract
+from tests.waiting import EVENT_TIMEOUT, wait_for
 from webapp.extensions import db
 from webapp.llm.factory import MAX_RETRIES
 from webapp.models import Message
@@ -109,7 +107,7 @@ def test_prefer_respond_async_answers_202_and_the_reply_can_be_fetched(chat, ali
         body = client.get(reply_url(reply_id), headers=alice.headers).get_json()["reply"]
         return body if body["status"] != "streaming" else None
 
-    assert wait_for(fetched)["content"] == reply_text("chat-model", 5)
+    assert wait_for(fetched, "end of the reply")["content"] == reply_text("chat-model", 5)
 
 
 # --- fallback ---------------------------------------------------------------------------------
@@ -143,24 +141,23 @@ def test_the_fallback_answers_when_the_primary_fails(chat, alice, fake_openai, f
 
 
 def test_the_fallback_answers_when_the_primary_hangs_past_the_timeout(chat, alice, fake_openai):
-    fake_openai.configure("slow-primary", mode="hang", hang_seconds=10)
-    app = chat(LLM_MODEL="slow-primary", LLM_FALLBACK_MODEL="backup-model", LLM_TIMEOUT="0.3")
+    # The hang outlasts any wait of the test: only the app's timeout can end it. (The backup
+    # answers under the same timeout, so it is not as short as the app's tests could make it.)
+    fake_openai.configure("slow-primary", mode="hang", hang_seconds=EVENT_TIMEOUT)
+    app = chat(LLM_MODEL="slow-primary", LLM_FALLBACK_MODEL="backup-model", LLM_TIMEOUT="1")
     client = app.test_client()
     cid = new_conversation(client, alice)
 
-    started = time.monotonic()
     response = post(client, alice, cid)
-    elapsed = time.monotonic() - started
 
     assert response.status_code == 201, response.get_json()
     reply = response.get_json()["reply"]
     assert (reply["model"], reply["fallback"]) == ("backup-model", True)
-    # Bounded by the timeouts and the client's one retry, far below the 10 s hang.
-    assert elapsed < 5
     hung = fake_openai.chat_requests("slow-primary")
     assert len(hung) == 1 + MAX_RETRIES
     for request in hung:
-        assert request.wait_finished(timeout=2)
+        assert request.wait_finished()
+        # The app gave up on each attempt while the server still hung: its timeout worked.
         assert request.client_disconnected
 
 

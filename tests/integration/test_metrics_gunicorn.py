@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,6 +22,8 @@ import requests
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.waiting import EVENT_TIMEOUT, wait_for
+
 pytestmark = pytest.mark.integration
 
 WORKERS = 3
@@ -30,7 +31,6 @@ WORKERS = 3
 MAX_BURSTS = 5
 REQUESTS = 300
 UNMATCHED_REQUESTS = 30
-STARTUP_TIMEOUT = 60.0
 REPO = Path(__file__).resolve().parents[2]
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 
@@ -69,17 +69,19 @@ class Gunicorn:
 
 
 def _wait_for(condition, what: str, server: Gunicorn) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            pytest.fail(f"gunicorn exited with {server.proc.returncode}:\n{server.log.read_text()}")
+    def met() -> bool:
         try:
-            if condition():
-                return
+            return condition()
         except requests.ConnectionError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"{what} within {STARTUP_TIMEOUT}s:\n{server.log.read_text()}")
+            return False
+
+    def exited() -> str | None:
+        return None if server.proc.poll() is None else f"gunicorn exited {server.proc.returncode}"
+
+    try:
+        wait_for(met, what, abandon=exited, interval=0.1)
+    except AssertionError as error:
+        pytest.fail(f"{error}\n{server.log.read_text()}")
 
 
 @pytest.fixture
@@ -125,9 +127,9 @@ def gunicorn(
         _wait_for(
             lambda: (
                 len(server.worker_pids()) == WORKERS
-                and requests.get(f"{server.url}/health", timeout=5).status_code == 200
+                and requests.get(f"{server.url}/health", timeout=EVENT_TIMEOUT).status_code == 200
             ),
-            "gunicorn did not answer with all its workers",
+            "answer from gunicorn with all its workers",
             server,
         )
         yield server
@@ -143,7 +145,9 @@ def gunicorn(
 
 
 def _scrape(server: Gunicorn) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    response = requests.get(f"{server.url}/metrics", headers={"Connection": "close"}, timeout=10)
+    response = requests.get(
+        f"{server.url}/metrics", headers={"Connection": "close"}, timeout=EVENT_TIMEOUT
+    )
     assert response.status_code == 200, response.text
     return {
         (sample.name, frozenset(sample.labels.items())): sample.value
@@ -155,7 +159,7 @@ def _scrape(server: Gunicorn) -> dict[tuple[str, frozenset[tuple[str, str]]], fl
 def _get(url: str) -> int:
     # A new connection per request (Connection: close): with keep-alive, one thread would stick
     # to one worker.
-    with requests.get(url, headers={"Connection": "close"}, timeout=10) as response:
+    with requests.get(url, headers={"Connection": "close"}, timeout=EVENT_TIMEOUT) as response:
         return response.status_code
 
 
@@ -218,7 +222,7 @@ def test_counters_add_up_across_workers(gunicorn: Gunicorn, multiproc_dir: Path)
     os.kill(victim, signal.SIGTERM)
     _wait_for(
         lambda: victim not in gunicorn.worker_pids() and len(gunicorn.worker_pids()) == WORKERS,
-        "gunicorn did not replace the stopped worker",
+        "replacement of the stopped worker",
         gunicorn,
     )
     # No /health request was made since (waiting for the replacement only reads /proc).

@@ -153,7 +153,7 @@ def test_the_reply_outlives_a_client_that_leaves(app, chat, alice, fake_openai):
     assert reply.status == "complete"
     assert reply.content == reply_text("chat-model", 20)
     (request,) = fake_openai.chat_requests()
-    assert request.wait_finished(timeout=5)
+    assert request.wait_finished()
     assert not request.client_disconnected
 
 
@@ -191,7 +191,7 @@ def test_stop_closes_the_model_stream_and_keeps_the_partial_reply(app, chat, ali
     assert stop.get_json()["reply"]["status"] == "streaming"
     # The model server saw the connection close, long before its 200 tokens.
     (request,) = fake_openai.chat_requests()
-    assert request.wait_finished(timeout=5)
+    assert request.wait_finished()
     assert request.client_disconnected
     assert request.tokens_sent < 200
     # What was streamed is what is stored, marked stopped.
@@ -223,7 +223,7 @@ def test_stop_reaches_a_generation_running_in_another_app_instance(
 
     assert wait_until_finished(app, reply_id).status == "stopped"
     (request,) = fake_openai.chat_requests()
-    assert request.wait_finished(timeout=5)
+    assert request.wait_finished()
     assert request.client_disconnected
 
 

@@ -7,7 +7,6 @@ import re
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -21,6 +20,7 @@ from sqlalchemy import func, select
 
 from tests.integration.conftest import finish_generations
 from tests.integration.generation_support import messages_url, new_conversation
+from tests.waiting import EVENT_TIMEOUT, wait_for
 from webapp.extensions import db
 from webapp.models import AuditEvent, WebhookDelivery, utcnow
 from webapp.webhooks.commands import build_worker
@@ -564,7 +564,7 @@ def test_webhook_routes_are_for_admins_only(auth, hooks, method, url):
 def test_the_worker_process_delivers_and_stops_cleanly_on_sigterm(
     auth, hooks, admin, receiver, subprocess_env
 ):
-    register(hooks, admin, receiver.url, ["user.registered"])
+    hook = register(hooks, admin, receiver.url, ["user.registered"])
     env = {**subprocess_env, "WEBHOOK_SECRET": SECRET, "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32"}
     worker = subprocess.Popen(
         [CHATBOT, "webhooks", "run", "--interval", "0.2"],
@@ -575,11 +575,17 @@ def test_the_worker_process_delivers_and_stops_cleanly_on_sigterm(
     )
     try:
         auth.register("new@example.com")
-        assert receiver.arrived.wait(20), "the worker delivered nothing"
-        time.sleep(0.3)  # let it record the attempt
+        assert receiver.arrived.wait(EVENT_TIMEOUT), "the worker delivered nothing"
+        # The worker has recorded the attempt (stopping it earlier would test a shutdown
+        # half-way through a delivery instead).
+        wait_for(
+            lambda: [d for d in deliveries(hooks, admin, hook["id"]) if d["status"] == "succeeded"],
+            "delivery recorded as succeeded",
+            abandon=lambda: None if worker.poll() is None else f"worker exited {worker.returncode}",
+        )
     finally:
         worker.terminate()  # SIGTERM, to this process only
-        output, _ = worker.communicate(timeout=30)
+        output, _ = worker.communicate(timeout=EVENT_TIMEOUT)
     assert worker.returncode == 0, output
     assert "webhook worker stopped" in output
     assert SECRET not in output
