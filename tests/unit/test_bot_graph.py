@@ -18,7 +18,8 @@ from langchain_core.language_models.fake_chat_models import (
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
-from webapp.bot import Bot, Context, ReplyRecord, ReplyResult, build_graph
+from tests.waiting import EVENT_TIMEOUT, join
+from webapp.bot import Bot, Context, ReplyRecord, ReplyResult, build_graph, nodes
 from webapp.llm.cache import CachedReply
 from webapp.llm.offline import OfflineChatModel
 
@@ -217,11 +218,33 @@ def test_empty_history_is_an_error(store: InMemoryHistoryStore) -> None:
 # --- tokens, usage, what is stored --------------------------------------------------------------
 
 
+class TokenClock:
+    """A monotonic clock for the bot's nodes that advances only when the sink gets a token."""
+
+    def __init__(self, seconds_per_token: float) -> None:
+        self.now = 1000.0
+        self.seconds_per_token = seconds_per_token
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def tick(self) -> None:
+        self.now += self.seconds_per_token
+
+
 def test_tokens_go_to_the_sink_and_the_joined_reply_is_stored(
-    store: InMemoryHistoryStore,
+    store: InMemoryHistoryStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    clock = TokenClock(seconds_per_token=0.125)
+    monkeypatch.setattr(nodes, "time", clock)  # the nodes' clock only
     bot = Bot(fake_model("Once upon a time there was a bot"), model_name="fake")
-    sink = RecordingSink()
+
+    class TickingSink(RecordingSink):
+        def token(self, text: str) -> None:
+            super().token(text)
+            clock.tick()
+
+    sink = TickingSink()
 
     result = bot.run(store, CONVERSATION_ID, sink)
 
@@ -230,7 +253,10 @@ def test_tokens_go_to_the_sink_and_the_joined_reply_is_stored(
     assert result.reply.content == "Once upon a time there was a bot"
     assert result.reply.status == "complete"
     assert (result.reply.cached, result.reply.fallback) == (False, False)
-    assert result.reply.latency_ms >= 0
+    # The latency runs from the start of the run to the end of generation, in milliseconds:
+    # exactly the time the clock advanced while the tokens were streamed.
+    assert result.reply.latency_ms == 125 * len(sink.tokens)
+    assert result.message["latency_ms"] == result.reply.latency_ms
     assert result.message == store.saved[0]
     assert sink.results == [result]
     (call,) = result.calls
@@ -299,7 +325,7 @@ class LockstepChatModel(BaseChatModel):
 
     tokens: list[str]
     received: threading.Semaphore
-    timeout: float = 5.0
+    timeout: float = EVENT_TIMEOUT
 
     @property
     def _llm_type(self) -> str:
@@ -567,7 +593,7 @@ def test_one_bot_serves_concurrent_conversations() -> None:
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=10)
+        join(thread)
 
     for n in range(8):
         message = results[n].message
