@@ -47,11 +47,11 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.fakes.openai_server import FakeOpenAIServer
+from tests.waiting import EVENT_TIMEOUT
 
 PASSWORD = "e2e correct horse battery"
 MODEL = "e2e-model"
 """The model name the e2e deployment asks for (tests/e2e/deploy-vars.yml)."""
-WAIT_SECONDS = 20
 
 # Runs in every page before its own scripts: records CSP violations and dialogs, so a test can
 # tell whether any script from a message ran, or was even attempted.
@@ -184,7 +184,7 @@ class Browser:
         """Load a page of the site."""
         self.driver.get(self.site.url(path))
 
-    def wait(self, condition: Callable[[Any], Any], timeout: float = WAIT_SECONDS) -> Any:
+    def wait(self, condition: Callable[[Any], Any], timeout: float = EVENT_TIMEOUT) -> Any:
         """Wait until ``condition(driver)`` is truthy and return its value."""
         return WebDriverWait(
             self.driver,
@@ -275,7 +275,7 @@ class Browser:
         """Return the visible text of a reply's body."""
         return reply.find_element(By.CSS_SELECTOR, ".message-body").text
 
-    def wait_finished(self, timeout: float = WAIT_SECONDS) -> WebElement:
+    def wait_finished(self, timeout: float = EVENT_TIMEOUT) -> WebElement:
         """Wait until the last reply has finished and return it."""
 
         def finished(_driver: Any) -> WebElement | None:

@@ -14,6 +14,7 @@ from selenium.webdriver.support import expected_conditions as ec
 
 from tests.e2e.conftest import MODEL, PASSWORD, Browser, Site
 from tests.fakes.openai_server import FakeOpenAIServer, reply_text
+from tests.waiting import EVENT_TIMEOUT
 
 TOKEN_COOKIES = ("access_token_cookie", "refresh_token_cookie")
 JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]+")
@@ -474,7 +475,8 @@ def test_rate_limited_message(browser: Browser, user: str) -> None:
     browser.sign_in(user)
     # Spend the user's request budget (RATE_LIMIT_REQUESTS per window) at a pace nginx's own
     # per-address limit lets through, until the API answers 429.
-    browser.driver.set_script_timeout(90)
+    # 400 paced requests: about 50 s on an idle machine; the bound is for a loaded one.
+    browser.driver.set_script_timeout(400 * 0.12 + EVENT_TIMEOUT)
     status = browser.driver.execute_async_script(
         "const done = arguments[arguments.length - 1];"
         " (async () => {"
