@@ -10,14 +10,22 @@ set -euo pipefail
 action=${1:?usage: acme-server.sh start|stop STATE_DIR [BRIDGE_ADDRESS HOST_ADDRESS PKI_DIR]}
 dir=${2:?state directory missing}/acme-server
 
+# Waits are for the event itself, bounded far above any real delay (the machine may be busy).
+readonly WAIT_SECONDS=120
+
 stop() {
-  local name pid
+  local name pid deadline
   for name in pebble challtestsrv; do
     [ -f "$dir/$name.pid" ] || continue
     pid=$(cat "$dir/$name.pid")
     if kill -0 "$pid" 2>/dev/null; then
       kill "$pid"
-      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      deadline=$((SECONDS + WAIT_SECONDS))
+      while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
+      if kill -0 "$pid" 2>/dev/null; then
+        echo "acme-server: $name ($pid) still running after ${WAIT_SECONDS}s" >&2
+        return 1
+      fi
       echo "acme-server: stopped $name ($pid)" >&2
     fi
     rm -f "$dir/$name.pid"
@@ -25,12 +33,12 @@ stop() {
 }
 
 wait_port() {
-  local address=$1 port=$2
-  for _ in $(seq 100); do
+  local address=$1 port=$2 deadline=$((SECONDS + WAIT_SECONDS))
+  while ((SECONDS < deadline)); do
     (exec 3<>"/dev/tcp/$address/$port") 2>/dev/null && return 0
     sleep 0.1
   done
-  echo "acme-server: nothing listens on $address:$port; see $dir/*.log" >&2
+  echo "acme-server: nothing listens on $address:$port after ${WAIT_SECONDS}s; see $dir/*.log" >&2
   return 1
 }
 

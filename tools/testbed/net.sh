@@ -17,7 +17,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=lib.sh source-path=SCRIPTDIR
 . "$here/lib.sh"
 
-readonly PROXY_START_TIMEOUT=15
+# Bounded far above a start on a busy machine.
+readonly PROXY_START_TIMEOUT=120
 readonly PROXY_STOP_TIMEOUT=10
 proxy_dir=$TESTBED_STATE_DIR/net/$TESTBED_BRIDGE/apt-proxy
 proxy_cache=$TESTBED_CACHE_DIR/apt-proxy/$TESTBED_BRIDGE
