@@ -51,7 +51,7 @@ def test_status_reports_every_part(make_app, auth, auth_service, closed_port):
     body = response.get_json()
     assert body["version"] == __version__
     assert body["database"]["status"] == "ok"
-    assert body["database"]["latency_ms"] >= 0
+    assert body["database"]["latency_ms"] > 0  # measured (a round trip is never 0.0 ms)
     migration = body["database"]["migration"]
     assert migration["current"] == migration["head"]
     assert migration["up_to_date"] is True

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -53,10 +54,14 @@ class Received:
 
 @dataclass
 class Receiver:
-    """A webhook receiver: records requests, answers the queued statuses, then 204."""
+    """A webhook receiver: records requests, answers the queued statuses, then 204.
+
+    ``delay`` makes it slow: it answers no sooner than that many seconds after the request.
+    """
 
     url: str = ""
     statuses: list[int] = field(default_factory=list)
+    delay: float = 0.0
     requests: list[Received] = field(default_factory=list)
     arrived: threading.Event = field(default_factory=threading.Event)
 
@@ -70,6 +75,7 @@ def receiver() -> Iterator[Receiver]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             state.requests.append(Received(dict(self.headers.items()), body))
+            time.sleep(state.delay)
             status = state.statuses.pop(0) if state.statuses else 204
             self.send_response(status)
             self.send_header("Content-Length", "0")
@@ -161,8 +167,11 @@ def test_a_delivery_is_signed_and_the_documented_code_verifies_it(
     verify = documented_verifier()
     hook = register(hooks, admin, receiver.url, ["user.registered"])
     auth.register("new@example.com")
+    receiver.delay = 0.25  # the attempt takes at least that long
 
+    started = time.monotonic()
     assert worker.deliver_due() == 1
+    elapsed_ms = (time.monotonic() - started) * 1000
 
     assert len(receiver.requests) == 1
     request = receiver.requests[0]
@@ -191,7 +200,8 @@ def test_a_delivery_is_signed_and_the_documented_code_verifies_it(
     assert delivery["attempts"] == 1
     assert delivery["next_attempt_at"] is None
     assert [a["status_code"] for a in delivery["attempt_log"]] == [204]
-    assert delivery["attempt_log"][0]["duration_ms"] >= 0
+    # The attempt's own duration: at least the receiver's delay, at most the whole run.
+    assert 250 <= delivery["attempt_log"][0]["duration_ms"] <= elapsed_ms + 1
 
 
 # --- retries ------------------------------------------------------------------------------------

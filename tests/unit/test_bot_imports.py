@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+from tests.waiting import EVENT_TIMEOUT
+
 # Runs in a fresh interpreter so modules other tests imported cannot hide an import. It goes
 # through the real `webapp` package on purpose: its __init__ must stay lazy about the web app.
 PROBE = textwrap.dedent(
@@ -26,7 +28,11 @@ PROBE = textwrap.dedent(
 
 def test_bot_and_llm_import_no_flask() -> None:
     result = subprocess.run(
-        [sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-c", PROBE],
+        capture_output=True,
+        text=True,
+        timeout=EVENT_TIMEOUT,
+        check=False,
     )
 
     assert result.returncode == 0, result.stderr
