@@ -17,6 +17,7 @@ from webapp.chat.runtime import get_bot, get_runner
 from webapp.chat.sse import event_stream_response, json_data
 from webapp.errors import UpstreamError, error_response
 from webapp.extensions import db
+from webapp.models import Conversation, Message, id_converter
 from webapp.request_body import read_json_object
 from webapp.services import chat, generation
 from webapp.services.quota import QuotaExceededError
@@ -26,8 +27,8 @@ bp = Blueprint("chat", __name__, url_prefix="/api/v1/chat")
 
 # Ids beyond the column ranges can match nothing; refusing them in routing (404) keeps them
 # from reaching PostgreSQL as an out-of-range error.
-_CONVERSATION = "<int(min=1, max=2147483647):conversation_id>"
-_REPLY = "<int(min=1, max=9223372036854775807):reply_id>"
+_CONVERSATION = id_converter("conversation_id", Conversation.id)
+_REPLY = id_converter("reply_id", Message.id)
 # How long a JSON client waits for a whole reply before getting 202 and the reply's links.
 REPLY_WAIT_SECONDS = 300
 # Event ids are sequence numbers within one reply; a reply has far fewer events.
