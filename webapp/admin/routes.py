@@ -256,13 +256,15 @@ def reset_password(user_id: int) -> dict[str, Any]:
 def list_user_conversations(user_id: int) -> dict[str, Any]:
     """List a user's conversations like the user sees them: ``limit``, ``cursor``, ``q``."""
     params = _params("limit", "cursor", "q")
+    # Checked before the user is looked up: a bad limit is a 400 whether or not they exist.
+    limit = _limit(
+        params, conversation_service.LIST_LIMIT_DEFAULT, conversation_service.LIST_LIMIT_MAX
+    )
     accounts.require_user(db.session, user_id)
     page = conversation_service.list_conversations(
         db.session,
         user_id=user_id,
-        limit=_limit(
-            params, conversation_service.LIST_LIMIT_DEFAULT, conversation_service.LIST_LIMIT_MAX
-        ),
+        limit=limit,
         cursor=params.get("cursor"),
         query=params.get("q"),
     )

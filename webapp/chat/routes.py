@@ -157,8 +157,10 @@ def _last_event_id() -> int:
 @jwt_required()
 def reply_events(reply_id: int) -> Response:
     """Stream a reply's events from the start, or after ``Last-Event-ID``, until its end."""
-    reply = generation.get_reply(db.session, user_id=current_user.id, reply_id=reply_id)
+    # The request is checked before anything is looked up: a bad resume point is a 400 whether
+    # or not the reply exists.
     after = _last_event_id()
+    reply = generation.get_reply(db.session, user_id=current_user.id, reply_id=reply_id)
     runner = get_runner(current_app)
     # No database connection is held while streaming: the session ends with the request
     # context, which a streamed body without stream_with_context does not keep.
