@@ -444,7 +444,8 @@ PATHS: Document = {
                 _query(
                     "since",
                     _DAY,
-                    f"First day (UTC); default {usage.DEFAULT_RANGE_DAYS - 1} days before `until`.",
+                    f"First day (UTC); default {usage.DEFAULT_RANGE_DAYS - 1} days before `until`."
+                    f" Days run from {usage.FIRST_DAY} to {usage.LAST_DAY}.",
                 ),
                 _query(
                     "until",
