@@ -17,6 +17,7 @@ from webapp.health.routes import REDIS_EXTENSION
 from webapp.logs import configure_logging, init_request_ids
 from webapp.openapi import register_api_docs
 from webapp.rate_limits import init_rate_limits
+from webapp.request_body import BoundedJSONProvider
 from webapp.security import init_jwt, jwt_config
 from webapp.settings import Settings
 from webapp.web import register_pages
@@ -96,6 +97,8 @@ def create_app(service: str = "all", settings: Settings | None = None) -> Flask:
     )
 
     app = Flask("webapp")
+    # Every JSON body is decoded with a bound on its nesting, request.get_json included.
+    app.json = BoundedJSONProvider(app)
     app.config.update(
         SERVICE_NAME=service,
         SECRET_KEY=settings.secret_key,

@@ -7,6 +7,7 @@ integration test applies it to an empty database and compares the result with th
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -30,9 +31,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
     "AUDIT_ACTION_MAX_LENGTH",
+    "BIGINT_MAX",
     "CONVERSATION_TITLE_MAX_LENGTH",
     "DISPLAY_NAME_MAX_LENGTH",
     "EMAIL_MAX_LENGTH",
+    "INTEGER_MAX",
     "MESSAGE_ROLES",
     "MESSAGE_STATUSES",
     "USER_ROLES",
@@ -49,7 +52,9 @@ __all__ = [
     "Webhook",
     "WebhookAttempt",
     "WebhookDelivery",
+    "id_converter",
     "isoformat_utc",
+    "max_id",
     "utcnow",
 ]
 
@@ -64,6 +69,11 @@ EMAIL_MAX_LENGTH = 254
 DISPLAY_NAME_MAX_LENGTH = 100
 CONVERSATION_TITLE_MAX_LENGTH = 200
 AUDIT_ACTION_MAX_LENGTH = 64
+# Largest value of PostgreSQL's INTEGER and BIGINT: an id, cursor or token subject beyond its
+# column's range can match nothing and must be refused before it reaches the database, which
+# would fail the whole statement ("integer out of range").
+INTEGER_MAX = 2**31 - 1
+BIGINT_MAX = 2**63 - 1
 
 # Deterministic constraint names, so migrations can refer to (and drop) them by name.
 NAMING_CONVENTION = {
@@ -93,6 +103,34 @@ def isoformat_utc(value: datetime) -> str:
         For example ``2025-11-25T16:00:00.123456+00:00``.
     """
     return value.astimezone(UTC).isoformat()
+
+
+def max_id(column: Any) -> int:
+    """Return the largest value an integer column (a primary key such as ``User.id``) can hold.
+
+    Args:
+        column: A mapped INTEGER or BIGINT column attribute.
+
+    Returns:
+        ``BIGINT_MAX`` for a BIGINT column, else ``INTEGER_MAX``.
+    """
+    return BIGINT_MAX if isinstance(column.type, BigInteger) else INTEGER_MAX
+
+
+def id_converter(name: str, column: Any) -> str:
+    """Return the URL rule placeholder of an id path argument bounded by its column's range.
+
+    Werkzeug then answers an id outside the range with 404 in routing, as for any id that
+    matches nothing.
+
+    Args:
+        name: The view argument (``user_id``).
+        column: The column the id is looked up in (``User.id``).
+
+    Returns:
+        For example ``<int(min=1, max=2147483647):user_id>``.
+    """
+    return f"<int(min=1, max={max_id(column)}):{name}>"
 
 
 class Base(DeclarativeBase):

@@ -40,6 +40,7 @@ from flask_jwt_extended import decode_token
 from flask_limiter import Limiter, RateLimitExceeded
 from redis import Redis
 
+from webapp.emails import canonical_email
 from webapp.errors import error_response
 from webapp.models import EMAIL_MAX_LENGTH
 from webapp.settings import Settings
@@ -88,6 +89,10 @@ def _user_or_client_key() -> str:
     return f"user:{subject}" if subject else _client_key()
 
 
+# Typed text normalised for a key; NFKC can make a string longer, so it is cut first.
+_KEY_INPUT_MAX_LENGTH = 4 * EMAIL_MAX_LENGTH
+
+
 def _account_key() -> str:
     # Reads the body before the view does; a key function must never raise (Flask-Limiter
     # would take the exception for a storage failure), so anything odd falls back to the IP.
@@ -98,7 +103,9 @@ def _account_key() -> str:
     email = body.get("email") if isinstance(body, dict) else None
     if not isinstance(email, str) or not email.strip():
         return _client_key()
-    return f"account:{email.strip().lower()[:EMAIL_MAX_LENGTH]}"
+    # The canonical form: a look-alike of the address (full-width, other case) is the same
+    # account and shares its limit.
+    return f"account:{canonical_email(email[:_KEY_INPUT_MAX_LENGTH])[:EMAIL_MAX_LENGTH]}"
 
 
 def _failed_credentials(response: Response) -> bool:

@@ -29,12 +29,12 @@ from typing import Any, ParamSpec, TypeVar
 
 from flask import Flask, Response, current_app
 from flask_jwt_extended import current_user, verify_jwt_in_request
-from flask_jwt_extended.exceptions import CSRFError
+from flask_jwt_extended.exceptions import CSRFError, WrongTokenError
 from redis import Redis
 
 from webapp.errors import ForbiddenError, ServiceUnavailableError, error_response
 from webapp.extensions import db, jwt
-from webapp.models import User
+from webapp.models import User, max_id
 from webapp.services.sessions import (
     SESSION_CLAIM,
     VERSION_CLAIM,
@@ -42,6 +42,7 @@ from webapp.services.sessions import (
     SessionStoreUnavailableError,
 )
 from webapp.settings import Settings
+from webapp.validation import parse_whole_number
 
 __all__ = [
     "CSRF_HEADER",
@@ -54,6 +55,8 @@ __all__ = [
 ]
 
 SESSIONS_EXTENSION = "sessions"
+# The ``type`` claims of the tokens this app issues (Flask-JWT-Extended's names).
+TOKEN_TYPES = ("access", "refresh")
 CSRF_HEADER = "X-CSRF-TOKEN"
 # The refresh cookie goes only to the auth service's own endpoints (refresh, session, logout);
 # the access cookie to every path, because chat and admin live under other prefixes.
@@ -138,9 +141,10 @@ def _version_claim(user: User) -> dict[str, Any]:
 
 
 def _token_user(jwt_data: dict[str, Any]) -> User | None:
-    try:
-        user_id = int(jwt_data["sub"])
-    except (KeyError, TypeError, ValueError):
+    # Only our own form of subject, an id the column can hold: a signed token with another
+    # one ("+1", 2**31, twenty digits) belongs to nobody, and must not reach the database.
+    user_id = parse_whole_number(jwt_data.get("sub"), minimum=1, maximum=max_id(User.id))
+    if user_id is None:
         return None
     # The identity map keeps the row for the rest of the request: the user loader below and
     # the view get it without another query.
@@ -164,6 +168,15 @@ def _token_revoked(_jwt_header: dict[str, Any], jwt_data: dict[str, Any]) -> boo
             jwt_data.get(SESSION_CLAIM),
         )
         return False
+
+
+@jwt.token_verification_loader
+def _known_token_type(_jwt_header: dict[str, Any], jwt_data: dict[str, Any]) -> bool:
+    # Flask-JWT-Extended only refuses a refresh token where an access token is needed, so a
+    # signed token of any other type would pass as an access token: only our two types exist.
+    if jwt_data.get("type") not in TOKEN_TYPES:
+        raise WrongTokenError(f"Only {' or '.join(TOKEN_TYPES)} tokens are allowed")
+    return True
 
 
 @jwt.user_lookup_loader

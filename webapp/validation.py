@@ -17,13 +17,15 @@ __all__ = [
     "bounded_int",
     "check_text",
     "optional_string",
+    "parse_whole_number",
     "query_parameters",
     "reject_unknown_fields",
     "required_string",
 ]
 
 # Plain ASCII digits: int() would also take "+5", " 5", "1_000" and other scripts' digits.
-_DIGITS = re.compile(r"[0-9]{1,10}")
+# Nineteen are enough for the largest BIGINT (2**63 - 1) and keep int() from parsing huge text.
+_DIGITS = re.compile(r"[0-9]{1,19}")
 
 
 def reject_unknown_fields(data: Mapping[str, Any], allowed: Collection[str]) -> None:
@@ -161,8 +163,26 @@ def bounded_int(value: str, name: str, *, minimum: int, maximum: int) -> int:
     Raises:
         ValidationError: If the text is not a whole number in ``[minimum, maximum]``.
     """
-    if not _DIGITS.fullmatch(value) or not minimum <= int(value) <= maximum:
+    number = parse_whole_number(value, minimum=minimum, maximum=maximum)
+    if number is None:
         raise ValidationError(
             f"{name} must be a whole number from {minimum} to {maximum}", field=name
         )
-    return int(value)
+    return number
+
+
+def parse_whole_number(value: object, *, minimum: int, maximum: int) -> int | None:
+    """Parse a decimal integer written in plain ASCII digits, if it lies in a range.
+
+    Args:
+        value: Text that should hold the number (anything else gives None).
+        minimum: Smallest accepted value.
+        maximum: Largest accepted value.
+
+    Returns:
+        The number, or None if ``value`` is not such a number in ``[minimum, maximum]``.
+    """
+    if not isinstance(value, str) or not _DIGITS.fullmatch(value):
+        return None
+    number = int(value)
+    return number if minimum <= number <= maximum else None

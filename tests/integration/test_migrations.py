@@ -42,7 +42,7 @@ def _psycopg(url: str) -> str:
     return make_url(url).set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
 
 
-def _chatbot_db(args: list[str], env: dict[str, str], url: str) -> None:
+def _chatbot_db(args: list[str], env: dict[str, str], url: str) -> str:
     chatbot = str(Path(sys.executable).with_name("chatbot"))
     result = subprocess.run(
         [chatbot, "db", *args],
@@ -52,6 +52,7 @@ def _chatbot_db(args: list[str], env: dict[str, str], url: str) -> None:
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout + result.stderr
 
 
 def _engine(url: str) -> Engine:
@@ -72,7 +73,7 @@ def test_upgrade_on_an_empty_database_matches_the_models(empty_schema, subproces
             )
             assert compare_metadata(context, Base.metadata) == []
             head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
-            assert context.get_current_revision() == head == "0005"
+            assert context.get_current_revision() == head == "0006"
 
             # Autogenerate does not compare CHECK constraints; compare their names here.
             inspector = inspect(connection)
@@ -93,6 +94,48 @@ def test_downgrade_to_base_removes_every_table(empty_schema, subprocess_env):
             assert inspect(connection).get_table_names() == ["alembic_version"]
     finally:
         engine.dispose()
+
+
+def test_upgrade_stores_addresses_in_canonical_form_and_keeps_look_alikes(
+    empty_schema, subprocess_env
+):
+    _chatbot_db(["upgrade", "0005"], subprocess_env, empty_schema)
+    full_width_admin = "\uff41\uff44\uff4d\uff49\uff4e@example.com"
+    stored = [
+        (1, full_width_admin),  # registered before the real one: its look-alike
+        (2, "admin@example.com"),
+        (3, "\uff42\uff4f\uff42@example.com"),
+        (4, "carol@ex\u00c4mple.com"),
+        (5, "dave@example.com"),
+    ]
+    engine = _engine(empty_schema)
+    try:
+        with engine.begin() as connection:
+            for user_id, email in stored:
+                connection.execute(
+                    text(
+                        "INSERT INTO users (id, email, password_hash, display_name)"
+                        " VALUES (:id, :email, 'x', 'x')"
+                    ),
+                    {"id": user_id, "email": email},
+                )
+
+        output = _chatbot_db(["upgrade"], subprocess_env, empty_schema)
+
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT id, email FROM users ORDER BY id")).all()
+    finally:
+        engine.dispose()
+    # Nobody is lost or merged; the look-alike keeps its spelling and is reported.
+    assert [tuple(row) for row in rows] == [
+        (1, full_width_admin),
+        (2, "admin@example.com"),
+        (3, "bob@example.com"),
+        (4, "carol@ex\u00e4mple.com"),
+        (5, "dave@example.com"),
+    ]
+    assert f"user 1 keeps its address {full_width_admin!r}" in output, output
+    assert "belongs to another account" in output
 
 
 def _alembic_config() -> Config:

@@ -15,6 +15,7 @@ from flask_jwt_extended import current_user
 from webapp.errors import ValidationError
 from webapp.extensions import MIGRATIONS_DIR, db
 from webapp.health.routes import REDIS_EXTENSION
+from webapp.models import AuditEvent, Conversation, User, id_converter, max_id
 from webapp.request_body import read_json_object
 from webapp.security import admin_required
 from webapp.services import accounts, audit, stats, system_status, usage, users_admin
@@ -30,10 +31,9 @@ from webapp.validation import (
 
 bp = Blueprint("admin", __name__, url_prefix="/api/v1/admin")
 
-# Ids beyond the INTEGER column range can match nothing: 404 in routing, not a database error.
-_USER = "<int(min=1, max=2147483647):user_id>"
-_CONVERSATION = "<int(min=1, max=2147483647):conversation_id>"
-_MAX_ID = 2**63 - 1
+# Ids beyond their column's range can match nothing: 404 in routing, not a database error.
+_USER = id_converter("user_id", User.id)
+_CONVERSATION = id_converter("conversation_id", Conversation.id)
 _BOOLEANS = {"true": True, "false": False}
 _FILTER_MAX_LENGTH = 254
 
@@ -57,10 +57,11 @@ def _text(params: dict[str, str], name: str) -> str | None:
     return check_text(params[name], name, min_length=1, max_length=_FILTER_MAX_LENGTH)
 
 
-def _cursor(params: dict[str, str]) -> int | None:
-    if "cursor" not in params:
+def _id(params: dict[str, str], name: str, column: Any) -> int | None:
+    """Return an optional id parameter (a filter or a keyset cursor) within its column's range."""
+    if name not in params:
         return None
-    return bounded_int(params["cursor"], "cursor", minimum=1, maximum=_MAX_ID)
+    return bounded_int(params[name], name, minimum=1, maximum=max_id(column))
 
 
 def _limit(params: dict[str, str], default: int, maximum: int) -> int:
@@ -101,9 +102,7 @@ def get_usage() -> dict[str, Any]:
     """Usage over a range of UTC days: ``since``, ``until`` (YYYY-MM-DD), ``user_id``, ``top``."""
     params = _params("since", "until", "user_id", "top")
     days = usage.parse_range(params.get("since"), params.get("until"))
-    user_id = None
-    if "user_id" in params:
-        user_id = bounded_int(params["user_id"], "user_id", minimum=1, maximum=2147483647)
+    user_id = _id(params, "user_id", User.id)
     top = usage.TOP_USERS_DEFAULT
     if "top" in params:
         top = bounded_int(params["top"], "top", minimum=1, maximum=usage.TOP_USERS_MAX)
@@ -122,11 +121,7 @@ def list_audit_events() -> dict[str, Any]:
     )
     criteria = audit.AuditFilter(
         action=_text(params, "action"),
-        actor_id=(
-            bounded_int(params["actor_id"], "actor_id", minimum=1, maximum=2147483647)
-            if "actor_id" in params
-            else None
-        ),
+        actor_id=_id(params, "actor_id", AuditEvent.actor_id),
         target_type=_text(params, "target_type"),
         target_id=_text(params, "target_id"),
         since=audit.parse_instant(params["since"], "since") if "since" in params else None,
@@ -135,7 +130,7 @@ def list_audit_events() -> dict[str, Any]:
     events, next_cursor = audit.list_events(
         db.session,
         criteria,
-        before_id=_cursor(params),
+        before_id=_id(params, "cursor", AuditEvent.id),
         limit=_limit(params, audit.LIST_LIMIT_DEFAULT, audit.LIST_LIMIT_MAX),
     )
     return {"events": [audit.event_to_dict(e) for e in events], "next_cursor": _next(next_cursor)}
@@ -157,7 +152,7 @@ def list_users() -> dict[str, Any]:
         users_admin.UserFilter(
             query=params.get("q"), active=_boolean(params, "active"), role=params.get("role")
         ),
-        after_id=_cursor(params),
+        after_id=_id(params, "cursor", User.id),
         limit=_limit(params, users_admin.LIST_LIMIT_DEFAULT, users_admin.LIST_LIMIT_MAX),
     )
     return {"users": [accounts.user_to_dict(u) for u in users], "next_cursor": _next(next_cursor)}
@@ -261,13 +256,15 @@ def reset_password(user_id: int) -> dict[str, Any]:
 def list_user_conversations(user_id: int) -> dict[str, Any]:
     """List a user's conversations like the user sees them: ``limit``, ``cursor``, ``q``."""
     params = _params("limit", "cursor", "q")
+    # Checked before the user is looked up: a bad limit is a 400 whether or not they exist.
+    limit = _limit(
+        params, conversation_service.LIST_LIMIT_DEFAULT, conversation_service.LIST_LIMIT_MAX
+    )
     accounts.require_user(db.session, user_id)
     page = conversation_service.list_conversations(
         db.session,
         user_id=user_id,
-        limit=_limit(
-            params, conversation_service.LIST_LIMIT_DEFAULT, conversation_service.LIST_LIMIT_MAX
-        ),
+        limit=limit,
         cursor=params.get("cursor"),
         query=params.get("q"),
     )

@@ -15,6 +15,7 @@ from flask_jwt_extended import current_user
 from webapp.admin.routes import bp
 from webapp.errors import ValidationError
 from webapp.extensions import db
+from webapp.models import Webhook, WebhookDelivery, id_converter, max_id
 from webapp.request_body import read_json_object
 from webapp.security import admin_required
 from webapp.services import webhooks
@@ -22,8 +23,8 @@ from webapp.settings import Settings
 from webapp.validation import bounded_int, query_parameters, reject_unknown_fields
 
 # Ids beyond the column ranges can match nothing: 404 in routing, not a database error.
-_WEBHOOK = "<int(min=1, max=2147483647):webhook_id>"
-_DELIVERY = "<int(min=1, max=9223372036854775807):delivery_id>"
+_WEBHOOK = id_converter("webhook_id", Webhook.id)
+_DELIVERY = id_converter("delivery_id", WebhookDelivery.id)
 _FIELDS = ("url", "events", "description", "active")
 DELIVERIES_PAGE_DEFAULT = 50
 DELIVERIES_PAGE_MAX = 100
@@ -133,7 +134,7 @@ def list_deliveries(webhook_id: int) -> dict[str, Any]:
         status=params.get("status"),
         event=params.get("event"),
         before=(
-            bounded_int(params["cursor"], "cursor", minimum=1, maximum=2**63 - 1)
+            bounded_int(params["cursor"], "cursor", minimum=1, maximum=max_id(WebhookDelivery.id))
             if "cursor" in params
             else None
         ),

@@ -31,6 +31,7 @@ from flask_jwt_extended import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
+from webapp.emails import canonical_email
 from webapp.errors import (
     AccountDisabledError,
     ForbiddenError,
@@ -39,7 +40,7 @@ from webapp.errors import (
 )
 from webapp.extensions import db
 from webapp.metrics import record_login
-from webapp.models import User
+from webapp.models import EMAIL_MAX_LENGTH, User
 from webapp.rate_limits import (
     LOGIN_ACCOUNT,
     LOGIN_IP,
@@ -78,7 +79,8 @@ def _audit(action: str, **fields: Any) -> None:
 
 def _typed_email(data: Any) -> str | None:
     email = data.get("email") if isinstance(data, dict) else None
-    return email.strip().lower() if isinstance(email, str) else None
+    # Cut first: the audit record keeps a short prefix anyway, and NFKC of a huge text is work.
+    return canonical_email(email[:EMAIL_MAX_LENGTH]) if isinstance(email, str) else None
 
 
 @bp.record

@@ -17,6 +17,7 @@ from webapp.chat.runtime import get_bot, get_runner
 from webapp.chat.sse import event_stream_response, json_data
 from webapp.errors import UpstreamError, error_response
 from webapp.extensions import db
+from webapp.models import Conversation, Message, id_converter
 from webapp.request_body import read_json_object
 from webapp.services import chat, generation
 from webapp.services.quota import QuotaExceededError
@@ -26,8 +27,8 @@ bp = Blueprint("chat", __name__, url_prefix="/api/v1/chat")
 
 # Ids beyond the column ranges can match nothing; refusing them in routing (404) keeps them
 # from reaching PostgreSQL as an out-of-range error.
-_CONVERSATION = "<int(min=1, max=2147483647):conversation_id>"
-_REPLY = "<int(min=1, max=9223372036854775807):reply_id>"
+_CONVERSATION = id_converter("conversation_id", Conversation.id)
+_REPLY = id_converter("reply_id", Message.id)
 # How long a JSON client waits for a whole reply before getting 202 and the reply's links.
 REPLY_WAIT_SECONDS = 300
 # Event ids are sequence numbers within one reply; a reply has far fewer events.
@@ -156,8 +157,10 @@ def _last_event_id() -> int:
 @jwt_required()
 def reply_events(reply_id: int) -> Response:
     """Stream a reply's events from the start, or after ``Last-Event-ID``, until its end."""
-    reply = generation.get_reply(db.session, user_id=current_user.id, reply_id=reply_id)
+    # The request is checked before anything is looked up: a bad resume point is a 400 whether
+    # or not the reply exists.
     after = _last_event_id()
+    reply = generation.get_reply(db.session, user_id=current_user.id, reply_id=reply_id)
     runner = get_runner(current_app)
     # No database connection is held while streaming: the session ends with the request
     # context, which a streamed body without stream_with_context does not keep.

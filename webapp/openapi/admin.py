@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from webapp.models import AuditEvent, User, max_id
 from webapp.openapi import admin_webhooks
 from webapp.openapi import chat as chat_document
 from webapp.openapi.components import USER_AUTH, json_body, json_response, ref, responses
@@ -23,7 +24,7 @@ TAGS: list[Document] = [
 
 SECURITY_SCHEMES: Document = {}
 
-_MAX_INT = 2147483647
+_MAX_INT = max_id(User.id)
 _USER_ID = {
     "name": "user_id",
     "in": "path",
@@ -404,11 +405,14 @@ def _set_active(*, enable: bool) -> Document:
 
 
 _LIMIT_DESCRIPTION = "Page size."
-_CURSOR = _query(
-    "cursor",
-    {"type": "string", "pattern": "^[0-9]{1,10}$"},
-    "`next_cursor` of the previous page, unchanged (keyset pagination).",
-)
+
+
+def _id_query(name: str, column: Any, description: str) -> Document:
+    # The range of the column the value is compared with, as the route enforces it.
+    return _query(name, {"type": "integer", "minimum": 1, "maximum": max_id(column)}, description)
+
+
+_CURSOR_DESCRIPTION = "`next_cursor` of the previous page, unchanged (keyset pagination)."
 
 PATHS: Document = {
     "/api/v1/admin/stats": {
@@ -440,7 +444,8 @@ PATHS: Document = {
                 _query(
                     "since",
                     _DAY,
-                    f"First day (UTC); default {usage.DEFAULT_RANGE_DAYS - 1} days before `until`.",
+                    f"First day (UTC); default {usage.DEFAULT_RANGE_DAYS - 1} days before `until`."
+                    f" Days run from {usage.FIRST_DAY} to {usage.LAST_DAY}.",
                 ),
                 _query(
                     "until",
@@ -448,7 +453,7 @@ PATHS: Document = {
                     f"Last day, included; default today. At most {usage.MAX_RANGE_DAYS} days"
                     " in all.",
                 ),
-                _query("user_id", {"type": "integer", "minimum": 1}, "Only this user's usage."),
+                _id_query("user_id", User.id, "Only this user's usage."),
                 _query(
                     "top",
                     {
@@ -475,7 +480,7 @@ PATHS: Document = {
                     {"type": "string"},
                     "An action (`admin.role_changed`), or a prefix ending in `.*` (`auth.*`).",
                 ),
-                _query("actor_id", {"type": "integer", "minimum": 1}, "Events of this actor."),
+                _id_query("actor_id", AuditEvent.actor_id, "Events of this actor."),
                 _query("target_type", {"type": "string"}, "Events about this kind of object."),
                 _query("target_id", {"type": "string"}, "Events about this object."),
                 _query(
@@ -484,7 +489,7 @@ PATHS: Document = {
                     "Events at or after this time: ISO 8601 with an offset, or a date (UTC).",
                 ),
                 _query("until", {"type": "string"}, "Events before this time (same format)."),
-                _CURSOR,
+                _id_query("cursor", AuditEvent.id, _CURSOR_DESCRIPTION),
                 _query(
                     "limit",
                     {
@@ -512,7 +517,7 @@ PATHS: Document = {
                 ),
                 _query("active", {"type": "string", "enum": ["true", "false"]}, "Enabled or not."),
                 _query("role", {"type": "string", "enum": ["user", "admin"]}, "Only this role."),
-                _CURSOR,
+                _id_query("cursor", User.id, _CURSOR_DESCRIPTION),
                 _query(
                     "limit",
                     {

@@ -9,6 +9,9 @@ from webapp.models import (
     WEBHOOK_DESCRIPTION_MAX_LENGTH,
     WEBHOOK_EVENTS,
     WEBHOOK_URL_MAX_LENGTH,
+    Webhook,
+    WebhookDelivery,
+    max_id,
 )
 from webapp.openapi.components import USER_AUTH, json_body, json_response, ref, responses
 from webapp.services.webhooks import PING_EVENT
@@ -22,13 +25,13 @@ _WEBHOOK_ID = {
     "name": "webhook_id",
     "in": "path",
     "required": True,
-    "schema": {"type": "integer", "minimum": 1, "maximum": 2147483647},
+    "schema": {"type": "integer", "minimum": 1, "maximum": max_id(Webhook.id)},
 }
 _DELIVERY_ID = {
     "name": "delivery_id",
     "in": "path",
     "required": True,
-    "schema": {"type": "integer", "minimum": 1, "maximum": 9223372036854775807},
+    "schema": {"type": "integer", "minimum": 1, "maximum": max_id(WebhookDelivery.id)},
 }
 _TIME = {"type": "string", "format": "date-time"}
 _EVENTS = {
@@ -285,7 +288,11 @@ PATHS: Document = {
                     {"type": "integer", "minimum": 1, "maximum": 100, "default": 50},
                     "Deliveries per page.",
                 ),
-                _query("cursor", {"type": "string"}, "The previous page's `next_cursor`."),
+                _query(
+                    "cursor",
+                    {"type": "integer", "minimum": 1, "maximum": max_id(WebhookDelivery.id)},
+                    "The previous page's `next_cursor`.",
+                ),
             ],
         ),
     },

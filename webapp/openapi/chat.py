@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from webapp.models import Conversation, max_id
 from webapp.openapi.components import USER_AUTH, json_body, json_response, ref, responses
 
 __all__ = ["PATHS", "SCHEMAS", "SECURITY_SCHEMES", "TAGS"]
@@ -21,10 +22,13 @@ _CONVERSATION_ID = {
     "in": "path",
     "required": True,
     "description": "A conversation of the caller's; anyone else's is a 404.",
-    "schema": {"type": "integer", "minimum": 1, "maximum": 2147483647},
+    "schema": {"type": "integer", "minimum": 1, "maximum": max_id(Conversation.id)},
 }
 
 _TIMESTAMP = {"type": "string", "format": "date-time"}
+# The range webapp.chat.routes accepts (tests/integration/test_hostile_input.py holds them equal;
+# importing the routes here would load the bot into every service).
+_EVENT_ID = {"type": "integer", "minimum": 0, "maximum": 10**9}
 
 # --- conversations ----------------------------------------------------------------------------
 
@@ -605,14 +609,14 @@ _MESSAGE_PATHS: Document = {
                     "in": "header",
                     "required": False,
                     "description": "The id of the last event received.",
-                    "schema": {"type": "integer", "minimum": 0},
+                    "schema": _EVENT_ID,
                 },
                 {
                     "name": "last_event_id",
                     "in": "query",
                     "required": False,
                     "description": "The same, for clients that cannot set headers.",
-                    "schema": {"type": "integer", "minimum": 0},
+                    "schema": _EVENT_ID,
                 },
             ],
             "responses": responses(

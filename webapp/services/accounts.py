@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from webapp.emails import canonical_email, email_problem
 from webapp.errors import (
     AccountDisabledError,
     ConflictError,
@@ -93,7 +94,10 @@ class AdminProvisioning:
 
 
 def normalize_email(email: str) -> str:
-    """Return the canonical (trimmed, lower-cased) form of an email address.
+    """Return the canonical form of an email address (:mod:`webapp.emails`), checked.
+
+    Two addresses with the same canonical form are the same account: registering a look-alike
+    (full-width letters, other case) of an existing address is a conflict.
 
     Args:
         email: The address as typed.
@@ -104,9 +108,13 @@ def normalize_email(email: str) -> str:
     Raises:
         ValidationError: If it does not look like an email address.
     """
-    value = check_text(email.strip().lower(), "email", min_length=1, max_length=EMAIL_MAX_LENGTH)
+    check_text(email, "email", min_length=1, max_length=_LOGIN_INPUT_MAX_LENGTH)
+    value = check_text(canonical_email(email), "email", min_length=1, max_length=EMAIL_MAX_LENGTH)
     if not _EMAIL_RE.fullmatch(value):
         raise ValidationError("email is not a valid email address", field="email")
+    problem = email_problem(value)
+    if problem is not None:
+        raise ValidationError(problem, field="email")
     return value
 
 
@@ -322,7 +330,7 @@ def require_user(session: Session, user_id: int) -> User:
 
 
 def get_user_by_email(session: Session, email: str) -> User | None:
-    """Return the user with this email address (compared case-insensitively), or None.
+    """Return the user with this email address (compared in canonical form), or None.
 
     Args:
         session: Database session.
@@ -331,7 +339,7 @@ def get_user_by_email(session: Session, email: str) -> User | None:
     Returns:
         The user, or None if there is none.
     """
-    return session.scalar(select(User).where(User.email == email.strip().lower()))
+    return session.scalar(select(User).where(User.email == canonical_email(email)))
 
 
 def ensure_admin(

@@ -29,6 +29,7 @@ from webapp.models import (
     Conversation,
     Message,
     isoformat_utc,
+    max_id,
 )
 from webapp.validation import check_text
 
@@ -72,7 +73,6 @@ EXPORT_DOCUMENT_FORMAT = "chatbot.conversation"
 EXPORT_DOCUMENT_VERSION = 1
 # A cursor is two short values; anything much longer is not one of ours.
 _CURSOR_MAX_LENGTH = 200
-_MAX_ID = 2**31 - 1
 _INVALID_CURSOR = "cursor is not valid: pass next_cursor from the previous page unchanged"
 # Line and paragraph separators would break a title over lines just like control characters.
 _LINE_SEPARATORS = frozenset("\u2028\u2029")
@@ -415,7 +415,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
     if (
         updated_at.tzinfo is None
         or type(conversation_id) is not int
-        or not 1 <= conversation_id <= _MAX_ID
+        or not 1 <= conversation_id <= max_id(Conversation.id)
     ):
         raise ValidationError(_INVALID_CURSOR, field="cursor")
     return updated_at, conversation_id

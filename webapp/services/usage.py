@@ -25,6 +25,8 @@ from webapp.models import Conversation, DailyUsage, Message, User
 
 __all__ = [
     "DEFAULT_RANGE_DAYS",
+    "FIRST_DAY",
+    "LAST_DAY",
     "MAX_RANGE_DAYS",
     "TOP_USERS_DEFAULT",
     "TOP_USERS_MAX",
@@ -36,6 +38,11 @@ __all__ = [
 DEFAULT_RANGE_DAYS = 30
 MAX_RANGE_DAYS = 366
 TOP_USERS_DEFAULT = 10
+# The days a range may name. The range's end is the midnight after its last day, and its
+# default start lies DEFAULT_RANGE_DAYS before that day: near date.min or date.max either would
+# overflow (a 500). No message predates this app, so the first day loses nothing.
+FIRST_DAY = date(2000, 1, 1)
+LAST_DAY = date(9999, 12, 30)
 TOP_USERS_MAX = 100
 
 
@@ -67,9 +74,15 @@ def _parse_day(value: str, name: str) -> date:
     try:
         if len(value) != 10:
             raise ValueError(value)
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise ValidationError(f"{name} must be a date as YYYY-MM-DD", field=name) from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ValidationError(
+            f"{name} must be a day from {FIRST_DAY.isoformat()} to {LAST_DAY.isoformat()}",
+            field=name,
+        )
+    return day
 
 
 def parse_range(since: str | None, until: str | None, *, today: date | None = None) -> DateRange:
@@ -87,8 +100,9 @@ def parse_range(since: str | None, until: str | None, *, today: date | None = No
         The range.
 
     Raises:
-        ValidationError: Naming ``since`` or ``until`` if a value is malformed, the range is
-            reversed, or it is longer than ``MAX_RANGE_DAYS`` days.
+        ValidationError: Naming ``since`` or ``until`` if a value is malformed or outside
+            ``FIRST_DAY``..``LAST_DAY``, the range is reversed, or it is longer than
+            ``MAX_RANGE_DAYS`` days.
     """
     today = today or datetime.now(UTC).date()
     last = _parse_day(until, "until") if until is not None else today
