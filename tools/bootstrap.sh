@@ -50,7 +50,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
 if [ ! -f "$stamp" ]; then
-  echo "bootstrap: installing Python dependencies into .venv from PyPI (first run: ~1 minute)"
+  echo "bootstrap: installing Python dependencies into .venv from PyPI (1-3 minutes)"
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
   # pip's full output (a few hundred lines) goes to a log; shown are a line every 10 packages
   # collected and the start of the install, or the log's end if pip fails.
