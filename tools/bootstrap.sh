@@ -50,9 +50,20 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
 if [ ! -f "$stamp" ]; then
-  echo "bootstrap: installing Python dependencies into .venv"
+  echo "bootstrap: installing Python dependencies into .venv from PyPI (1-3 minutes)"
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+  # pip's full output (a few hundred lines) goes to a log; shown are a line every 10 packages
+  # collected and the start of the install, or the log's end if pip fails.
+  pip_log=.venv/pip-install.log
+  if ! .venv/bin/python -m pip install --disable-pip-version-check --progress-bar off \
+    -e '.[dev]' 2>&1 | tee "$pip_log" | awk '
+      /^Collecting / { n++; if (n % 10 == 0) printf "bootstrap: pip: %d packages collected\n", n }
+      /^Installing collected packages/ { printf "bootstrap: pip: installing them (%d)\n", n }
+      { fflush() }'; then
+    tail -n 30 "$pip_log" >&2
+    echo "bootstrap: pip failed; full output: $pip_log" >&2
+    exit 1
+  fi
   rm -f .venv/.installed-*
   touch "$stamp"
 fi

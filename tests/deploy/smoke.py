@@ -4,15 +4,23 @@
 Usage (from the controller)::
 
     python tests/deploy/smoke.py --base-url https://10.231.0.11 --insecure \\
-        [--admin-email admin@example.com --admin-password ...]
+        [--admin-email admin@example.com --admin-password ...] [--account-file PATH]
 
 The admin password may also come from the environment variable CHATBOT_SMOKE_ADMIN_PASSWORD
 (kept out of process listings and Ansible logs).
 
+Each run registers a fresh random user, unless --account-file names where to keep one: the first
+run registers it and saves its email and generated password there (JSON, mode 0600); later runs
+log in with it and register nothing, so the check can run any number of times although
+registration is limited per client address (10 per hour, and every client on a lab bridge has
+the same address). When the saved account is not on the deployment (the host was re-created),
+the login check registers it again.
+
 Checks, in order; each prints one line, and a failed check skips the checks that need it:
 
     http-redirect          plain HTTP answers 301/308 with an https:// Location
-    register               a fresh random user can register (201)
+    register               a fresh random user can register (201); skipped when the account
+                           saved in --account-file is reused
     login                  and log in (200, bearer token)
     me                     GET /api/v1/auth/me names that user, role "user"
     create-conversation    POST /api/v1/chat/conversations (201)
@@ -43,6 +51,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -204,16 +213,29 @@ class Smoke:
         self.session = requests.Session()
         self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
         suffix = secrets.token_hex(6)
-        self.email = f"smoke-{suffix}@example.com"
-        self.password = secrets.token_urlsafe(18)
+        self.account_file: Path | None = args.account_file
+        saved = load_account(args.account_file) if args.account_file else None
+        self.reused = saved is not None
+        if saved is None:
+            self.email = f"smoke-{suffix}@example.com"
+            self.password = secrets.token_urlsafe(18)
+        else:
+            self.email, self.password = saved
         self.message = f"Smoke test {suffix}: please answer in a few words."
 
     def run(self) -> int:
         """Run every check; return the exit status."""
         runner = Runner()
         runner.check("http-redirect", self.http_redirect)
-        runner.check("register", self.register)
-        runner.check("login", lambda: self.login(self.email, self.password, "user"), "register")
+        if self.reused:
+            runner.skip(
+                "register",
+                f"reusing {self.email}, saved in {self.account_file} by an earlier run",
+            )
+            runner.check("login", self.login_saved_user)
+        else:
+            runner.check("register", self.register)
+            runner.check("login", lambda: self.login(self.email, self.password, "user"), "register")
         user_token = runner.results.get("login")
         runner.check("me", lambda: self.me(user_token), "login")
         runner.check("create-conversation", lambda: self.create_conversation(user_token), "login")
@@ -348,13 +370,39 @@ class Smoke:
         email = _get(body, "user", "email")
         if email != self.email:
             raise CheckFailedError(f"registered user has email {email!r}, sent {self.email!r}")
-        return self.email, None
+        if self.account_file is None:
+            return self.email, None
+        save_account(self.account_file, self.email, self.password)
+        return f"{self.email} (saved in {self.account_file} for later runs)", None
 
     def login(self, email: str, password: str, role: str) -> tuple[str, str]:
         """Log in; the user must have the expected role. Return the access token."""
         body = self.api(
             "POST", "/api/v1/auth/login", (200,), body={"email": email, "password": password}
         )
+        return self._login_token(body, email, role)
+
+    def login_saved_user(self) -> tuple[str, str]:
+        """Log in as the saved user; register it first when this deployment does not know it."""
+        credentials = {"email": self.email, "password": self.password}
+        response = self.request(
+            "POST", self.base_url + "/api/v1/auth/login", (200, 401), body=credentials
+        )
+        if response.status_code == 200:
+            return self._login_token(response.json(), self.email, "user")
+        # A re-created host has a new database: the saved account is gone; register it again.
+        # (Taken instead means its password was changed: only a new account helps.)
+        try:
+            self.register()
+        except CheckFailedError as exc:
+            raise CheckFailedError(
+                f"the saved account's login was refused, and registering it again failed: {exc};"
+                f" delete {self.account_file} to start with a new account"
+            ) from exc
+        detail, token = self.login(self.email, self.password, "user")
+        return f"{detail}; registered first: the saved account was not on this deployment", token
+
+    def _login_token(self, body: Any, email: str, role: str) -> tuple[str, str]:
         token = _get(body, "access_token")
         if not isinstance(token, str) or not token:
             raise CheckFailedError("login answered without an access_token")
@@ -576,6 +624,34 @@ REVOCATION_PROBES = (
 )
 
 
+def load_account(path: Path) -> tuple[str, str] | None:
+    """Return the (email, password) saved in path, or None when there is no such file."""
+    try:
+        account = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"smoke: cannot read the saved account {path}: {exc}") from exc
+    if not (
+        isinstance(account, dict)
+        and isinstance(account.get("email"), str)
+        and isinstance(account.get("password"), str)
+    ):
+        raise SystemExit(f"smoke: {path} holds no email and password; delete it to start over")
+    return account["email"], account["password"]
+
+
+def save_account(path: Path, email: str, password: str) -> None:
+    """Save the account in path, readable by its owner only, replacing it atomically."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        json.dump({"email": email, "password": password}, out)
+        out.write("\n")
+    partial.replace(path)
+
+
 def _http_url(base_url: str) -> str:
     parts = urlsplit(base_url)
     return urlunsplit(("http", parts.hostname or "", "", "", ""))
@@ -623,6 +699,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--admin-password",
         default=os.environ.get(ADMIN_PASSWORD_ENV),
         help=f"the admin's password (default: ${ADMIN_PASSWORD_ENV})",
+    )
+    parser.add_argument(
+        "--account-file",
+        type=Path,
+        help="keep the test user in this file (mode 0600): register it on the first run and"
+        " log in with it on later ones, instead of registering a new user every run",
     )
     # Bounds far above any real delay, as tests/waiting.py's: the test hosts share a busy
     # machine, and a slow answer is not what this test is about.

@@ -31,6 +31,9 @@ readonly MASKED_UNITS=(
   e2scrub_all.timer e2scrub_reap.service fstrim.timer
 )
 BUILD_TIMEOUT=${TESTBED_BUILD_TIMEOUT:-1200}
+# Seconds between the progress lines of a running build step (the steps' own output goes to the
+# build log: hundreds of lines per step).
+readonly PROGRESS_INTERVAL=15
 
 template_name() {
   local hash
@@ -49,7 +52,8 @@ remaining() {
 
 # step CMD...: run one build step within the time left, in the build's own cgroups (whatever it
 # leaves running is killed), in the background so that a signal to this script is handled at
-# once: cleanup then stops the step.
+# once: cleanup then stops the step. Meanwhile progress() says every PROGRESS_INTERVAL seconds
+# how far it is.
 step() {
   local left
   left=$(remaining)
@@ -58,15 +62,40 @@ step() {
     exec timeout -k 10 "$left" "$@"
   ) </dev/null >>"$build_log" 2>&1 &
   step_pid=$!
+  progress "$left" >&2 &
+  progress_pid=$!
   wait "$step_pid"
   step_pid=""
+  kill "$progress_pid" 2>/dev/null || true
+  wait "$progress_pid" 2>/dev/null || true
+  progress_pid=""
   testbed_cgroup_remove "$build_dir.cgroups"
+}
+
+# progress SECONDS: until killed, and for at most SECONDS, print the tree's size, the build's
+# time so far and the step's latest log line (the package being fetched, unpacked, set up).
+progress() {
+  local until=$((SECONDS + $1)) size last sleeper=""
+  # Killed while it waits: take the sleep along, so nothing outlives the build.
+  trap '[[ -z $sleeper ]] || kill "$sleeper" 2>/dev/null; exit 0' TERM
+  while ((SECONDS < until)); do
+    sleep "$PROGRESS_INTERVAL" &
+    sleeper=$!
+    wait "$sleeper"
+    sleeper=""
+    size=$(du -sm --one-file-system "$build_dir" 2>/dev/null | cut -f1)
+    last=$(tail -n 1 "$build_log" | tr -d '\r' | cut -c1-70)
+    testbed_log "still building: ${size:-?} MB, $((SECONDS - started)) s; ${last}"
+  done
 }
 
 # Runs on every exit: a build that did not reach the final rename is removed, including anything
 # its build container left running or mounted.
 cleanup() {
   local rc=$?
+  if [[ -n ${progress_pid:-} ]]; then
+    kill "$progress_pid" 2>/dev/null || true
+  fi
   if [[ -n ${step_pid:-} ]]; then # timeout passes the signal on to the step, then kills it
     kill -TERM "$step_pid" 2>/dev/null || true
     wait "$step_pid" 2>/dev/null || true
@@ -193,7 +222,8 @@ main() {
   : >"$build_log"
   build_dir=$(mktemp -d "$TESTBED_IMAGES_DIR/.build-$name.XXXXXX")
   chmod 0755 "$build_dir"
-  local started=$SECONDS
+  started=$SECONDS
+  testbed_log "building $name (a few minutes, once; full log: $build_log)"
   bootstrap
   install_packages
   customise
