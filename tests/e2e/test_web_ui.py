@@ -492,5 +492,9 @@ def test_rate_limited_message(browser: Browser, user: str) -> None:
     assert status == "rate_limited"
     browser.send_text("Am I limited?")
     notice = browser.find("#chat-notice")
-    assert re.search(r"Too many requests: please wait \d+ seconds", notice.text), notice.text
+    # The wait in words (test_web_ui_details.py checks the wording of each range).
+    wait = r"(\d+ seconds?|about \d+ (minute|hour|day)s?)"
+    assert re.search(rf"Too many requests: please wait {wait} and try again", notice.text), (
+        notice.text
+    )
     browser.screenshot("chat-rate-limited")
