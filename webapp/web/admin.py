@@ -53,7 +53,8 @@ def users() -> str:
 @bp.get("/audit")
 def audit() -> str:
     """Render the audit log."""
-    # The filter offers the actions this application records (the API's own list).
+    # The filter suggests the actions of the API's own list; any other dotted name (such as
+    # the webhooks' admin.webhook_*) may be typed.
     return _page("audit", "Audit log", audit_actions=ACTIONS, action_prefixes=_action_prefixes())
 
 
