@@ -329,6 +329,9 @@ def test_admin_disables_a_user_who_is_then_signed_out(
     admin.screenshot("admin-dashboard")
 
     admin.open("/admin/users")
+    # The first list (every user) has loaded: the row found below is the search's, not one the
+    # search's answer is about to replace.
+    admin.find('[data-admin-page="users"][data-loaded]')
     admin.fill("#users-query", user)
     admin.find("#users-query").send_keys(Keys.ENTER)
     row = admin.wait(

@@ -76,7 +76,7 @@ def test_the_view_follows_a_streamed_reply_unless_scrolled_up(
     """A reply longer than the screen stays in view to its end; scrolling up stops the following."""
     browser.driver.set_window_size(900, 600)
     browser.sign_in(user)
-    model.configure(MODEL, tokens=500, token_delay=0.02)
+    model.configure(MODEL, tokens=500, token_delay=0.03)
     reply = browser.send("Write a long answer.")
 
     # Followed while it is written: once it is taller than the view, still at its bottom.
