@@ -54,12 +54,21 @@ def test_regenerate_is_offered_after_reloading_and_reopening(
     # Away to a new conversation and back through the sidebar.
     browser.find("#new-conversation").click()
     browser.wait(lambda d: not browser.all(".message"))
-    browser.find(f'.conversation-link[data-id="{conversation_id}"]').click()
+    # The sidebar re-renders as the new conversation appears: click again if the link was replaced.
+    link = f'.conversation-link[data-id="{conversation_id}"]'
+    browser.wait(lambda d: browser.find(link).click() or True)
     browser.wait(lambda d: browser.all(".message-assistant"))
     browser.wait(lambda d: has_regenerate(browser))
     # Only the last reply offers it, and it works.
     model.configure(MODEL, tokens=4, token_delay=0.0)
-    browser.all(".message-assistant")[-1].find_element(By.CSS_SELECTOR, ".regenerate").click()
+    browser.wait(
+        lambda d: (
+            browser.all(".message-assistant")[-1]
+            .find_element(By.CSS_SELECTOR, ".regenerate")
+            .click()
+            or True
+        )
+    )
     browser.wait(
         lambda d: (
             browser.all(".message-assistant")
