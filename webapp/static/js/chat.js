@@ -275,10 +275,15 @@ function withoutMessages(conversation) {
 }
 
 function setConversation(conversation) {
+  // A refresh of the same conversation (its new title, after a reply) leaves an open rename
+  // form alone: the user is typing in it.
+  const other = !state.conversation || !conversation || state.conversation.id !== conversation.id;
   state.conversation = conversation;
   dom.header.hidden = !conversation;
-  dom.renameForm.hidden = true;
-  dom.title.hidden = false;
+  if (other) {
+    dom.renameForm.hidden = true;
+    dom.title.hidden = false;
+  }
   if (conversation) {
     dom.title.textContent = conversation.title || "New conversation";
     document.title = `${conversation.title || "New conversation"} · Chat bot`;
