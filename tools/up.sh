@@ -86,7 +86,8 @@ python tests/deploy/smoke.py --base-url "https://$address" --insecure \
 
 if [ -n "$e2e" ]; then
   phase e2e "browser tests in headless Chromium (tests/e2e)"
-  E2E_BASE_URL="https://$address" E2E_MODEL_SERVER="$e2e_model_server" \
+  # E2E_REQUIRED: a skipped browser test fails the run (tests/e2e/conftest.py).
+  E2E_REQUIRED=1 E2E_BASE_URL="https://$address" E2E_MODEL_SERVER="$e2e_model_server" \
     E2E_ADMIN_EMAIL="$admin_email" E2E_ADMIN_PASSWORD="$admin_password" \
     python -m pytest tests/e2e -q
 fi

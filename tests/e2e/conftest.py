@@ -12,6 +12,9 @@ Environment:
   ``tests/e2e/deploy-vars.yml``). Without it, the tests that need a slow reply are skipped.
 - ``E2E_ARTIFACTS``: where screenshots go (default ``tests/e2e/screenshots``).
 - ``E2E_CHROMIUM`` / ``E2E_CHROMEDRIVER``: the browser and driver (Debian's by default).
+- ``E2E_REQUIRED=1`` (set by the deployment test and ``tools/up.sh --e2e``): a skipped test, or
+  a run in which no test ran, fails the session: a browser suite that could not run proves
+  nothing and must not pass the deployment test.
 
 Script execution is detected, not assumed away: every page gets, before its own scripts, a hook
 recording Content-Security-Policy violations (a script the renderer let through would be one)
@@ -318,6 +321,46 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     setattr(item, f"report_{report.when}", report)
     return report
+
+
+class _RequiredRun:
+    """With ``E2E_REQUIRED=1``: fail the session if any test was skipped or none passed."""
+
+    def __init__(self) -> None:
+        self.passed = 0
+        self.skipped: list[str] = []
+
+    @pytest.hookimpl
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.skipped:
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+            self.skipped.append(f"{report.nodeid}: {reason}")
+        elif report.passed and report.when == "call":
+            self.passed += 1
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        problems = list(self.skipped)
+        if not self.passed:
+            problems.append("no browser test ran and passed")
+        if not problems or exitstatus not in (
+            pytest.ExitCode.OK,
+            pytest.ExitCode.NO_TESTS_COLLECTED,
+        ):
+            return
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.ensure_newline()
+            reporter.write_sep("=", "E2E_REQUIRED=1: the browser suite did not fully run", red=True)
+            for problem in problems:
+                reporter.write_line(f"  {problem}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the E2E_REQUIRED check (see the module's docstring)."""
+    if os.environ.get("E2E_REQUIRED") == "1":
+        config.pluginmanager.register(_RequiredRun(), "e2e-required")
 
 
 @pytest.fixture

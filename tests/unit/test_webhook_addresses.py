@@ -94,6 +94,16 @@ def test_a_name_that_resolves_to_loopback_is_refused():
         resolve_target("http://localhost:8080/hook")
 
 
+def test_a_name_that_does_not_resolve_is_refused_in_words_not_resolver_text():
+    # ".invalid" never resolves (RFC 6761); the admin reads what to check, not "[Errno -2] ...".
+    with pytest.raises(RefusedAddressError) as refused:
+        resolve_target("https://no-such-host.invalid/hook")
+    message = str(refused.value)
+    assert message.startswith("url host no-such-host.invalid was not found: check the host name")
+    assert "Errno" not in message
+    assert "Name or service" not in message
+
+
 def test_allowed_networks_setting_is_parsed_and_validated():
     settings = Settings.from_env(
         {**BASE_ENV, "WEBHOOK_ALLOWED_NETWORKS": " 10.0.0.0/8, fd00::/8 ,"}

@@ -6,6 +6,8 @@ then says so instead of showing anything.
 
 from __future__ import annotations
 
+from webapp.models import WEBHOOK_EVENTS
+from webapp.services.audit import ACTIONS
 from webapp.web import page_blueprint, render_page
 
 bp = page_blueprint("admin_pages", __name__, url_prefix="/admin")
@@ -20,14 +22,20 @@ ADMIN_PAGES = (
 )
 
 
-def _page(endpoint: str, title: str) -> str:
+def _page(endpoint: str, title: str, **context: object) -> str:
     return render_page(
         f"admin/{endpoint}.html",
         title=title,
         script="admin.js",
         admin_pages=ADMIN_PAGES,
         admin_page=endpoint,
+        **context,
     )
+
+
+def _action_prefixes() -> list[str]:
+    """The ``area.*`` filters the audit API accepts, one per area of the known actions."""
+    return sorted({f"{action.split('.', 1)[0]}.*" for action in ACTIONS})
 
 
 @bp.get("/")
@@ -45,13 +53,16 @@ def users() -> str:
 @bp.get("/audit")
 def audit() -> str:
     """Render the audit log."""
-    return _page("audit", "Audit log")
+    # The filter suggests the actions of the API's own list; any other dotted name (such as
+    # the webhooks' admin.webhook_*) may be typed.
+    return _page("audit", "Audit log", audit_actions=ACTIONS, action_prefixes=_action_prefixes())
 
 
 @bp.get("/webhooks")
 def webhooks() -> str:
     """Render the webhooks and their delivery history."""
-    return _page("webhooks", "Webhooks")
+    # The form offers the events the API accepts (the one list, in webapp.models).
+    return _page("webhooks", "Webhooks", webhook_events=WEBHOOK_EVENTS)
 
 
 @bp.get("/status")

@@ -181,8 +181,13 @@ def resolve_target(
 def _lookup(host: str, port: int) -> list[IPAddress]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError) as exc:
-        raise RefusedAddressError(f"url host {host} does not resolve ({exc})") from None
+    except (OSError, UnicodeError):
+        # The resolver's own text ("[Errno -2] Name or service not known") means nothing to the
+        # admin reading it in the console; say what to check instead.
+        raise RefusedAddressError(
+            f"url host {host} was not found: check the host name (it has no address in DNS,"
+            " as this server sees it)"
+        ) from None
     addresses: list[IPAddress] = []
     for _family, _type, _proto, _name, sockaddr in infos:
         # A scoped IPv6 address ("fe80::1%eth0") carries its zone after a percent sign.
@@ -190,5 +195,5 @@ def _lookup(host: str, port: int) -> list[IPAddress]:
         if address not in addresses:
             addresses.append(address)
     if not addresses:
-        raise RefusedAddressError(f"url host {host} does not resolve")
+        raise RefusedAddressError(f"url host {host} was not found: check the host name")
     return addresses

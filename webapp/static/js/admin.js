@@ -31,6 +31,32 @@ function label(key) {
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
+// What each figure of the dashboard counts, as [label, explanation]: the totals (/stats, all
+// time) and the period's figures (/usage) both have "messages", counted differently.
+const FIGURES = {
+  stats: {
+    users: ["Users", "Accounts, active or disabled."],
+    conversations: ["Conversations", "Stored now, all time."],
+    messages: ["Messages stored", "Users' messages and the bot's replies in the stored conversations, all time."],
+  },
+  usage: {
+    messages: ["Messages sent", "Sent by users in the period (the bot's replies are counted apart)."],
+    replies: ["Replies", "Written by the bot in the period, whatever their outcome."],
+    failed_replies: ["Failed replies", "Replies that ended in an error."],
+    tokens_in: ["Prompt tokens", "Tokens sent to the model (history and message) for the replies."],
+    tokens_out: ["Completion tokens", "Tokens the model wrote in the replies."],
+    cache_hit_rate: ["Cache hit rate", "Share of replies answered from the reply cache."],
+    fallback_rate: ["Fallback rate", "Share of replies written by the fallback model."],
+    latency_p50_ms: ["Latency p50 (ms)", "Half of the model's replies took at most this long (cache hits left out)."],
+    latency_p95_ms: ["Latency p95 (ms)", "95 % of the model's replies took at most this long (cache hits left out)."],
+    quota_tokens: [
+      "Quota tokens",
+      "Prompt and completion tokens counted against the users' daily token quotas in the period; " +
+        "unlike the figures above, they stay counted when a conversation is deleted.",
+    ],
+  },
+};
+
 function formatValue(value, key = "") {
   if (typeof value !== "number") return String(value);
   // Rates are fractions (0.25); everything else is a count or a measure.
@@ -38,13 +64,22 @@ function formatValue(value, key = "") {
   return value.toLocaleString(undefined, { maximumFractionDigits: 1 });
 }
 
-function cards(container, values) {
+/** Cards of figures, each with its label and what it counts (FIGURES[kind]). */
+function cards(container, values, kind) {
+  const known = FIGURES[kind] || {};
   container.replaceChildren(
     ...Object.entries(values)
       .filter(([, value]) => typeof value === "number")
-      .map(([key, value]) =>
-        el("div", { class: "card" }, el("div", { class: "card-value", text: formatValue(value, key) }), el("div", { class: "card-label", text: label(key) })),
-      ),
+      .map(([key, value]) => {
+        const [name, explanation] = known[key] || [label(key), ""];
+        return el(
+          "div",
+          { class: "card", dataset: { figure: key } },
+          el("div", { class: "card-value", text: formatValue(value, key) }),
+          el("div", { class: "card-label", text: name }),
+          explanation ? el("div", { class: "card-hint", text: explanation }) : null,
+        );
+      }),
   );
 }
 
@@ -90,9 +125,11 @@ function chart(title, days, series) {
     const points = days.map((d, i) => `${x(i)},${y(d[field] || 0)}`).join(" ");
     root.append(svg("polyline", { class: "line", points }));
   }
+  // At most 8 day labels, evenly spaced and counted back from the last day (always labelled),
+  // so no two labels ever come closer than one step.
   const step = Math.max(1, Math.ceil(days.length / 8));
   days.forEach((d, i) => {
-    if (i % step === 0 || i === days.length - 1) {
+    if ((days.length - 1 - i) % step === 0) {
       root.append(svg("text", { x: x(i), y: height - 8, "text-anchor": "middle" }, d.day.slice(5)));
     }
   });
@@ -125,7 +162,7 @@ function allDays(usage) {
 async function dashboard() {
   const stats = document.getElementById("stats-cards");
   try {
-    cards(stats, await api("GET", `${ADMIN}/stats`));
+    cards(stats, await api("GET", `${ADMIN}/stats`), "stats");
   } catch (error) {
     unavailable(stats, error);
   }
@@ -136,9 +173,10 @@ async function dashboard() {
     try {
       const usage = await api("GET", `${ADMIN}/usage?since=${since}`);
       const days = allDays(usage);
-      const totals = el("div", { class: "cards" });
-      cards(totals, usage.totals);
+      const totals = el("div", { class: "cards", id: "usage-cards" });
+      cards(totals, usage.totals, "usage");
       charts.replaceChildren(
+        el("h3", { text: `In the period (${usage.since} to ${usage.until}, UTC days)` }),
         totals,
         chart("Messages and replies per day", days, [["messages", "messages"], ["replies", "replies"]]),
         chart("Tokens per day", days, [["tokens_out", "completion tokens"], ["tokens_in", "prompt tokens"]]),
@@ -226,6 +264,10 @@ async function users(me) {
       const answer = await api("GET", `${ADMIN}/users?${params}`);
       if (!append) body.replaceChildren();
       body.append(...answer.users.map(row));
+      if (!body.children.length) {
+        const text = q ? `No user matches “${q}”.` : "No users yet.";
+        body.append(el("tr", { class: "empty-row" }, cell(text, { colspan: "6" })));
+      }
       cursor = answer.next_cursor;
       more.hidden = !cursor;
     } catch (error) {
@@ -240,33 +282,65 @@ async function users(me) {
   await load(false);
 }
 
+/** The UTC day after a YYYY-MM-DD day (the API's "until" is exclusive, the form's "To" is not). */
+function nextDay(day) {
+  const date = new Date(`${day}T00:00:00Z`);
+  date.setUTCDate(date.getUTCDate() + 1);
+  return date.toISOString().slice(0, 10);
+}
+
 async function audit() {
   const body = document.querySelector("#audit-table tbody");
   const more = document.getElementById("audit-more");
+  const form = document.getElementById("audit-filter");
   let cursor = null;
+  // The API's filters, from the form: only the fields that are filled in.
+  const filters = () => {
+    const params = new URLSearchParams();
+    for (const name of ["action", "actor_id", "target_type", "target_id", "since", "until"]) {
+      const value = form.elements.namedItem(name).value.trim();
+      if (value) params.set(name, name === "until" ? nextDay(value) : value);
+    }
+    return params;
+  };
   const load = async (append) => {
+    clearErrors(form);
+    const params = filters();
+    if (append && cursor) params.set("cursor", cursor);
     try {
-      const answer = await api("GET", `${ADMIN}/audit${append && cursor ? `?cursor=${cursor}` : ""}`);
+      const answer = await api("GET", `${ADMIN}/audit?${params}`);
       if (!append) body.replaceChildren();
       body.append(
         ...answer.events.map((event) =>
           el(
             "tr",
             {},
-            cell(formatTime(event.created_at)),
+            cell(el("time", { datetime: event.created_at, text: formatTime(event.created_at) }), { class: "nowrap" }),
             cell(`${event.actor_email || event.actor_id || "system"}${event.source_ip ? ` (${event.source_ip})` : ""}`),
             cell(event.action),
             cell(event.target_type ? `${event.target_type} ${event.target_id ?? ""}` : ""),
-            cell(el("span", { class: "pre-wrap", text: Object.keys(event.details || {}).length ? JSON.stringify(event.details) : "" })),
+            // Indented, and wrapped anywhere: a long value must not be cut off by the column.
+            cell(el("pre", { class: "details", text: Object.keys(event.details || {}).length ? JSON.stringify(event.details, null, 2) : "" })),
           ),
         ),
       );
+      if (!body.children.length) {
+        const text = params.toString() ? "No event matches these filters." : "No events yet.";
+        body.append(el("tr", { class: "empty-row" }, cell(text, { colspan: "5" })));
+      }
       cursor = answer.next_cursor;
       more.hidden = !cursor;
     } catch (error) {
-      notify(notice, problem(error), "error");
+      if (error instanceof ApiError && error.status === 400) showError(form, error);
+      else notify(notice, problem(error), "error");
     }
   };
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    load(false);
+  });
+  // After the reset has emptied the fields.
+  form.addEventListener("reset", () => setTimeout(() => load(false)));
   more.addEventListener("click", () => load(true));
   await load(false);
 }
@@ -374,13 +448,12 @@ async function webhooks() {
     event.preventDefault();
     clearErrors(form);
     const url = form.elements.namedItem("url").value.trim();
-    const events = form.elements
-      .namedItem("events")
-      .value.split(",")
-      .map((e) => e.trim())
-      .filter(Boolean);
-    const payload = { url };
-    if (events.length) payload.events = events;
+    const events = [...form.querySelectorAll('input[name="events"]:checked')].map((box) => box.value);
+    if (!events.length) {
+      showError(form, { message: "Choose at least one event to send to this webhook." }, "events");
+      return;
+    }
+    const payload = { url, events };
     try {
       await api("POST", `${ADMIN}/webhooks`, { body: payload });
       form.reset();
@@ -427,7 +500,13 @@ async function start() {
   }
   showAccount(user);
   if (user.role !== "admin") {
+    // Only the refusal: none of the page's (empty) controls, nor the admin navigation.
+    for (const node of [...main.children]) {
+      if (node !== notice && node.tagName !== "H1") node.remove();
+    }
+    document.querySelector(".admin-nav").remove();
     notify(notice, "These pages are for admins. Your account is not an admin.", "error");
+    main.dataset.refused = "1";
     return;
   }
   await PAGES[main.dataset.adminPage](user);

@@ -112,8 +112,14 @@ async function readJson(response) {
   }
 }
 
+// Set once this page is leaving for the sign-in page (or signing out): a request that the
+// sign-out itself made fail (401) must not send the browser away again with another reason.
+let leaving = false;
+
 /** Leave for the sign-in page, coming back here afterwards. */
 export function signedOut(reason = "expired") {
+  if (leaving) return;
+  leaving = true;
   const next = location.pathname + location.search;
   const target = new URL("/account/login", location.origin);
   if (reason !== "required") target.searchParams.set("reason", reason);
@@ -129,15 +135,23 @@ export async function requireUser() {
 
 /** Sign this browser out (revoking the session) and go to the sign-in page. */
 export async function signOut() {
+  leaving = true;
   const send = () =>
     fetch("/api/v1/auth/session", {
       method: "DELETE",
       credentials: "same-origin",
       headers: { [CSRF_HEADER]: getCookie(REFRESH_CSRF) || "", Accept: "application/json" },
     });
-  const response = await send();
+  let response;
+  try {
+    response = await send();
+  } catch (error) {
+    leaving = false;
+    throw error;
+  }
   if (response.status === 503) {
     // The session store is down: signing out cannot be recorded; say so rather than pretend.
+    leaving = false;
     throw new ApiError(503, await readJson(response), response.headers);
   }
   location.assign("/account/login?reason=signed_out");

@@ -7,6 +7,9 @@ import { el, formatTime, limitMessage, notify, showAccount } from "./ui.js";
 const CHAT = "/api/v1/chat";
 const PAGE_SIZE = 30;
 const SESSION_CHECK_MS = 60_000;
+// How close to the bottom (px) still counts as "at the bottom": a reply being written is followed
+// from there, and not once the user has scrolled further up to read.
+const FOLLOW_SLACK_PX = 48;
 
 const $ = (id) => document.getElementById(id);
 const dom = {
@@ -36,6 +39,7 @@ const state = {
   query: "",
   reply: null, // the reply being followed: {id, controller, view}
   listRequest: 0,
+  followBottom: true, // keep the newest text in view (false once the user scrolls up)
 };
 
 // --- errors and notices ------------------------------------------------------------------------
@@ -168,6 +172,11 @@ class MessageView {
 
   update(changes) {
     Object.assign(this.message, changes);
+    this.render();
+    keepBottomInView();
+  }
+
+  render() {
     const message = this.message;
     this.node.dataset.status = message.status;
     if (message.role === "assistant") {
@@ -212,6 +221,23 @@ class MessageView {
 
 let views = [];
 
+// --- scrolling: follow the newest text unless the user scrolled up to read --------------------
+
+function atBottom() {
+  const box = dom.messages;
+  return box.scrollHeight - box.scrollTop - box.clientHeight <= FOLLOW_SLACK_PX;
+}
+
+function scrollToBottom() {
+  state.followBottom = true;
+  dom.messages.scrollTop = dom.messages.scrollHeight;
+}
+
+/** After the messages grew: stay at the bottom if the user was there. */
+function keepBottomInView() {
+  if (state.followBottom) dom.messages.scrollTop = dom.messages.scrollHeight;
+}
+
 function isLastMessage(view) {
   return views.length > 0 && views[views.length - 1] === view;
 }
@@ -222,8 +248,10 @@ function addView(message) {
   views.push(view);
   dom.emptyState.hidden = true;
   dom.messages.append(view.node);
+  // Only the last message offers Regenerate: render both ends again now that this one is last.
   if (previous) previous.renderActions();
-  view.node.scrollIntoView({ block: "end" });
+  view.renderActions();
+  scrollToBottom();
   return view;
 }
 
@@ -247,10 +275,15 @@ function withoutMessages(conversation) {
 }
 
 function setConversation(conversation) {
+  // A refresh of the same conversation (its new title, after a reply) leaves an open rename
+  // form alone: the user is typing in it.
+  const other = !state.conversation || !conversation || state.conversation.id !== conversation.id;
   state.conversation = conversation;
   dom.header.hidden = !conversation;
-  dom.renameForm.hidden = true;
-  dom.title.hidden = false;
+  if (other) {
+    dom.renameForm.hidden = true;
+    dom.title.hidden = false;
+  }
   if (conversation) {
     dom.title.textContent = conversation.title || "New conversation";
     document.title = `${conversation.title || "New conversation"} · Chat bot`;
@@ -530,6 +563,10 @@ function wire() {
     }, 250);
   });
   dom.more.addEventListener("click", () => loadConversations({ append: true }));
+  // Our own scrolling to the bottom fires this too, and leaves following on.
+  dom.messages.addEventListener("scroll", () => {
+    state.followBottom = atBottom();
+  });
   $("rename-conversation").addEventListener("click", startRename);
   dom.renameForm.addEventListener("submit", saveRename);
   $("rename-cancel").addEventListener("click", endRename);

@@ -83,6 +83,23 @@ export function limitMessage(error) {
       error.details.limit ?? "?"
     }).${resets}`;
   }
-  const seconds = Math.ceil(error.retryAfter || 0);
-  return `Too many requests: please wait ${seconds || "a few"} seconds and try again.`;
+  const wait = error.retryAfter ? aboutDuration(error.retryAfter) : "a few seconds";
+  return `Too many requests: please wait ${wait} and try again.`;
+}
+
+/**
+ * Say a wait in words people read at a glance: "12 seconds", "about 52 minutes", "about 3 hours".
+ * Below a minute it is exact; above, rounded to the nearest minute, hour or day ("about").
+ * @param {number} seconds a duration in seconds.
+ * @returns {string} the duration in words.
+ */
+export function aboutDuration(seconds) {
+  const plural = (count, unit) => `${count} ${unit}${count === 1 ? "" : "s"}`;
+  const whole = Math.max(1, Math.ceil(seconds));
+  if (whole < 60) return plural(whole, "second");
+  const minutes = Math.round(whole / 60);
+  if (minutes < 60) return `about ${plural(minutes, "minute")}`;
+  const hours = Math.round(whole / 3600);
+  if (hours < 24) return `about ${plural(hours, "hour")}`;
+  return `about ${plural(Math.round(whole / 86_400), "day")}`;
 }
