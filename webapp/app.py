@@ -17,6 +17,7 @@ from webapp.health.routes import REDIS_EXTENSION
 from webapp.logs import configure_logging, init_request_ids
 from webapp.openapi import register_api_docs
 from webapp.rate_limits import init_rate_limits
+from webapp.request_body import UnreadBodyDrain
 from webapp.security import init_jwt, jwt_config
 from webapp.settings import Settings
 from webapp.web import register_pages
@@ -124,6 +125,9 @@ def create_app(service: str = "all", settings: Settings | None = None) -> Flask:
     if settings.trusted_proxy_count:
         # The client address (for per-IP rate limits) from nginx's X-Forwarded-For.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_count)
+
+    # Outermost: whatever the app answered, the part of the body it did not read is drained.
+    app.wsgi_app = UnreadBodyDrain(app.wsgi_app)
 
     register_error_handlers(app)
     init_request_ids(app)
