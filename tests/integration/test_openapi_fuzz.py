@@ -12,6 +12,7 @@ is reproducible and takes a few minutes on a busy 2-core machine.
 
 from __future__ import annotations
 
+import re
 import zlib
 from typing import Any
 
@@ -49,8 +50,10 @@ CHECKS = [
 METHODS = ("get", "put", "post", "patch", "delete")
 
 # Known 500s that another change of the same issue fixes in the services (issue 11, "Bad input
-# that gets a 500"); each entry is (service, method, path). Remove once that change is merged.
-KNOWN_SERVER_ERRORS: set[tuple[str, str, str]] = set()
+# that gets a 500": a cursor beyond the INTEGER id column). Only a failure that is nothing but
+# server errors is excused, on exactly these (service, method, path). Remove once merged.
+KNOWN_SERVER_ERRORS: set[tuple[str, str, str]] = {("admin", "get", "/api/v1/admin/users")}
+_SERVER_ERROR = "ST101 Server error"
 
 
 def _operations(service: str) -> list[tuple[str, str]]:
@@ -133,7 +136,9 @@ def test_every_response_agrees_with_the_document(app, make_app, service, role):
                 # Nothing to make invalid: the operation takes no parameters and no body.
                 assert mode is GenerationMode.NEGATIVE, f"{method.upper()} {path}"
             except Exception as exc:  # every operation's failure is reported
-                if (service, method, path) in KNOWN_SERVER_ERRORS:
+                distinct = re.findall(r"^\s*\| - (ST\d+ .+)$|^- (ST\d+ .+)$", str(exc), re.M)
+                kinds = {a or b for a, b in distinct}
+                if (service, method, path) in KNOWN_SERVER_ERRORS and kinds == {_SERVER_ERROR}:
                     continue
                 failures.append(f"{method.upper()} {path} ({mode.value}):\n{exc}")
 
