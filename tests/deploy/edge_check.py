@@ -191,6 +191,7 @@ def check_schema_fuzz(edge: Edge) -> str:
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis.errors import Unsatisfiable
     from schemathesis.checks import not_a_server_error
+    from schemathesis.core.failures import FailureGroup
     from schemathesis.generation import GenerationMode
     from schemathesis.specs.openapi.checks import (
         content_type_conformance,
@@ -236,7 +237,7 @@ def check_schema_fuzz(edge: Edge) -> str:
                         run()
                     except Unsatisfiable:
                         pass  # no parameter or body to make invalid
-                    except Exception as exc:  # each operation's failure is reported
+                    except (Exception, FailureGroup) as exc:  # each operation's failure is reported
                         failures.append(f"{operation.label} ({role}, {mode.value}): {exc}")
     if failures:
         raise CheckFailedError(f"{len(failures)} disagreements:\n" + "\n\n".join(failures))
