@@ -19,8 +19,8 @@ Checks, in order, each printing one line:
     header-too-large          a header line over 8 KiB: 400 in JSON
     internal-path             /metrics through nginx: 404 in JSON
     schema-fuzz               schemathesis over every operation of the three served documents,
-                              with a user's and the admin's token: no server error, every
-                              status, content type and body as documented
+                              with a user's token (and the admin's on GET operations): no
+                              server error, every status, content type and body as documented
     rate-limited              requests over nginx_api_rate_limit: 429 in JSON with Retry-After
                               and the security headers; afterwards requests pass again
 
@@ -208,6 +208,25 @@ def check_schema_fuzz(edge: Edge) -> str:
     tokens = edge.tokens()
     failures: list[str] = []
     operations = 0
+
+    def fuzz(operation: Any, headers: dict[str, str], mode: GenerationMode) -> None:
+        @settings(
+            max_examples=FUZZ_EXAMPLES,
+            derandomize=True,
+            deadline=None,
+            database=None,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
+        @given(case=operation.as_strategy(generation_mode=mode))
+        def run(case: Any) -> None:
+            response = case.call(
+                base_url=edge.base, headers=headers, verify=edge.verify, timeout=60
+            )
+            case.validate_response(response, checks=checks)
+
+        run()
+
     for service in SERVICES:
         schema = schemathesis.openapi.from_url(
             f"{edge.base}/api/v1/{service}/openapi.json", verify=edge.verify
@@ -216,32 +235,21 @@ def check_schema_fuzz(edge: Edge) -> str:
             operation = result.ok()
             operations += 1
             for role, headers in tokens.items():
+                # The admin only reads here: a generated write could change the deployed
+                # admin's own password or disable accounts others use (the in-process run,
+                # tests/integration/test_openapi_fuzz.py, covers the admin's writes).
+                if role == "admin" and operation.method.upper() != "GET":
+                    continue
                 for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-
-                    @settings(
-                        max_examples=FUZZ_EXAMPLES,
-                        derandomize=True,
-                        deadline=None,
-                        database=None,
-                        phases=[Phase.explicit, Phase.generate],
-                        suppress_health_check=list(HealthCheck),
-                    )
-                    @given(case=operation.as_strategy(generation_mode=mode))
-                    def run(case: Any, headers: dict[str, str] = headers) -> None:
-                        response = case.call(
-                            base_url=edge.base, headers=headers, verify=edge.verify, timeout=60
-                        )
-                        case.validate_response(response, checks=checks)
-
                     try:
-                        run()
+                        fuzz(operation, headers, mode)
                     except Unsatisfiable:
                         pass  # no parameter or body to make invalid
-                    except (Exception, FailureGroup) as exc:  # each operation's failure is reported
+                    except (Exception, FailureGroup) as exc:  # each failure is reported
                         failures.append(f"{operation.label} ({role}, {mode.value}): {exc}")
     if failures:
         raise CheckFailedError(f"{len(failures)} disagreements:\n" + "\n\n".join(failures))
-    return f"{operations} operations agree with their documents, as user and as admin"
+    return f"{operations} operations agree with their documents (user; admin on GET)"
 
 
 def check_rate_limited(edge: Edge) -> str:
