@@ -122,12 +122,12 @@ def create_app(service: str = "all", settings: Settings | None = None) -> Flask:
     )
     init_jwt(app, app.extensions[REDIS_EXTENSION])
     init_cors(app, settings.cors_origins)
+    # Whatever the app answered, the part of the body it did not read is drained (under ProxyFix,
+    # which only rewrites the environ).
+    app.wsgi_app = UnreadBodyDrain(app.wsgi_app)
     if settings.trusted_proxy_count:
         # The client address (for per-IP rate limits) from nginx's X-Forwarded-For.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_count)
-
-    # Outermost: whatever the app answered, the part of the body it did not read is drained.
-    app.wsgi_app = UnreadBodyDrain(app.wsgi_app)
 
     register_error_handlers(app)
     init_request_ids(app)
