@@ -17,7 +17,7 @@ from webapp.health.routes import REDIS_EXTENSION
 from webapp.logs import configure_logging, init_request_ids
 from webapp.openapi import register_api_docs
 from webapp.rate_limits import init_rate_limits
-from webapp.request_body import BoundedJSONProvider
+from webapp.request_body import BoundedJSONProvider, UnreadBodyDrain
 from webapp.security import init_jwt, jwt_config
 from webapp.settings import Settings
 from webapp.web import register_pages
@@ -124,6 +124,9 @@ def create_app(service: str = "all", settings: Settings | None = None) -> Flask:
     )
     init_jwt(app, app.extensions[REDIS_EXTENSION])
     init_cors(app, settings.cors_origins)
+    # Whatever the app answered, the part of the body it did not read is drained (under ProxyFix,
+    # which only rewrites the environ).
+    app.wsgi_app = UnreadBodyDrain(app.wsgi_app)
     if settings.trusted_proxy_count:
         # The client address (for per-IP rate limits) from nginx's X-Forwarded-For.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_count)

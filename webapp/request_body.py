@@ -1,4 +1,5 @@
-"""Read the JSON body of the current request as an object, with errors in the shared shape.
+"""Request bodies: read the JSON body as an object (errors in the shared shape), and drain what
+the app did not read so the connection survives a refusal.
 
 Every JSON document a client sends is decoded by :func:`loads_json`: the views through
 :func:`read_json_object`, and everything else (``request.get_json``, used by the rate limits and
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Iterable
 from itertools import accumulate
 from typing import Any
 
@@ -20,11 +22,22 @@ from webapp.errors import ValidationError
 
 __all__ = [
     "MAX_JSON_DEPTH",
+    "UNREAD_BODY_DRAIN_LIMIT",
     "BoundedJSONProvider",
     "JSONTooDeepError",
+    "UnreadBodyDrain",
     "loads_json",
     "read_json_object",
 ]
+
+# Bytes of a request body the app did not read that are read and dropped after the response is
+# made (see UnreadBodyDrain). Above the proxy's largest accepted body (nginx_client_max_body_size,
+# 1 MiB by default) so every body nginx passes on is drained; larger declared bodies only reach
+# an app server directly, and gunicorn closes such a connection.
+UNREAD_BODY_DRAIN_LIMIT = 8 * 1024 * 1024
+_DRAIN_CHUNK = 64 * 1024
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 # Deepest nesting of arrays and objects accepted; the deepest legitimate body (a webhook's
 # list of events) has two levels. The json module recurses once per level: unchecked, a
@@ -116,3 +129,66 @@ def read_json_object(*, allow_empty: bool = False) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValidationError("Request body must be a JSON object.")
     return data
+
+
+class _CountingInput:
+    """A ``wsgi.input`` that counts the bytes the app read from it."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.consumed = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = self._stream.read() if size is None or size < 0 else self._stream.read(size)
+        self.consumed += len(data)
+        return data
+
+    def readline(self, size: int | None = -1) -> bytes:
+        data = self._stream.readline() if size is None or size < 0 else self._stream.readline(size)
+        self.consumed += len(data)
+        return data
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        lines = self._stream.readlines(hint)
+        self.consumed += sum(len(line) for line in lines)
+        return lines
+
+    def __iter__(self) -> Any:
+        return iter(self.readline, b"")
+
+
+class UnreadBodyDrain:
+    """WSGI middleware: read and drop the part of a request body the app left unread.
+
+    A request refused before its body is read (413 on ``Content-Length``, 401, 404, 429) leaves
+    the body on the connection. gunicorn drains at most 64 KiB of it, then closes the connection
+    with the rest unread, and the kernel answers the proxy with a reset: nginx, still sending the
+    body or not yet having read the response, reports "upstream prematurely closed connection"
+    and the client gets 502 instead of the app's answer. Draining the body (up to
+    ``UNREAD_BODY_DRAIN_LIMIT``, as declared by ``Content-Length``) before the response goes out
+    keeps the connection whole, so the client always gets the app's response.
+    """
+
+    def __init__(self, app: WsgiApp, *, limit: int = UNREAD_BODY_DRAIN_LIMIT) -> None:
+        """Wrap ``app``; drain at most ``limit`` bytes of a declared body."""
+        self._app = app
+        self._limit = limit
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        """Run the app, then drain the declared body's unread remainder."""
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length <= 0 or length > self._limit or "wsgi.input" not in environ:
+            return self._app(environ, start_response)
+        counting = _CountingInput(environ["wsgi.input"])
+        environ["wsgi.input"] = counting
+        result = self._app(environ, start_response)
+        remaining = length - counting.consumed
+        while remaining > 0:
+            chunk = counting.read(min(_DRAIN_CHUNK, remaining))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+        return result

@@ -461,12 +461,35 @@ _EVENT_STREAM = (
     " broke, not the reply: reconnect."
 )
 
+# OpenAPI before 3.2 has the schema of text/event-stream describe one event (as a client such
+# as EventSource reads it: the fields of the event, `data` as text), not the stream as a string.
+_REPLY_EVENT = {
+    "type": "object",
+    "description": _EVENT_STREAM,
+    "required": ["event", "data"],
+    "properties": {
+        "id": {
+            "type": "string",
+            "pattern": "^[0-9]+$",
+            "description": "The event's number within the reply (absent on a broken stream's"
+            " `error`).",
+        },
+        "event": {"type": "string", "enum": ["message", "token", "done", "stopped", "error"]},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "description": "One line of JSON: a `Message` (`message`, `done`, `stopped`),"
+            ' `{"text": "..."}` (`token`) or an `Error` (`error`).',
+        },
+    },
+}
+
 _SSE_RESPONSE = {
     "description": "The reply, streamed (`Accept: text/event-stream` or `?stream=1`).",
     "headers": {
         "X-Reply-Id": {"description": "The reply's id.", "schema": {"type": "integer"}},
     },
-    "content": {"text/event-stream": {"schema": {"type": "string", "description": _EVENT_STREAM}}},
+    "content": {"text/event-stream": {"schema": ref("ReplyEvent")}},
 }
 
 _ACCEPTED = json_response(
@@ -623,11 +646,7 @@ _MESSAGE_PATHS: Document = {
                 {
                     "200": {
                         "description": "The reply's events.",
-                        "content": {
-                            "text/event-stream": {
-                                "schema": {"type": "string", "description": _EVENT_STREAM}
-                            }
-                        },
+                        "content": {"text/event-stream": {"schema": ref("ReplyEvent")}},
                     }
                 },
                 "400",
@@ -672,5 +691,9 @@ _MESSAGE_PATHS: Document = {
 
 # --- the document's parts -------------------------------------------------------------------
 
-SCHEMAS: dict[str, Document] = {**_CONVERSATION_SCHEMAS, **_MESSAGE_SCHEMAS}
+SCHEMAS: dict[str, Document] = {
+    **_CONVERSATION_SCHEMAS,
+    **_MESSAGE_SCHEMAS,
+    "ReplyEvent": _REPLY_EVENT,
+}
 PATHS: Document = {**_CONVERSATION_PATHS, **_MESSAGE_PATHS}

@@ -78,8 +78,9 @@ _PROBE_PATHS: Document = {
             "operationId": "metrics",
             "summary": "Prometheus metrics of every worker of the service",
             "description": (
-                "For the scraper on the private network: a request relayed by a proxy"
-                " (`X-Forwarded-For` present) gets 404."
+                "For the scraper on the private network. Through the public proxy (nginx) it"
+                " is a 404 in the error shape, and a request relayed by any proxy"
+                " (`X-Forwarded-For` present) gets 404 from the service."
             ),
             "security": [],
             "responses": responses(
