@@ -50,7 +50,6 @@ CHECKS = [
 METHODS = ("get", "put", "post", "patch", "delete")
 
 
-
 def _operations(service: str) -> list[tuple[str, str]]:
     """Return every (method, path) of a service's document, in the document's order."""
     paths = build_document(service)["paths"]
