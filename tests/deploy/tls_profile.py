@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cryptography.utils import CryptographyDeprecationWarning
 from sslyze import (
     Scanner,
     ServerNetworkLocation,
@@ -64,6 +66,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     """Scan the server, write the JSON output, check it against the profile."""
     args = parse_args(argv)
+    # sslyze's bundled trust stores hold a root with a negative serial number; cryptography warns
+    # on loading it, which says nothing about the server checked.
+    warnings.filterwarnings(
+        "ignore", "Parsed a serial number which wasn't positive", CryptographyDeprecationWarning
+    )
     started = datetime.now(UTC)
     scanner = Scanner()
     # No scan_commands: sslyze's default set, the one its command line runs and the profile
