@@ -1,10 +1,19 @@
 #!/usr/bin/env python3
+# /// script
+# requires-python = ">=3.11"
+# dependencies = ["sslyze==6.3.1"]
+# ///
 """Check a deployed HTTPS server against Mozilla's intermediate TLS profile with sslyze.
 
 Usage (from the controller)::
 
-    python tests/deploy/tls_profile.py --json-out build/sslyze.json \\
+    uv run --script tests/deploy/tls_profile.py --json-out build/sslyze.json \\
         [--allow certificate_path_validation] 10.231.1.11:443
+
+sslyze runs in the environment uv makes for this script (the dependencies above), not in the
+project's .venv: it requires cryptography < 47, the collection community.crypto of the pinned
+``ansible`` fails with cryptography 46 ("does not support SECP256R1") and ansible-lint requires
+>= 46.0.7, so no version fits all three in one environment.
 
 The same scan and the same check as ``sslyze --mozilla_config=intermediate --json_out=...``
 (sslyze's own scan commands and its ``check_server_against_tls_configuration``), but the
