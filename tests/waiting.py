@@ -10,6 +10,7 @@ long that is.
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -73,3 +74,17 @@ def join(thread: threading.Thread, timeout: float = EVENT_TIMEOUT) -> None:
     if thread.is_alive():
         msg = f"thread {thread.name} still running after {timeout:g} s"
         raise AssertionError(msg)
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    """Stop a server process the test started (by its PID only): SIGTERM, then SIGKILL.
+
+    A master stopped this way stops its own workers; after ``timeout`` seconds it is killed.
+    """
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -8,7 +8,6 @@ lines in process, including the configured secret values.
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ import pytest
 import requests
 
 from tests.conftest import free_port
-from tests.waiting import EVENT_TIMEOUT, wait_for
+from tests.waiting import EVENT_TIMEOUT, stop, wait_for
 from webapp.logs import REQUEST_ID_HEADER
 
 pytestmark = pytest.mark.integration
@@ -75,14 +74,8 @@ def gunicorn_auth(
         yield url, stderr
         assert stdout.read_text() == "", "everything is logged on stderr"
     finally:
-        # Only the master this fixture started, by its PID; it stops its own worker.
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        # Only the master this fixture started, by its PID; it stops its own workers.
+        stop(proc)
 
 
 def _entries(path: Path) -> list[dict]:

@@ -12,22 +12,21 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.waiting import stop, wait_for
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 TEMPLATE = REPO / "roles/app/templates/etc/chatbot/gunicorn.conf.py.j2"
-STARTUP_TIMEOUT = 60.0
 SOCKET_TIMEOUT = 30.0
 # The longest request line nginx relays (its URI limit, roles/nginx) plus the method and protocol.
 NGINX_MAX_URI = 8000
@@ -37,6 +36,14 @@ def _deployed_limits() -> str:
     """Return the deployed configuration's request limit lines (``limit_request_*``)."""
     lines = re.findall(r"^limit_request_\w+ = .+$", TEMPLATE.read_text(), flags=re.MULTILINE)
     return "\n".join(lines)
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            return True
+    except OSError:
+        return False
 
 
 @pytest.fixture
@@ -61,27 +68,18 @@ def gunicorn_port(
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"gunicorn exited with {proc.returncode}:\n{log.read_text()}")
-            try:
-                with socket.create_connection(("127.0.0.1", unused_port), timeout=5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"gunicorn did not listen in {STARTUP_TIMEOUT}s")
-                time.sleep(0.1)
+        wait_for(
+            lambda: _listening(unused_port),
+            "gunicorn listening",
+            abandon=lambda: (
+                None if proc.poll() is None else f"exit {proc.returncode}:\n{log.read_text()}"
+            ),
+            interval=0.1,
+        )
         yield unused_port
     finally:
-        # Only the master this fixture started, by its PID; it stops its own worker.
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        # Only the master this fixture started, by its PID; it stops its own workers.
+        stop(proc)
 
 
 class Connection:

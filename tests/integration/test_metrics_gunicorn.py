@@ -22,7 +22,7 @@ import requests
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.waiting import EVENT_TIMEOUT, wait_for
+from tests.waiting import EVENT_TIMEOUT, stop, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -135,13 +135,7 @@ def gunicorn(
         yield server
     finally:
         # Only the master this fixture started, by its PID; it stops its own workers.
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(proc)
 
 
 def _scrape(server: Gunicorn) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
