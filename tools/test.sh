@@ -63,10 +63,10 @@ molecule_test_warning_free() {
 phase_deploy() {
   molecule_test_warning_free default
   # split topology: web1, app1, app2, db1; failover with one app host down, firewall port scans
-  molecule test --scenario-name multi
+  molecule_test_warning_free multi
   molecule_test_warning_free monitoring
   # upgrade/rollback under load (0 failed requests), backup + restore, secrets rotation
-  molecule test --scenario-name ops
+  molecule_test_warning_free ops
 }
 
 for p in "${phases[@]}"; do
