@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+from importlib import import_module
 
 import redis
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from webapp import metrics
+from webapp import metrics, services_list
 from webapp.cli import register_commands
 from webapp.errors import register_error_handlers
 from webapp.extensions import db, init_cors, migrate
@@ -24,7 +25,7 @@ from webapp.web import register_pages
 
 __all__ = ["MAX_CONTENT_LENGTH", "SERVICES", "create_app", "pooled_redis"]
 
-SERVICES = ("auth", "chat", "admin", "all")
+SERVICES = (*services_list.SERVICE_NAMES, services_list.ALL)
 # Largest request body. The biggest legitimate one is a chat message: 8000 characters, which
 # JSON may escape to 12 bytes each (a surrogate pair as two \uXXXX escapes).
 MAX_CONTENT_LENGTH = 128 * 1024
@@ -145,15 +146,6 @@ def create_app(service: str = "all", settings: Settings | None = None) -> Flask:
 
 def _register_service_blueprints(app: Flask, service: str) -> None:
     # Imported here, not at module level: importing the chat blueprint imports the bot.
-    if service in ("auth", "all"):
-        from webapp.auth import bp as auth_bp
-
-        app.register_blueprint(auth_bp)
-    if service in ("chat", "all"):
-        from webapp.chat import bp as chat_bp
-
-        app.register_blueprint(chat_bp)
-    if service in ("admin", "all"):
-        from webapp.admin import bp as admin_bp
-
-        app.register_blueprint(admin_bp)
+    for each in services_list.SERVICES:
+        if service in (each.name, services_list.ALL):
+            app.register_blueprint(import_module(each.api_module).bp)

@@ -10,23 +10,23 @@ from __future__ import annotations
 import ipaddress
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from limits import parse_many
 
-__all__ = ["LOG_LEVELS", "Settings", "SettingsError"]
+from webapp.services_list import SERVICE_NAMES, SERVICES
+
+__all__ = ["LOG_LEVELS", "Settings", "SettingsError", "env_name"]
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 SECRET_KEY_MIN_LENGTH = 32
-STATUS_SERVICES = ("auth", "chat", "admin")
-# The ports the app role gives the three services on each app host.
-DEFAULT_STATUS_SERVICE_URLS = (
-    ("auth", "http://127.0.0.1:8001"),
-    ("chat", "http://127.0.0.1:8002"),
-    ("admin", "http://127.0.0.1:8003"),
-)
+STATUS_SERVICES = SERVICE_NAMES
+# Each service on the port the app role gives it on the app host.
+DEFAULT_STATUS_SERVICE_URLS = tuple((service.name, service.local_url) for service in SERVICES)
+# Field metadata key: how the field's environment variable is converted and validated.
+_CONVERT = "convert"
 
 # SQLAlchemy picks psycopg2 for a bare ``postgresql://`` URL; only psycopg 3 is installed.
 _POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
@@ -47,115 +47,6 @@ class SettingsError(ValueError):
         self.errors = dict(errors)
         details = "; ".join(f"{name} {problem}" for name, problem in self.errors.items())
         super().__init__(f"invalid configuration: {details}")
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Validated configuration of one process.
-
-    Field names are the environment variable names in lower case. Secrets and URLs that may
-    carry passwords are left out of ``repr`` so that logging a ``Settings`` cannot leak them.
-    """
-
-    database_url: str = field(repr=False)
-    redis_url: str = field(repr=False)
-    secret_key: str = field(repr=False)
-    database_pool_size: int = 5
-    access_token_expire_minutes: int = 15
-    refresh_token_expire_days: int = 7
-    llm_model: str = "offline"
-    llm_fallback_model: str = ""
-    llm_max_tokens: int = 512
-    llm_temperature: float = 0.7
-    llm_cache_ttl: int = 3600
-    llm_timeout: float = 60.0
-    llm_daily_token_quota: int = 200_000
-    llm_max_concurrent_replies: int = 64
-    reply_stream_ttl: int = 120
-    rate_limit_requests: int = 100
-    rate_limit_window: int = 60
-    login_rate_limit: str = "10 per minute"
-    register_rate_limit: str = "10 per hour"
-    trusted_proxy_count: int = 1
-    webhook_secret: str = field(default="", repr=False)
-    webhook_timeout: float = 5.0
-    webhook_allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
-    cors_origins: tuple[str, ...] = ()
-    log_level: str = "INFO"
-    openai_api_key: str = field(default="", repr=False)
-    openai_base_url: str = ""
-    status_service_urls: tuple[tuple[str, str], ...] = DEFAULT_STATUS_SERVICE_URLS
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> Settings:
-        """Build settings from environment variables.
-
-        Empty values count as unset, so a blank line in an env file falls back to the default.
-
-        Args:
-            environ: The environment, usually ``os.environ``.
-
-        Returns:
-            The validated settings.
-
-        Raises:
-            SettingsError: If any variable is missing or invalid; the message names all of them.
-        """
-        reader = _EnvReader(environ)
-        values: dict[str, Any] = {
-            "database_url": reader.required("DATABASE_URL", _database_url),
-            "redis_url": reader.required("REDIS_URL", _redis_url),
-            "secret_key": reader.required("SECRET_KEY", _secret_key),
-            "database_pool_size": reader.optional("DATABASE_POOL_SIZE", _int_at_least(1), 5),
-            "access_token_expire_minutes": reader.optional(
-                "ACCESS_TOKEN_EXPIRE_MINUTES", _int_at_least(1), 15
-            ),
-            "refresh_token_expire_days": reader.optional(
-                "REFRESH_TOKEN_EXPIRE_DAYS", _int_at_least(1), 7
-            ),
-            "llm_model": reader.optional("LLM_MODEL", str, "offline"),
-            "llm_fallback_model": reader.optional("LLM_FALLBACK_MODEL", str, ""),
-            "llm_max_tokens": reader.optional("LLM_MAX_TOKENS", _int_at_least(1), 512),
-            "llm_temperature": reader.optional("LLM_TEMPERATURE", _float_between(0.0, 2.0), 0.7),
-            # 0 disables the reply cache.
-            "llm_cache_ttl": reader.optional("LLM_CACHE_TTL", _int_at_least(0), 3600),
-            "llm_timeout": reader.optional("LLM_TIMEOUT", _positive_float, 60.0),
-            # Tokens (in + out) a user's replies may cost a model per UTC day; 0: no quota.
-            "llm_daily_token_quota": reader.optional(
-                "LLM_DAILY_TOKEN_QUOTA", _int_at_least(0), 200_000
-            ),
-            # Replies one chat worker process generates at once; beyond it, 503 and retry.
-            "llm_max_concurrent_replies": reader.optional(
-                "LLM_MAX_CONCURRENT_REPLIES", _int_at_least(1), 64
-            ),
-            # Seconds a finished reply's token stream stays in Redis for clients to resume.
-            "reply_stream_ttl": reader.optional("REPLY_STREAM_TTL", _int_at_least(1), 120),
-            "rate_limit_requests": reader.optional("RATE_LIMIT_REQUESTS", _int_at_least(1), 100),
-            "rate_limit_window": reader.optional("RATE_LIMIT_WINDOW", _int_at_least(1), 60),
-            # Limits in the syntax of the `limits` library: "10 per minute", "5/minute;50/day".
-            "login_rate_limit": reader.optional("LOGIN_RATE_LIMIT", _rate_limit, "10 per minute"),
-            "register_rate_limit": reader.optional(
-                "REGISTER_RATE_LIMIT", _rate_limit, "10 per hour"
-            ),
-            # Proxies in front of the app whose X-Forwarded-For is trusted (nginx: 1). 0 when
-            # clients reach the app directly, or they could pick their own address.
-            "trusted_proxy_count": reader.optional("TRUSTED_PROXY_COUNT", _int_at_least(0), 1),
-            "webhook_secret": reader.optional("WEBHOOK_SECRET", str, ""),
-            "webhook_timeout": reader.optional("WEBHOOK_TIMEOUT", _positive_float, 5.0),
-            # Private networks webhooks may still be delivered to (CIDRs, comma-separated).
-            "webhook_allowed_networks": reader.optional("WEBHOOK_ALLOWED_NETWORKS", _networks, ()),
-            "cors_origins": reader.optional("CORS_ORIGINS", _origins, ()),
-            "log_level": reader.optional("LOG_LEVEL", _log_level, "INFO"),
-            "openai_api_key": reader.optional("OPENAI_API_KEY", str, ""),
-            "openai_base_url": reader.optional("OPENAI_BASE_URL", _http_url, ""),
-            # Where the admin status page asks each service for /health.
-            "status_service_urls": reader.optional(
-                "STATUS_SERVICE_URLS", _service_urls, DEFAULT_STATUS_SERVICE_URLS
-            ),
-        }
-        if reader.errors:
-            raise SettingsError(reader.errors)
-        return cls(**values)
 
 
 class _EnvReader:
@@ -310,3 +201,99 @@ def _log_level(raw: str) -> str:
     if level not in LOG_LEVELS:
         raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}, got {raw!r}")
     return level
+
+
+def _setting(convert: Callable[[str], Any], default: Any = MISSING, *, secret: bool = False) -> Any:
+    """Declare a setting: its converter and its default (none: the variable is required).
+
+    Secrets (and URLs that may carry passwords) are left out of ``repr``.
+    """
+    metadata = {_CONVERT: convert}
+    if default is MISSING:
+        return field(repr=not secret, metadata=metadata)
+    return field(default=default, repr=not secret, metadata=metadata)
+
+
+def env_name(field_name: str) -> str:
+    """Return the environment variable of the setting ``field_name`` (its name in upper case)."""
+    return field_name.upper()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated configuration of one process.
+
+    Each field is one environment variable (its name in upper case) and its default here is
+    the only one: the app role's defaults, the README and the tests are checked against it.
+    Fields without a default are required. Secrets and URLs that may carry passwords are left
+    out of ``repr`` so that logging a ``Settings`` cannot leak them.
+    """
+
+    database_url: str = _setting(_database_url, secret=True)
+    redis_url: str = _setting(_redis_url, secret=True)
+    secret_key: str = _setting(_secret_key, secret=True)
+    database_pool_size: int = _setting(_int_at_least(1), 5)
+    access_token_expire_minutes: int = _setting(_int_at_least(1), 15)
+    refresh_token_expire_days: int = _setting(_int_at_least(1), 7)
+    llm_model: str = _setting(str, "offline")
+    llm_fallback_model: str = _setting(str, "")
+    llm_max_tokens: int = _setting(_int_at_least(1), 512)
+    llm_temperature: float = _setting(_float_between(0.0, 2.0), 0.7)
+    # 0 disables the reply cache.
+    llm_cache_ttl: int = _setting(_int_at_least(0), 3600)
+    llm_timeout: float = _setting(_positive_float, 60.0)
+    # Tokens (in + out) a user's replies may cost a model per UTC day; 0: no quota.
+    llm_daily_token_quota: int = _setting(_int_at_least(0), 200_000)
+    # Replies one chat worker process generates at once; beyond it, 503 and retry.
+    llm_max_concurrent_replies: int = _setting(_int_at_least(1), 64)
+    # Seconds a finished reply's token stream stays in Redis for clients to resume.
+    reply_stream_ttl: int = _setting(_int_at_least(1), 120)
+    rate_limit_requests: int = _setting(_int_at_least(1), 100)
+    rate_limit_window: int = _setting(_int_at_least(1), 60)
+    # Limits in the syntax of the `limits` library: "10 per minute", "5/minute;50/day".
+    login_rate_limit: str = _setting(_rate_limit, "10 per minute")
+    register_rate_limit: str = _setting(_rate_limit, "10 per hour")
+    # Proxies in front of the app whose X-Forwarded-For is trusted (nginx: 1). 0 when
+    # clients reach the app directly, or they could pick their own address.
+    trusted_proxy_count: int = _setting(_int_at_least(0), 1)
+    webhook_secret: str = _setting(str, "", secret=True)
+    webhook_timeout: float = _setting(_positive_float, 5.0)
+    # Private networks webhooks may still be delivered to (CIDRs, comma-separated).
+    webhook_allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = _setting(
+        _networks, ()
+    )
+    cors_origins: tuple[str, ...] = _setting(_origins, ())
+    log_level: str = _setting(_log_level, "INFO")
+    openai_api_key: str = _setting(str, "", secret=True)
+    openai_base_url: str = _setting(_http_url, "")
+    # Where the admin status page asks each service for /health.
+    status_service_urls: tuple[tuple[str, str], ...] = _setting(
+        _service_urls, DEFAULT_STATUS_SERVICE_URLS
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Build settings from environment variables.
+
+        Empty values count as unset, so a blank line in an env file falls back to the default.
+
+        Args:
+            environ: The environment, usually ``os.environ``.
+
+        Returns:
+            The validated settings.
+
+        Raises:
+            SettingsError: If any variable is missing or invalid; the message names all of them.
+        """
+        reader = _EnvReader(environ)
+        values: dict[str, Any] = {}
+        for setting in fields(cls):
+            name, convert = env_name(setting.name), setting.metadata[_CONVERT]
+            if setting.default is MISSING:
+                values[setting.name] = reader.required(name, convert)
+            else:
+                values[setting.name] = reader.optional(name, convert, setting.default)
+        if reader.errors:
+            raise SettingsError(reader.errors)
+        return cls(**values)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from webapp.services_list import ALL, SERVICE_NAMES
+
 __all__ = [
     "ERROR_RESPONSES",
     "SECURITY_SCHEMES",
@@ -250,7 +252,7 @@ SHARED_SCHEMAS: dict[str, Document] = {
         "required": ["status", "service", "version", "release"],
         "properties": {
             "status": {"const": "ok"},
-            "service": {"type": "string", "enum": ["auth", "chat", "admin", "all"]},
+            "service": {"type": "string", "enum": [*SERVICE_NAMES, ALL]},
             "version": {"type": "string", "description": "The app package's version."},
             "release": {
                 "type": ["string", "null"],
@@ -264,7 +266,7 @@ SHARED_SCHEMAS: dict[str, Document] = {
         "required": ["status", "service", "checks"],
         "properties": {
             "status": {"type": "string", "enum": ["ok", "unavailable"]},
-            "service": {"type": "string", "enum": ["auth", "chat", "admin", "all"]},
+            "service": {"type": "string", "enum": [*SERVICE_NAMES, ALL]},
             "checks": {
                 "type": "object",
                 "required": ["database", "redis"],

@@ -23,12 +23,13 @@ from webapp.openapi.components import (
     json_response,
     responses,
 )
+from webapp.services_list import SERVICE_NAMES
 
 __all__ = ["DOCUMENTED_SERVICES", "api_prefix", "build_document"]
 
 Document = dict[str, Any]
 
-DOCUMENTED_SERVICES = ("auth", "chat", "admin")
+DOCUMENTED_SERVICES = SERVICE_NAMES
 
 _MODULES: dict[str, ModuleType] = {"auth": auth, "chat": chat, "admin": admin}
 

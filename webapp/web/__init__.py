@@ -17,9 +17,12 @@ or style, so the Content-Security-Policy allows only files from this origin.
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
 from flask import Blueprint, Flask, Response, render_template, url_for
+
+from webapp.services_list import ALL, SERVICES
 
 __all__ = ["PAGE_BLUEPRINTS", "PAGE_CSP", "page_blueprint", "register_pages", "render_page"]
 
@@ -89,15 +92,7 @@ def register_pages(app: Flask, service: str) -> None:
         service: "auth", "chat", "admin" or "all".
     """
     app.jinja_env.globals["asset_url"] = _asset_url
-    if service in ("auth", "all"):
-        from webapp.web.account import bp as account_bp
-
-        app.register_blueprint(account_bp)
-    if service in ("chat", "all"):
-        from webapp.web.chat import bp as chat_bp
-
-        app.register_blueprint(chat_bp)
-    if service in ("admin", "all"):
-        from webapp.web.admin import bp as admin_bp
-
-        app.register_blueprint(admin_bp)
+    # Imported here: a service loads only its own pages.
+    for each in SERVICES:
+        if service in (each.name, ALL):
+            app.register_blueprint(import_module(each.pages_module).bp)

@@ -1,5 +1,5 @@
 """WSGI entry point of the admin service: ``gunicorn webapp.wsgi.admin:app``."""
 
-from webapp.app import create_app
+from webapp.wsgi import service_app
 
-app = create_app("admin")
+app = service_app(__name__)

@@ -1,5 +1,5 @@
 """WSGI entry point of the auth service: ``gunicorn webapp.wsgi.auth:app``."""
 
-from webapp.app import create_app
+from webapp.wsgi import service_app
 
-app = create_app("auth")
+app = service_app(__name__)

@@ -1,5 +1,5 @@
 """WSGI entry point of the chat service: ``gunicorn webapp.wsgi.chat:app``."""
 
-from webapp.app import create_app
+from webapp.wsgi import service_app
 
-app = create_app("chat")
+app = service_app(__name__)
