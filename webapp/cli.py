@@ -15,6 +15,7 @@ from flask.cli import FlaskGroup, NoAppException, with_appcontext
 from webapp.errors import ValidationError
 from webapp.extensions import db
 from webapp.services import accounts, audit
+from webapp.services_list import ALL
 from webapp.settings import SettingsError
 from webapp.webhooks.commands import webhooks_cli
 
@@ -27,7 +28,7 @@ def _create_cli_app() -> Flask:
     from webapp.app import create_app  # webapp.app imports this module
 
     try:
-        return create_app("all")
+        return create_app(ALL)
     except SettingsError as exc:
         # NoAppException is what Flask's CLI reports as a one-line error (also under --help,
         # which lists commands) rather than a traceback.

@@ -3,6 +3,10 @@
 Every process (the three gunicorn services, the ``chatbot`` CLI) builds one :class:`Settings`
 from its environment at start. A bad or missing variable stops the process with a message that
 names every offending variable, so an operator fixes the env file in one pass.
+
+:class:`Settings` (after the converters it uses) declares each variable once, with its converter
+and its default; the app role's defaults and the documentation are tested against it
+(``tests/unit/test_role_defaults.py``).
 """
 
 from __future__ import annotations

@@ -157,3 +157,33 @@ def test_readme_defaults_are_the_settings_defaults():
             assert _documented_default_matches(text, SETTING_FIELDS[name].default), (name, text)
             checked += 1
     assert checked >= 20
+
+
+# --- Defaults quoted in docs/*.md and README.md ------------------------------------------------
+
+_QUOTED_DEFAULT = re.compile(
+    r"^\| `(?P<table>[A-Z_]+)` \| (?P<cell>[^|]+?) \|"  # | `NAME` | 200000 | ... (a settings table)
+    # `NAME` (`10 per minute`), not `NAME` (`app_variable`)
+    r"|`(?P<code>[A-Z_]+)` \((?P<value>`(?!app_)[^`]+`)\)"
+    r"|`(?P<prose>[A-Z_]+)` \(default (?P<number>[\d.]+)",  # `NAME` (default 200000, ...)
+    re.M,
+)
+
+
+def quoted_defaults() -> list[tuple[str, str, str]]:
+    """Return (file, variable, documented default) for each default the docs quote."""
+    found = []
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for match in _QUOTED_DEFAULT.finditer(path.read_text()):
+            name = match["table"] or match["code"] or match["prose"]
+            text = match["cell"] or match["value"] or match["number"]
+            if name in SETTING_FIELDS:
+                found.append((path.name, name, text.strip()))
+    return found
+
+
+def test_defaults_quoted_in_the_docs_are_the_settings_defaults():
+    quoted = quoted_defaults()
+    assert len(quoted) >= 6  # docs/replies.md's table, docs/security.md's rate limits
+    for file, name, text in quoted:
+        assert _documented_default_matches(text, SETTING_FIELDS[name].default), (file, name, text)
