@@ -1,8 +1,8 @@
 #!/bin/bash
 # Run every test of the project on this machine (Debian 12, as root), installing what they need:
 #   1. lint: ruff (check + format), yamllint, ansible-lint (production profile), shellcheck,
-#      promtool (alert rules checked and unit-tested), vagrant validate (both topologies;
-#      --ignore-provider: no VirtualBox or libvirt needed)
+#      actionlint (the GitHub workflows), promtool (alert rules checked and unit-tested),
+#      vagrant validate (both topologies; --ignore-provider: no VirtualBox or libvirt needed)
 #   2. unit and integration tests (pytest; real PostgreSQL and Redis started by the tests)
 #   3. the deployment test: Molecule creates a fresh systemd-nspawn Debian 12 host, converges
 #      playbooks/site.yml, converges again requiring changed=0, verifies over HTTPS, destroys it.
@@ -33,6 +33,8 @@ phase_lint() {
   yamllint --strict .
   ansible-lint
   shellcheck tools/*.sh tools/testbed/*.sh .ci/run
+  # The GitHub workflows (.github/workflows; runner labels in .github/actionlint.yaml).
+  actionlint
   promtool check rules monitoring/prometheus/chatbot.rules.yml
   (cd monitoring/prometheus && promtool test rules chatbot.rules.test.yml)
   shellcheck molecule/monitoring/*.sh

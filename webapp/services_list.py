@@ -1,9 +1,9 @@
 """The three services of the web app: the one list every other part derives them from.
 
 Each service is one gunicorn process group serving the Flask app ``create_app(<name>)`` builds
-from its WSGI module. The Ansible side (``app_services`` in ``roles/app/defaults/main.yml``)
-runs one systemd unit per entry; ``tests/unit/test_role_defaults.py`` checks that the names and
-ports there are these.
+from its WSGI module. The Ansible side (``app_services`` in ``playbooks/vars/wiring.yml``)
+runs one systemd unit per entry; ``tests/unit/test_role_defaults.py`` checks that the names,
+ports and WSGI modules there are these.
 
 This module imports nothing of the app (neither Flask nor the blueprints): settings, gunicorn
 hooks and tools read it without loading the app.

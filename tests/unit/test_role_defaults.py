@@ -4,8 +4,8 @@
 repeats some of them as ``app_*`` variables (so the env file is complete and ``ansible-doc``
 shows them) and ``roles/app/vars/main.yml`` maps those to the environment. Here the role's
 defaults are rendered through that mapping, as the env file gets them, and read by
-``Settings.from_env``: each must give the app's own default. Likewise the names and ports of
-``app_services`` must be ``webapp.services_list.SERVICES``.
+``Settings.from_env``: each must give the app's own default. Likewise the names, ports and WSGI
+modules of ``app_services`` (``playbooks/vars/wiring.yml``) must be ``webapp.services_list.SERVICES``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from webapp.settings import Settings, env_name
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles" / "app"
 DEFAULTS: dict[str, Any] = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+WIRING: dict[str, Any] = yaml.safe_load((ROOT / "playbooks" / "vars" / "wiring.yml").read_text())
 ROLE_VARS: dict[str, Any] = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())
 # ENV name -> the Jinja expression the env file template writes for it.
 MAPPING: dict[str, str] = ROLE_VARS["__app_environment_base"]
@@ -59,7 +60,7 @@ def _render(expression: str, context: dict[str, Any]) -> str:
 
 def role_environment() -> dict[str, str]:
     """Return the env file the role writes with its defaults (the secrets as given in MINIMAL)."""
-    context = dict(DEFAULTS)
+    context = {**DEFAULTS, "app_services": WIRING["app_services"]}
     context["__app_status_host"] = _render(ROLE_VARS["__app_status_host"], context)
     rendered = {name: _render(expression, context).strip() for name, expression in MAPPING.items()}
     return {**rendered, **MINIMAL}
@@ -92,9 +93,10 @@ def test_required_settings_have_no_default_in_the_app_and_an_empty_one_in_the_ro
 
 
 def test_app_services_are_the_python_service_list():
-    # The Ansible list also carries gunicorn's workers and threads; names and ports are shared.
-    assert [(s["name"], s["port"]) for s in DEFAULTS["app_services"]] == [
-        (s.name, s.port) for s in SERVICES
+    # The Ansible list also carries nginx's locations and gunicorn's workers and threads; names,
+    # ports and WSGI modules are shared.
+    assert [(s["name"], s["port"], s["module"]) for s in WIRING["app_services"]] == [
+        (s.name, s.port, s.wsgi_module) for s in SERVICES
     ]
 
 
