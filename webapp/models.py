@@ -36,6 +36,7 @@ __all__ = [
     "DISPLAY_NAME_MAX_LENGTH",
     "EMAIL_MAX_LENGTH",
     "INTEGER_MAX",
+    "MESSAGE_MAX_LENGTH",
     "MESSAGE_ROLES",
     "MESSAGE_STATUSES",
     "USER_ROLES",
@@ -68,6 +69,7 @@ reply the model could not produce (holding whatever part of it was streamed)."""
 EMAIL_MAX_LENGTH = 254
 DISPLAY_NAME_MAX_LENGTH = 100
 CONVERSATION_TITLE_MAX_LENGTH = 200
+MESSAGE_MAX_LENGTH = 8000
 AUDIT_ACTION_MAX_LENGTH = 64
 # Largest value of PostgreSQL's INTEGER and BIGINT: an id, cursor or token subject beyond its
 # column's range can match nothing and must be refused before it reaches the database, which

@@ -18,10 +18,11 @@ from webapp.chat.sse import event_stream_response, json_data
 from webapp.errors import UpstreamError, error_response
 from webapp.extensions import db
 from webapp.models import Conversation, Message, id_converter
-from webapp.request_body import read_json_object
+from webapp.request_models import accepts
+from webapp.request_models.chat import MessageCreate, Regenerate
 from webapp.services import chat, generation
 from webapp.services.quota import QuotaExceededError
-from webapp.validation import bounded_int, reject_unknown_fields, required_string
+from webapp.validation import bounded_int
 
 bp = Blueprint("chat", __name__, url_prefix="/api/v1/chat")
 
@@ -90,16 +91,14 @@ def _respond(started: generation.StartedReply) -> Response | tuple[Any, ...]:
 
 @bp.post(f"/conversations/{_CONVERSATION}/messages")
 @jwt_required()
-def post_message(conversation_id: int) -> Response | tuple[Any, ...]:
+@accepts(body=MessageCreate)
+def post_message(conversation_id: int, body: MessageCreate) -> Response | tuple[Any, ...]:
     """Store the caller's message, then answer it.
 
     JSON: 201 with the stored reply once it is complete (``?wait=0`` or ``Prefer:
     respond-async``: 202 at once, with the reply's links). Server-Sent Events with ``Accept:
     text/event-stream`` or ``?stream=1``.
     """
-    data = read_json_object()
-    reject_unknown_fields(data, ("content",))
-    content = required_string(data, "content")
     # Get the bot before storing anything: a bot that cannot be built is a server fault, and
     # should not leave an unanswered message behind.
     bot = get_bot(current_app)
@@ -109,7 +108,7 @@ def post_message(conversation_id: int) -> Response | tuple[Any, ...]:
         bot,
         user_id=current_user.id,
         conversation_id=conversation_id,
-        content=content,
+        content=body.content,
         quota=current_app.extensions["settings"].llm_daily_token_quota,
     )
     return _respond(started)
@@ -117,10 +116,10 @@ def post_message(conversation_id: int) -> Response | tuple[Any, ...]:
 
 @bp.post(f"/conversations/{_CONVERSATION}/regenerate")
 @jwt_required()
-def regenerate(conversation_id: int) -> Response | tuple[Any, ...]:
+@accepts(body=Regenerate, body_required=False)
+def regenerate(conversation_id: int, body: Regenerate) -> Response | tuple[Any, ...]:
     """Replace the conversation's last reply with a new one; answered like ``post_message``."""
-    data = read_json_object(allow_empty=True)
-    reject_unknown_fields(data, ())
+    del body  # no fields: an empty object or no body, anything else is refused
     bot = get_bot(current_app)
     started = generation.regenerate_reply(
         db.session,

@@ -1,0 +1,24 @@
+"""Request models: one pydantic model per operation's JSON body or query string.
+
+The models hold every rule a request must meet before a service sees it (known fields, types,
+lengths, ranges), in one place: views parse with them (:func:`accepts`), and the OpenAPI
+documents are generated from them (:mod:`webapp.openapi.from_models`).
+"""
+
+from webapp.request_models.parsing import (
+    MODEL_CONFIG,
+    RequestModels,
+    accepts,
+    parse_body,
+    parse_query,
+    request_models,
+)
+
+__all__ = [
+    "MODEL_CONFIG",
+    "RequestModels",
+    "accepts",
+    "parse_body",
+    "parse_query",
+    "request_models",
+]
