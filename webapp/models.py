@@ -53,7 +53,6 @@ __all__ = [
     "Webhook",
     "WebhookAttempt",
     "WebhookDelivery",
-    "id_converter",
     "isoformat_utc",
     "max_id",
     "utcnow",
@@ -117,22 +116,6 @@ def max_id(column: Any) -> int:
         ``BIGINT_MAX`` for a BIGINT column, else ``INTEGER_MAX``.
     """
     return BIGINT_MAX if isinstance(column.type, BigInteger) else INTEGER_MAX
-
-
-def id_converter(name: str, column: Any) -> str:
-    """Return the URL rule placeholder of an id path argument bounded by its column's range.
-
-    Werkzeug then answers an id outside the range with 404 in routing, as for any id that
-    matches nothing.
-
-    Args:
-        name: The view argument (``user_id``).
-        column: The column the id is looked up in (``User.id``).
-
-    Returns:
-        For example ``<int(min=1, max=2147483647):user_id>``.
-    """
-    return f"<int(min=1, max={max_id(column)}):{name}>"
 
 
 class Base(DeclarativeBase):

@@ -14,7 +14,7 @@ from flask_jwt_extended import current_user
 
 from webapp.extensions import MIGRATIONS_DIR, db
 from webapp.health.routes import REDIS_EXTENSION
-from webapp.models import Conversation, User, id_converter
+from webapp.models import Conversation, User
 from webapp.request_models import accepts
 from webapp.request_models.admin import (
     AuditQuery,
@@ -24,6 +24,7 @@ from webapp.request_models.admin import (
     UserConversationsQuery,
     UserListQuery,
 )
+from webapp.routing import id_rule
 from webapp.security import admin_required
 from webapp.services import accounts, audit, stats, system_status, usage, users_admin
 from webapp.services import conversations as conversation_service
@@ -31,8 +32,8 @@ from webapp.services import conversations as conversation_service
 bp = Blueprint("admin", __name__, url_prefix="/api/v1/admin")
 
 # Ids beyond their column's range can match nothing: 404 in routing, not a database error.
-_USER = id_converter("user_id", User.id)
-_CONVERSATION = id_converter("conversation_id", Conversation.id)
+_USER = id_rule("user_id", User.id)
+_CONVERSATION = id_rule("conversation_id", Conversation.id)
 
 
 def _next(cursor: int | None) -> str | None:

@@ -14,16 +14,17 @@ from flask_jwt_extended import current_user
 
 from webapp.admin.routes import bp
 from webapp.extensions import db
-from webapp.models import Webhook, WebhookDelivery, id_converter
+from webapp.models import Webhook, WebhookDelivery
 from webapp.request_models import accepts
 from webapp.request_models.admin import DeliveryListQuery, NoQuery, WebhookCreate, WebhookUpdate
+from webapp.routing import id_rule
 from webapp.security import admin_required
 from webapp.services import webhooks
 from webapp.settings import Settings
 
 # Ids beyond the column ranges can match nothing: 404 in routing, not a database error.
-_WEBHOOK = id_converter("webhook_id", Webhook.id)
-_DELIVERY = id_converter("delivery_id", WebhookDelivery.id)
+_WEBHOOK = id_rule("webhook_id", Webhook.id)
+_DELIVERY = id_rule("delivery_id", WebhookDelivery.id)
 
 
 def _settings() -> Settings:

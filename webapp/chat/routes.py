@@ -17,9 +17,10 @@ from webapp.chat.runtime import get_bot, get_runner
 from webapp.chat.sse import event_stream_response, json_data
 from webapp.errors import UpstreamError, error_response
 from webapp.extensions import db
-from webapp.models import Conversation, Message, id_converter
+from webapp.models import Conversation, Message
 from webapp.request_models import accepts
 from webapp.request_models.chat import MessageCreate, Regenerate
+from webapp.routing import id_rule
 from webapp.services import chat, generation
 from webapp.services.quota import QuotaExceededError
 from webapp.validation import bounded_int
@@ -28,8 +29,8 @@ bp = Blueprint("chat", __name__, url_prefix="/api/v1/chat")
 
 # Ids beyond the column ranges can match nothing; refusing them in routing (404) keeps them
 # from reaching PostgreSQL as an out-of-range error.
-_CONVERSATION = id_converter("conversation_id", Conversation.id)
-_REPLY = id_converter("reply_id", Message.id)
+_CONVERSATION = id_rule("conversation_id", Conversation.id)
+_REPLY = id_rule("reply_id", Message.id)
 # How long a JSON client waits for a whole reply before getting 202 and the reply's links.
 REPLY_WAIT_SECONDS = 300
 # Event ids are sequence numbers within one reply; a reply has far fewer events.
