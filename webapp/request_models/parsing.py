@@ -28,6 +28,8 @@ __all__ = [
     "MODEL_CONFIG",
     "RequestModels",
     "accepts",
+    "check_body",
+    "check_query",
     "parse_body",
     "parse_query",
     "request_models",
@@ -105,8 +107,47 @@ def _validate(
     return parsed
 
 
+def check_body(model: type[Model], data: Mapping[str, Any]) -> Model:
+    """Return a decoded JSON object as ``model``.
+
+    Args:
+        model: The operation's body model.
+        data: The decoded object.
+
+    Returns:
+        The parsed body.
+
+    Raises:
+        ValidationError: Naming the first unknown field (in sorted order), else the first
+            invalid one (in the model's order).
+    """
+    return _validate(model, data, unknown="Unknown field")
+
+
+def check_query(model: type[Model], params: Mapping[str, Sequence[str]]) -> Model:
+    """Return a query string's parameters as ``model``; each must be given at most once.
+
+    As with unknown body fields, a parameter the endpoint ignores (``sort=``, ``page=``) would
+    let a client believe it had an effect; a repeated one leaves unclear which value counts.
+
+    Args:
+        model: The operation's query model.
+        params: Every value of every parameter (``request.args.to_dict(flat=False)``).
+
+    Returns:
+        The parsed parameters.
+
+    Raises:
+        ValidationError: Naming the first unknown parameter (in sorted order), else the first
+            repeated one, else the first invalid one (in the model's order).
+    """
+    repeated = [name for name, values in params.items() if len(values) != 1]
+    first = {name: values[0] for name, values in params.items() if values}
+    return _validate(model, first, unknown="Unknown query parameter", repeated=repeated)
+
+
 def parse_body(model: type[Model], *, required: bool = True) -> Model:
-    """Return the request's JSON body as ``model``.
+    """Return the request's JSON body as ``model`` (see :func:`check_body`).
 
     Args:
         model: The operation's body model.
@@ -119,11 +160,11 @@ def parse_body(model: type[Model], *, required: bool = True) -> Model:
         UnsupportedMediaType: If the body is not declared as JSON (415).
         ValidationError: If it is not a JSON object, or a field is unknown or invalid.
     """
-    return _validate(model, read_json_object(allow_empty=not required), unknown="Unknown field")
+    return check_body(model, read_json_object(allow_empty=not required))
 
 
 def parse_query(model: type[Model]) -> Model:
-    """Return the request's query string as ``model``; every parameter at most once.
+    """Return the request's query string as ``model`` (see :func:`check_query`).
 
     Args:
         model: The operation's query model.
@@ -134,10 +175,7 @@ def parse_query(model: type[Model]) -> Model:
     Raises:
         ValidationError: If a parameter is unknown, repeated or invalid.
     """
-    given = request.args.to_dict(flat=False)
-    repeated = [name for name, values in given.items() if len(values) != 1]
-    first = {name: values[0] for name, values in given.items()}
-    return _validate(model, first, unknown="Unknown query parameter", repeated=repeated)
+    return check_query(model, request.args.to_dict(flat=False))
 
 
 def accepts(
