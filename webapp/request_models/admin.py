@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, Field, WithJsonSchema, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from webapp.models import (
     USER_ROLES,
@@ -123,7 +123,7 @@ class WebhookUpdate(BaseModel):
 class WebhookCreate(WebhookUpdate):
     """The new webhook: `url` and `events` are required."""
 
-    model_config = MODEL_CONFIG | {"json_schema_extra": {"required": ["url", "events"]}}
+    model_config = ConfigDict(**MODEL_CONFIG, json_schema_extra={"required": ["url", "events"]})
 
     # Checked once every field has its type, as a null counts as missing here.
     @model_validator(mode="after")

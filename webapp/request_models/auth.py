@@ -64,8 +64,9 @@ class ProfileUpdate(BaseModel):
 
     model_config = MODEL_CONFIG
 
-    # Not nullable: null is "display_name is required", as a missing value would be.
-    display_name: DisplayName = Field(None)  # type: ignore[assignment]
+    # Optional but not nullable: null is "display_name is required", as it always was. None
+    # stands for "not sent" only as the default, which pydantic does not validate.
+    display_name: DisplayName = None  # type: ignore[assignment]
 
 
 class PasswordChange(BaseModel):
