@@ -19,7 +19,6 @@ from werkzeug.routing import Rule
 from tests.integration.conftest import DEFAULT_PASSWORD, AuthActions
 from webapp.openapi import build_document
 from webapp.openapi.from_models import body_schema, query_parameters
-from webapp.request_models import RequestModels, request_models
 from webapp.request_models.admin import (
     AuditQuery,
     DeliveryListQuery,
@@ -41,6 +40,7 @@ from webapp.request_models.chat import (
     MessageCreate,
     Regenerate,
 )
+from webapp.request_models.parsing import RequestModels, request_models
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,8 @@ import pytest
 from pydantic import BaseModel
 
 from webapp.errors import ValidationError
-from webapp.request_models import MODEL_CONFIG, check_body, check_query
 from webapp.request_models.fields import Flag, TextCheck, WholeNumber
+from webapp.request_models.parsing import MODEL_CONFIG, check_body, check_query
 
 
 class Credentials(BaseModel):

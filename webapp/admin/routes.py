@@ -15,7 +15,6 @@ from flask_jwt_extended import current_user
 from webapp.extensions import MIGRATIONS_DIR, db
 from webapp.health.routes import REDIS_EXTENSION
 from webapp.models import Conversation, User
-from webapp.request_models import accepts
 from webapp.request_models.admin import (
     AuditQuery,
     PasswordReset,
@@ -24,6 +23,7 @@ from webapp.request_models.admin import (
     UserConversationsQuery,
     UserListQuery,
 )
+from webapp.request_models.parsing import accepts
 from webapp.routing import id_rule
 from webapp.security import admin_required
 from webapp.services import accounts, audit, stats, system_status, usage, users_admin

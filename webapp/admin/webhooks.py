@@ -15,8 +15,8 @@ from flask_jwt_extended import current_user
 from webapp.admin.routes import bp
 from webapp.extensions import db
 from webapp.models import Webhook, WebhookDelivery
-from webapp.request_models import accepts
 from webapp.request_models.admin import DeliveryListQuery, NoQuery, WebhookCreate, WebhookUpdate
+from webapp.request_models.parsing import accepts
 from webapp.routing import id_rule
 from webapp.security import admin_required
 from webapp.services import webhooks

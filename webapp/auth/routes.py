@@ -49,13 +49,13 @@ from webapp.rate_limits import (
     REGISTER_IP,
     limited,
 )
-from webapp.request_models import accepts
 from webapp.request_models.auth import (
     LoginRequest,
     PasswordChange,
     ProfileUpdate,
     RegisterRequest,
 )
+from webapp.request_models.parsing import accepts
 from webapp.security import CSRF_HEADER, SESSIONS_EXTENSION, session_store
 from webapp.services import accounts, audit
 from webapp.services.sessions import SESSION_CLAIM, SessionStoreUnavailableError, new_session_id

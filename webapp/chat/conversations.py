@@ -14,13 +14,13 @@ from flask_jwt_extended import current_user, jwt_required
 from webapp.chat.routes import _CONVERSATION, bp
 from webapp.extensions import db
 from webapp.models import utcnow
-from webapp.request_models import accepts
 from webapp.request_models.chat import (
     ConversationCreate,
     ConversationExportQuery,
     ConversationListQuery,
     ConversationRename,
 )
+from webapp.request_models.parsing import accepts
 from webapp.services import conversations
 
 

@@ -18,8 +18,8 @@ from webapp.chat.sse import event_stream_response, json_data
 from webapp.errors import UpstreamError, error_response
 from webapp.extensions import db
 from webapp.models import Conversation, Message
-from webapp.request_models import accepts
 from webapp.request_models.chat import MessageCreate, Regenerate
+from webapp.request_models.parsing import accepts
 from webapp.routing import id_rule
 from webapp.services import chat, generation
 from webapp.services.quota import QuotaExceededError

@@ -13,14 +13,7 @@ from webapp.openapi import admin_webhooks
 from webapp.openapi import chat as chat_document
 from webapp.openapi.components import USER_AUTH, json_response, ref, responses
 from webapp.openapi.from_models import query_parameters, request_body, schemas
-from webapp.request_models.admin import (
-    AuditQuery,
-    PasswordReset,
-    RoleChange,
-    UsageQuery,
-    UserConversationsQuery,
-    UserListQuery,
-)
+from webapp.request_models import admin as models
 from webapp.services import audit
 
 __all__ = ["PATHS", "SCHEMAS", "SECURITY_SCHEMES", "TAGS"]
@@ -93,7 +86,7 @@ _RATE = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
 _MILLISECONDS = {"type": ["number", "null"], "minimum": 0}
 
 SCHEMAS: dict[str, Document] = {
-    **schemas(RoleChange, PasswordReset),
+    **schemas(models.RoleChange, models.PasswordReset),
     "Stats": {
         "type": "object",
         "required": ["users", "conversations", "messages"],
@@ -411,7 +404,7 @@ PATHS: Document = {
             "400",
             description="Computed from the stored messages, by UTC day. Unknown or repeated"
             " parameters are a 400 naming them.",
-            parameters=query_parameters(UsageQuery),
+            parameters=query_parameters(models.UsageQuery),
         )
     },
     "/api/v1/admin/audit": {
@@ -421,7 +414,7 @@ PATHS: Document = {
             {"200": json_response("AuditEventList", "A page of events.")},
             "400",
             description="Append-only: the database refuses to change or delete an event.",
-            parameters=query_parameters(AuditQuery),
+            parameters=query_parameters(models.AuditQuery),
         )
     },
     "/api/v1/admin/users": {
@@ -430,7 +423,7 @@ PATHS: Document = {
             "Find users",
             {"200": json_response("UserList", "A page of users.")},
             "400",
-            parameters=query_parameters(UserListQuery),
+            parameters=query_parameters(models.UserListQuery),
         )
     },
     "/api/v1/admin/users/{user_id}": {
@@ -449,7 +442,7 @@ PATHS: Document = {
             "409",
             description="Takes effect on the user's next request. The last active admin cannot"
             " be demoted (409). Recorded as `admin.role_changed`.",
-            body=request_body(RoleChange, description="The new role."),
+            body=request_body(models.RoleChange, description="The new role."),
         ),
         "delete": _operation(
             "deleteUser",
@@ -480,7 +473,7 @@ PATHS: Document = {
             description="Every session of the user ends at once. Recorded as"
             " `admin.password_reset` (never with the password).",
             body=request_body(
-                PasswordReset,
+                models.PasswordReset,
                 description="The password to set, or `{}` (or no body) for a generated one.",
                 required=False,
             ),
@@ -494,7 +487,7 @@ PATHS: Document = {
             {"200": json_response("ConversationList", "A page, as the user would see it.")},
             "400",
             "404",
-            parameters=query_parameters(UserConversationsQuery),
+            parameters=query_parameters(models.UserConversationsQuery),
         ),
     },
     "/api/v1/admin/users/{user_id}/conversations/{conversation_id}": {

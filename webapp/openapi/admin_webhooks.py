@@ -15,7 +15,7 @@ from webapp.models import (
 )
 from webapp.openapi.components import USER_AUTH, json_response, ref, responses
 from webapp.openapi.from_models import query_parameters, request_body, schemas
-from webapp.request_models.admin import DeliveryListQuery, WebhookCreate, WebhookUpdate
+from webapp.request_models import admin as models
 from webapp.services.webhooks import PING_EVENT
 
 __all__ = ["PATHS", "SCHEMAS"]
@@ -53,7 +53,7 @@ _URL = {
 }
 
 SCHEMAS: dict[str, Document] = {
-    **schemas(WebhookCreate, WebhookUpdate),
+    **schemas(models.WebhookCreate, models.WebhookUpdate),
     "Webhook": {
         "type": "object",
         "required": [
@@ -195,7 +195,7 @@ PATHS: Document = {
             *_BODY_ERRORS,
             "409",
             description="409 when WEBHOOK_SECRET is not set (deliveries could not be signed).",
-            requestBody=request_body(WebhookCreate, description="The webhook."),
+            requestBody=request_body(models.WebhookCreate, description="The webhook."),
         ),
     },
     f"{_PREFIX}/{{webhook_id}}": {
@@ -212,7 +212,7 @@ PATHS: Document = {
             {"200": json_response("WebhookEnvelope", "The webhook, updated.")},
             *_BODY_ERRORS,
             "404",
-            requestBody=request_body(WebhookUpdate, description="Fields to change."),
+            requestBody=request_body(models.WebhookUpdate, description="Fields to change."),
         ),
         "delete": _operation(
             "deleteWebhook",
@@ -239,7 +239,7 @@ PATHS: Document = {
             {"200": json_response("WebhookDeliveryPage", "Deliveries, newest first.")},
             "400",
             "404",
-            parameters=query_parameters(DeliveryListQuery),
+            parameters=query_parameters(models.DeliveryListQuery),
         ),
     },
     f"{_PREFIX}/{{webhook_id}}/deliveries/{{delivery_id}}": {

@@ -6,12 +6,7 @@ from typing import Any
 
 from webapp.openapi.components import USER_AUTH, json_response, ref, responses
 from webapp.openapi.from_models import request_body, schemas
-from webapp.request_models.auth import (
-    LoginRequest,
-    PasswordChange,
-    ProfileUpdate,
-    RegisterRequest,
-)
+from webapp.request_models import auth as models
 
 __all__ = ["PATHS", "SCHEMAS", "SECURITY_SCHEMES", "TAGS"]
 
@@ -55,7 +50,9 @@ _SESSION_COOKIES = {
 }
 
 SCHEMAS: dict[str, Document] = {
-    **schemas(RegisterRequest, LoginRequest, ProfileUpdate, PasswordChange),
+    **schemas(
+        models.RegisterRequest, models.LoginRequest, models.ProfileUpdate, models.PasswordChange
+    ),
     "TokenPair": {
         "type": "object",
         "required": ["access_token", "refresh_token", "token_type", "expires_in", "user"],
@@ -125,7 +122,7 @@ PATHS: Document = {
                 " refused. Limited per client address and per email."
             ),
             "security": [],
-            "requestBody": request_body(RegisterRequest, description="The new account."),
+            "requestBody": request_body(models.RegisterRequest, description="The new account."),
             "responses": responses(
                 {"201": json_response("UserEnvelope", "The account was created.")},
                 "400",
@@ -146,7 +143,7 @@ PATHS: Document = {
                 " account (failed attempts), together with `POST /session`."
             ),
             "security": [],
-            "requestBody": request_body(LoginRequest, description="The credentials."),
+            "requestBody": request_body(models.LoginRequest, description="The credentials."),
             "responses": responses(
                 {"200": json_response("TokenPair", "Signed in.")},
                 "400",
@@ -223,7 +220,7 @@ PATHS: Document = {
             "summary": "Sign a browser in: the tokens are set as HttpOnly cookies",
             "description": "Limited together with `POST /login`.",
             "security": [],
-            "requestBody": request_body(LoginRequest, description="The credentials."),
+            "requestBody": request_body(models.LoginRequest, description="The credentials."),
             "responses": responses(
                 {
                     "200": json_response(
@@ -271,7 +268,7 @@ PATHS: Document = {
             "operationId": "updateMe",
             "summary": "Change the signed-in user's profile",
             "security": USER_AUTH,
-            "requestBody": request_body(ProfileUpdate, description="The fields to change."),
+            "requestBody": request_body(models.ProfileUpdate, description="The fields to change."),
             "responses": responses(
                 {"200": json_response("UserEnvelope", "The updated user.")},
                 "400",
@@ -294,7 +291,7 @@ PATHS: Document = {
                 " password is a 403 naming `current_password`, and counts towards a limit."
             ),
             "security": USER_AUTH,
-            "requestBody": request_body(PasswordChange, description="Old and new password."),
+            "requestBody": request_body(models.PasswordChange, description="Old and new password."),
             "responses": responses(
                 {
                     "200": json_response(

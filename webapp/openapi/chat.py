@@ -7,14 +7,7 @@ from typing import Any
 from webapp.models import Conversation, max_id
 from webapp.openapi.components import USER_AUTH, json_response, ref, responses
 from webapp.openapi.from_models import query_parameters, request_body, schemas
-from webapp.request_models.chat import (
-    ConversationCreate,
-    ConversationExportQuery,
-    ConversationListQuery,
-    ConversationRename,
-    MessageCreate,
-    Regenerate,
-)
+from webapp.request_models import chat as models
 
 __all__ = ["PATHS", "SCHEMAS", "SECURITY_SCHEMES", "TAGS"]
 
@@ -134,7 +127,7 @@ _CONVERSATION_SCHEMAS: dict[str, Document] = {
     },
 }
 
-_LIST_PARAMETERS = query_parameters(ConversationListQuery)
+_LIST_PARAMETERS = query_parameters(models.ConversationListQuery)
 
 _CONVERSATION_PATHS: Document = {
     "/api/v1/chat/conversations": {
@@ -144,7 +137,7 @@ _CONVERSATION_PATHS: Document = {
             "summary": "Start a conversation",
             "security": USER_AUTH,
             "requestBody": request_body(
-                ConversationCreate, description="Optionally a title.", required=False
+                models.ConversationCreate, description="Optionally a title.", required=False
             ),
             "responses": responses(
                 {"201": json_response("ConversationEnvelope", "The new conversation.")},
@@ -191,7 +184,7 @@ _CONVERSATION_PATHS: Document = {
             "summary": "Rename a conversation",
             "description": "Any field besides `title` is a 400 naming it.",
             "security": USER_AUTH,
-            "requestBody": request_body(ConversationRename, description="The new title."),
+            "requestBody": request_body(models.ConversationRename, description="The new title."),
             "responses": responses(
                 {"200": json_response("ConversationEnvelope", "The renamed conversation.")},
                 "400",
@@ -221,7 +214,7 @@ _CONVERSATION_PATHS: Document = {
             "summary": "Download a conversation with all its messages (JSON or Markdown)",
             "description": "Unknown or repeated query parameters are a 400 naming them.",
             "security": USER_AUTH,
-            "parameters": query_parameters(ConversationExportQuery),
+            "parameters": query_parameters(models.ConversationExportQuery),
             "responses": responses(
                 {
                     "200": {
@@ -513,7 +506,7 @@ _MESSAGE_PATHS: Document = {
             ),
             "security": USER_AUTH,
             "parameters": _REPLY_MODES,
-            "requestBody": request_body(MessageCreate, description="The message."),
+            "requestBody": request_body(models.MessageCreate, description="The message."),
             "responses": _reply_responses("The stored message and the complete reply."),
         },
     },
@@ -531,7 +524,7 @@ _MESSAGE_PATHS: Document = {
             "security": USER_AUTH,
             "parameters": _REPLY_MODES,
             "requestBody": request_body(
-                Regenerate, description="Nothing (or `{}`).", required=False
+                models.Regenerate, description="Nothing (or `{}`).", required=False
             ),
             "responses": _reply_responses("The user message answered and the new reply."),
         },
@@ -629,7 +622,12 @@ _MESSAGE_PATHS: Document = {
 # --- the document's parts -------------------------------------------------------------------
 
 SCHEMAS: dict[str, Document] = {
-    **schemas(ConversationCreate, ConversationRename, MessageCreate, Regenerate),
+    **schemas(
+        models.ConversationCreate,
+        models.ConversationRename,
+        models.MessageCreate,
+        models.Regenerate,
+    ),
     **_CONVERSATION_SCHEMAS,
     **_MESSAGE_SCHEMAS,
     "ReplyEvent": _REPLY_EVENT,

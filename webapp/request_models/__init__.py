@@ -2,27 +2,6 @@
 
 The models hold every rule a request must meet before a service sees it (known fields, types,
 lengths, ranges), in one place: views parse with them (:func:`accepts`), and the OpenAPI
-documents are generated from them (:mod:`webapp.openapi.from_models`).
+documents are generated from them (:mod:`webapp.openapi.from_models`). Views declare theirs
+with :func:`webapp.request_models.parsing.accepts`.
 """
-
-from webapp.request_models.parsing import (
-    MODEL_CONFIG,
-    RequestModels,
-    accepts,
-    check_body,
-    check_query,
-    parse_body,
-    parse_query,
-    request_models,
-)
-
-__all__ = [
-    "MODEL_CONFIG",
-    "RequestModels",
-    "accepts",
-    "check_body",
-    "check_query",
-    "parse_body",
-    "parse_query",
-    "request_models",
-]

@@ -46,8 +46,21 @@ def _name(info: ValidationInfo) -> str:
     return info.field_name or ""
 
 
+class _AfterCheck:
+    """A check run after the annotated type's own validation (``_check`` has to be defined)."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        """Run the check after the inner type's own."""
+        return core_schema.with_info_after_validator_function(self._check, handler(source))
+
+    def _check(self, value: str, info: ValidationInfo) -> str:
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
-class TextCheck:
+class TextCheck(_AfterCheck):
     """A string that PostgreSQL can store, with a length range (``check_text``).
 
     Attributes:
@@ -59,12 +72,6 @@ class TextCheck:
     max_length: int
     min_length: int = 0
     strip: bool = False
-
-    def __get_pydantic_core_schema__(
-        self, source: Any, handler: GetCoreSchemaHandler
-    ) -> core_schema.CoreSchema:
-        """Run the check after the string type's own."""
-        return core_schema.with_info_after_validator_function(self._check, handler(source))
 
     def __get_pydantic_json_schema__(
         self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
@@ -90,16 +97,10 @@ class TextCheck:
 
 
 @dataclass(frozen=True)
-class MinLength:
+class MinLength(_AfterCheck):
     """A string of at least ``length`` characters, whitespace included (a password's rule)."""
 
     length: int
-
-    def __get_pydantic_core_schema__(
-        self, source: Any, handler: GetCoreSchemaHandler
-    ) -> core_schema.CoreSchema:
-        """Run the check after the inner type's own."""
-        return core_schema.with_info_after_validator_function(self._check, handler(source))
 
     def __get_pydantic_json_schema__(
         self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
