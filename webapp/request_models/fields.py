@@ -114,18 +114,28 @@ class MinLength(_AfterCheck):
         return value
 
 
-@dataclass(frozen=True)
-class WholeNumber:
-    """A query parameter holding a whole number in ASCII digits within a range."""
+class _QueryParse:
+    """A query parameter parsed from its text in place of pydantic's own, laxer parsing.
 
-    minimum: int
-    maximum: int
+    Pydantic would take ``+5``, `` 5`` or ``1_000`` for a number and ``on`` or ``1`` for true.
+    """
 
     def __get_pydantic_core_schema__(
         self, source: Any, handler: GetCoreSchemaHandler
     ) -> core_schema.CoreSchema:
-        """Parse the text in place of pydantic's own, laxer integer parsing."""
+        """Parse with ``_parse`` alone."""
         return core_schema.with_info_plain_validator_function(self._parse)
+
+    def _parse(self, value: object, info: ValidationInfo) -> Any:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class WholeNumber(_QueryParse):
+    """A query parameter holding a whole number in ASCII digits within a range."""
+
+    minimum: int
+    maximum: int
 
     def __get_pydantic_json_schema__(
         self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
@@ -143,14 +153,8 @@ class WholeNumber:
 
 
 @dataclass(frozen=True)
-class Flag:
+class Flag(_QueryParse):
     """A query parameter holding ``true`` or ``false``."""
-
-    def __get_pydantic_core_schema__(
-        self, source: Any, handler: GetCoreSchemaHandler
-    ) -> core_schema.CoreSchema:
-        """Parse the text in place of pydantic's own boolean parsing (``1``, ``on``...)."""
-        return core_schema.with_info_plain_validator_function(self._parse)
 
     def __get_pydantic_json_schema__(
         self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
