@@ -19,6 +19,7 @@ from webapp.logs import configure_logging, init_request_ids
 from webapp.openapi import register_api_docs
 from webapp.rate_limits import init_rate_limits
 from webapp.request_body import BoundedJSONProvider, UnreadBodyDrain
+from webapp.routing import ID_CONVERTERS
 from webapp.security import init_jwt, jwt_config
 from webapp.settings import Settings
 from webapp.web import register_pages
@@ -134,6 +135,8 @@ def create_app(service: str = "all", settings: Settings | None = None) -> Flask:
 
     register_error_handlers(app)
     init_request_ids(app)
+    # Before any rule is added: rules are bound to their converters as they are added.
+    app.url_map.converters.update(ID_CONVERTERS)
     app.register_blueprint(health_bp)
     _register_service_blueprints(app, service)
     register_pages(app, service)

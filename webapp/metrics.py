@@ -36,6 +36,8 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, m
 from prometheus_client.exposition import choose_encoder
 from werkzeug.exceptions import NotFound
 
+from webapp.routing import ID_CONVERTERS
+
 __all__ = [
     "LLM_OUTCOMES",
     "METRICS_PATH",
@@ -61,8 +63,11 @@ LLM_OUTCOMES = ("success", "error", "cancelled")
 # "other", so made-up methods cannot create new series.
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # Converter arguments (`<int(min=1, max=2147483647):id>`) say nothing about the route and make
-# labels hard to read and to match in PromQL; `<int:id>` keeps the rule recognisable.
+# labels hard to read and to match in PromQL; `<int:id>` keeps the rule recognisable. The id
+# converters (`<id:id>`, `<bigid:id>`) are integers too, labelled as such: the range of a column
+# is not the route's business, and the labels stay what dashboards already match.
 _CONVERTER_ARGUMENTS = re.compile(r"<(\w+)\([^)>]*\):")
+_ID_CONVERTER = re.compile(rf"<(?:{'|'.join(ID_CONVERTERS)}):")
 # LLM calls take from well under a second (cache, offline model) to minutes (long replies).
 _LLM_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
 _STARTED_AT = "webapp.metrics.started_at"
@@ -173,7 +178,7 @@ def route_label(rule: str | None) -> str:
     """
     if rule is None:
         return UNMATCHED_ROUTE
-    return _CONVERTER_ARGUMENTS.sub(r"<\1:", rule)
+    return _ID_CONVERTER.sub("<int:", _CONVERTER_ARGUMENTS.sub(r"<\1:", rule))
 
 
 def _on_request_started(sender: Flask, **_extra: Any) -> None:

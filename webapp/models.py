@@ -36,6 +36,7 @@ __all__ = [
     "DISPLAY_NAME_MAX_LENGTH",
     "EMAIL_MAX_LENGTH",
     "INTEGER_MAX",
+    "MESSAGE_MAX_LENGTH",
     "MESSAGE_ROLES",
     "MESSAGE_STATUSES",
     "USER_ROLES",
@@ -52,7 +53,6 @@ __all__ = [
     "Webhook",
     "WebhookAttempt",
     "WebhookDelivery",
-    "id_converter",
     "isoformat_utc",
     "max_id",
     "utcnow",
@@ -68,6 +68,7 @@ reply the model could not produce (holding whatever part of it was streamed)."""
 EMAIL_MAX_LENGTH = 254
 DISPLAY_NAME_MAX_LENGTH = 100
 CONVERSATION_TITLE_MAX_LENGTH = 200
+MESSAGE_MAX_LENGTH = 8000
 AUDIT_ACTION_MAX_LENGTH = 64
 # Largest value of PostgreSQL's INTEGER and BIGINT: an id, cursor or token subject beyond its
 # column's range can match nothing and must be refused before it reaches the database, which
@@ -115,22 +116,6 @@ def max_id(column: Any) -> int:
         ``BIGINT_MAX`` for a BIGINT column, else ``INTEGER_MAX``.
     """
     return BIGINT_MAX if isinstance(column.type, BigInteger) else INTEGER_MAX
-
-
-def id_converter(name: str, column: Any) -> str:
-    """Return the URL rule placeholder of an id path argument bounded by its column's range.
-
-    Werkzeug then answers an id outside the range with 404 in routing, as for any id that
-    matches nothing.
-
-    Args:
-        name: The view argument (``user_id``).
-        column: The column the id is looked up in (``User.id``).
-
-    Returns:
-        For example ``<int(min=1, max=2147483647):user_id>``.
-    """
-    return f"<int(min=1, max={max_id(column)}):{name}>"
 
 
 class Base(DeclarativeBase):

@@ -1,88 +1,25 @@
 """Checks for values that arrive from clients, raising :class:`ValidationError` naming the field.
 
-Plain Python with no Flask imports: blueprints use these to check the *shape* of a payload
-(presence, types, unknown fields) and services use them to enforce the rules every caller must
-obey (lengths, formats), whether the caller is a route or the CLI.
+Plain Python with no Flask imports: services use them to enforce the rules every caller must
+obey (lengths, formats), whether the caller is a route or the CLI, and the request models
+(:mod:`webapp.request_models`) build their field types on them.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping, Sequence
-from typing import Any
 
 from webapp.errors import ValidationError
 
 __all__ = [
     "bounded_int",
     "check_text",
-    "optional_string",
     "parse_whole_number",
-    "query_parameters",
-    "reject_unknown_fields",
-    "required_string",
 ]
 
 # Plain ASCII digits: int() would also take "+5", " 5", "1_000" and other scripts' digits.
 # Nineteen are enough for the largest BIGINT (2**63 - 1) and keep int() from parsing huge text.
 _DIGITS = re.compile(r"[0-9]{1,19}")
-
-
-def reject_unknown_fields(data: Mapping[str, Any], allowed: Collection[str]) -> None:
-    """Refuse a payload carrying fields the endpoint does not accept.
-
-    Silently ignoring unknown fields would let a client believe it set something (``role``,
-    ``is_admin``) that was in fact dropped, so they are an error.
-
-    Args:
-        data: The decoded JSON object.
-        allowed: Field names the endpoint accepts.
-
-    Raises:
-        ValidationError: Naming the first unknown field in sorted order.
-    """
-    unknown = sorted(set(data) - set(allowed))
-    if unknown:
-        raise ValidationError(f"Unknown field: {unknown[0]}", field=unknown[0])
-
-
-def required_string(data: Mapping[str, Any], name: str) -> str:
-    """Return ``data[name]``, which must be present and a string.
-
-    Args:
-        data: The decoded JSON object.
-        name: The field to read.
-
-    Returns:
-        The string value, unchanged.
-
-    Raises:
-        ValidationError: If the field is missing, null or not a string.
-    """
-    value = data.get(name)
-    if value is None:
-        raise ValidationError(f"{name} is required", field=name)
-    if not isinstance(value, str):
-        raise ValidationError(f"{name} must be a string", field=name)
-    return value
-
-
-def optional_string(data: Mapping[str, Any], name: str) -> str | None:
-    """Return ``data[name]`` if present and not null; it must then be a string.
-
-    Args:
-        data: The decoded JSON object.
-        name: The field to read.
-
-    Returns:
-        The string value, or None when the field is absent or null.
-
-    Raises:
-        ValidationError: If the field is present but not a string.
-    """
-    if data.get(name) is None:
-        return None
-    return required_string(data, name)
 
 
 def check_text(value: str, name: str, *, min_length: int, max_length: int) -> str:
@@ -117,35 +54,6 @@ def check_text(value: str, name: str, *, min_length: int, max_length: int) -> st
     if len(value) > max_length:
         raise ValidationError(f"{name} must be at most {max_length} characters", field=name)
     return value
-
-
-def query_parameters(
-    params: Mapping[str, Sequence[str]], allowed: Collection[str]
-) -> dict[str, str]:
-    """Return a query string's parameters, each given at most once and all of them known.
-
-    As with unknown body fields, a parameter the endpoint ignores (``sort=``, ``page=``) would
-    let a client believe it had an effect; a repeated one leaves unclear which value counts.
-
-    Args:
-        params: Every value of every parameter (``request.args.to_dict(flat=False)``).
-        allowed: Parameter names the endpoint accepts.
-
-    Returns:
-        Parameter name to its single value.
-
-    Raises:
-        ValidationError: Naming the first unknown (in sorted order) or repeated parameter.
-    """
-    unknown = sorted(set(params) - set(allowed))
-    if unknown:
-        raise ValidationError(f"Unknown query parameter: {unknown[0]}", field=unknown[0])
-    values: dict[str, str] = {}
-    for name, given in params.items():
-        if len(given) != 1:
-            raise ValidationError(f"{name} must be given once", field=name)
-        values[name] = given[0]
-    return values
 
 
 def bounded_int(value: str, name: str, *, minimum: int, maximum: int) -> int:

@@ -28,6 +28,7 @@ from webapp.extensions import db
 from webapp.models import INTEGER_MAX, User
 from webapp.openapi.documents import build_document
 from webapp.request_body import MAX_JSON_DEPTH
+from webapp.routing import ID_CONVERTERS
 from webapp.services.sessions import SESSION_CLAIM, new_session_id
 
 pytestmark = pytest.mark.integration
@@ -126,20 +127,31 @@ class Route:
                 return values[name]
             # The largest id an INTEGER column holds: valid, and never an existing row here, so
             # no request of this file changes a real account or conversation.
-            return str(INTEGER_MAX) if match["converter"] == "int" else "x"
+            return str(INTEGER_MAX) if self._kind(match["converter"]) == "int" else "x"
 
         return _PLACEHOLDER.sub(fill, self.rule.rule)
 
+    def _kind(self, converter: str | None) -> str:
+        # The id converters (webapp.routing) are integer converters with their column's range.
+        if converter in ID_CONVERTERS:
+            return "int"
+        return converter or "default"
+
     def converters(self) -> dict[str, str]:
-        """Map each path argument to its converter's name."""
+        """Map each path argument to its converter's name (``int`` for any integer id)."""
         return {
-            m["name"]: m["converter"] or "default" for m in _PLACEHOLDER.finditer(self.rule.rule)
+            m["name"]: self._kind(m["converter"]) for m in _PLACEHOLDER.finditer(self.rule.rule)
         }
 
     def largest_id(self, name: str) -> int:
         """The ``max`` of an ``int`` path argument's converter (0 for other converters)."""
         found = re.search(rf"<int\(min=1, max=(\d+)\):{name}>", self.rule.rule)
-        return int(found[1]) if found else 0
+        if found:
+            return int(found[1])
+        converter = re.search(rf"<(\w+):{name}>", self.rule.rule)
+        if converter and converter[1] in ID_CONVERTERS:
+            return ID_CONVERTERS[converter[1]](self.rule.map).max or 0
+        return 0
 
     def openapi_path(self) -> str:
         """The route's path as the OpenAPI document writes it."""

@@ -6,42 +6,13 @@ import pytest
 
 from webapp.errors import ValidationError
 from webapp.services.accounts import normalize_email
-from webapp.validation import (
-    bounded_int,
-    check_text,
-    optional_string,
-    query_parameters,
-    reject_unknown_fields,
-    required_string,
-)
+from webapp.validation import bounded_int, check_text
 
 
 def field_of(call, *args, **kwargs) -> str | None:
     with pytest.raises(ValidationError) as excinfo:
         call(*args, **kwargs)
     return excinfo.value.field
-
-
-def test_reject_unknown_fields_names_the_first_unknown_one():
-    reject_unknown_fields({"email": 1}, ("email", "password"))
-    assert field_of(reject_unknown_fields, {"role": 1, "is_admin": 1, "email": 1}, ("email",)) == (
-        "is_admin"
-    )
-
-
-def test_required_string():
-    assert required_string({"name": " x "}, "name") == " x "
-    assert field_of(required_string, {}, "name") == "name"
-    assert field_of(required_string, {"name": None}, "name") == "name"
-    assert field_of(required_string, {"name": 1}, "name") == "name"
-    assert field_of(required_string, {"name": ["x"]}, "name") == "name"
-
-
-def test_optional_string():
-    assert optional_string({}, "title") is None
-    assert optional_string({"title": None}, "title") is None
-    assert optional_string({"title": "t"}, "title") == "t"
-    assert field_of(optional_string, {"title": False}, "title") == "title"
 
 
 @pytest.mark.parametrize("value", ["", "   ", "\n\t", "x" * 11, "a\x00b", "\udc80"], ids=repr)
@@ -83,17 +54,6 @@ def test_normalize_email(raw, normalized):
 )
 def test_normalize_email_rejects(raw):
     assert field_of(normalize_email, raw) == "email"
-
-
-def test_query_parameters_returns_single_values():
-    params = {"limit": ["5"], "q": ["x"]}
-    assert query_parameters(params, ("limit", "cursor", "q")) == {"limit": "5", "q": "x"}
-    assert query_parameters({}, ("limit",)) == {}
-
-
-def test_query_parameters_refuses_unknown_and_repeated_ones():
-    assert field_of(query_parameters, {"page": ["2"], "limit": ["1"]}, ("limit",)) == "page"
-    assert field_of(query_parameters, {"limit": ["1", "2"]}, ("limit",)) == "limit"
 
 
 @pytest.mark.parametrize(("text", "number"), [("1", 1), ("007", 7), ("100", 100)])

@@ -12,62 +12,28 @@ from typing import Any
 from flask import Blueprint, current_app, request
 from flask_jwt_extended import current_user
 
-from webapp.errors import ValidationError
 from webapp.extensions import MIGRATIONS_DIR, db
 from webapp.health.routes import REDIS_EXTENSION
-from webapp.models import AuditEvent, Conversation, User, id_converter, max_id
-from webapp.request_body import read_json_object
+from webapp.models import Conversation, User
+from webapp.request_models.admin import (
+    AuditQuery,
+    PasswordReset,
+    RoleChange,
+    UsageQuery,
+    UserConversationsQuery,
+    UserListQuery,
+)
+from webapp.request_models.parsing import accepts
+from webapp.routing import id_rule
 from webapp.security import admin_required
 from webapp.services import accounts, audit, stats, system_status, usage, users_admin
 from webapp.services import conversations as conversation_service
-from webapp.validation import (
-    bounded_int,
-    check_text,
-    optional_string,
-    query_parameters,
-    reject_unknown_fields,
-    required_string,
-)
 
 bp = Blueprint("admin", __name__, url_prefix="/api/v1/admin")
 
 # Ids beyond their column's range can match nothing: 404 in routing, not a database error.
-_USER = id_converter("user_id", User.id)
-_CONVERSATION = id_converter("conversation_id", Conversation.id)
-_BOOLEANS = {"true": True, "false": False}
-_FILTER_MAX_LENGTH = 254
-
-
-def _params(*allowed: str) -> dict[str, str]:
-    return query_parameters(request.args.to_dict(flat=False), allowed)
-
-
-def _boolean(params: dict[str, str], name: str) -> bool | None:
-    if name not in params:
-        return None
-    if params[name] not in _BOOLEANS:
-        raise ValidationError(f"{name} must be true or false", field=name)
-    return _BOOLEANS[params[name]]
-
-
-def _text(params: dict[str, str], name: str) -> str | None:
-    if name not in params:
-        return None
-    # A filter value is compared in SQL: NUL or lone surrogates would fail there as a 500.
-    return check_text(params[name], name, min_length=1, max_length=_FILTER_MAX_LENGTH)
-
-
-def _id(params: dict[str, str], name: str, column: Any) -> int | None:
-    """Return an optional id parameter (a filter or a keyset cursor) within its column's range."""
-    if name not in params:
-        return None
-    return bounded_int(params[name], name, minimum=1, maximum=max_id(column))
-
-
-def _limit(params: dict[str, str], default: int, maximum: int) -> int:
-    if "limit" not in params:
-        return default
-    return bounded_int(params["limit"], "limit", minimum=1, maximum=maximum)
+_USER = id_rule("user_id", User.id)
+_CONVERSATION = id_rule("conversation_id", Conversation.id)
 
 
 def _next(cursor: int | None) -> str | None:
@@ -98,15 +64,11 @@ def get_status() -> dict[str, Any]:
 
 @bp.get("/usage")
 @admin_required
-def get_usage() -> dict[str, Any]:
+@accepts(query=UsageQuery)
+def get_usage(query: UsageQuery) -> dict[str, Any]:
     """Usage over a range of UTC days: ``since``, ``until`` (YYYY-MM-DD), ``user_id``, ``top``."""
-    params = _params("since", "until", "user_id", "top")
-    days = usage.parse_range(params.get("since"), params.get("until"))
-    user_id = _id(params, "user_id", User.id)
-    top = usage.TOP_USERS_DEFAULT
-    if "top" in params:
-        top = bounded_int(params["top"], "top", minimum=1, maximum=usage.TOP_USERS_MAX)
-    return usage.usage_report(db.session, days, user_id=user_id, top=top)
+    days = usage.parse_range(query.since, query.until)
+    return usage.usage_report(db.session, days, user_id=query.user_id, top=query.top)
 
 
 # --- audit log ------------------------------------------------------------------------------------
@@ -114,24 +76,19 @@ def get_usage() -> dict[str, Any]:
 
 @bp.get("/audit")
 @admin_required
-def list_audit_events() -> dict[str, Any]:
+@accepts(query=AuditQuery)
+def list_audit_events(query: AuditQuery) -> dict[str, Any]:
     """List audit events, newest first, filtered; ``cursor`` is the previous ``next_cursor``."""
-    params = _params(
-        "action", "actor_id", "target_type", "target_id", "since", "until", "cursor", "limit"
-    )
     criteria = audit.AuditFilter(
-        action=_text(params, "action"),
-        actor_id=_id(params, "actor_id", AuditEvent.actor_id),
-        target_type=_text(params, "target_type"),
-        target_id=_text(params, "target_id"),
-        since=audit.parse_instant(params["since"], "since") if "since" in params else None,
-        until=audit.parse_instant(params["until"], "until") if "until" in params else None,
+        action=query.action,
+        actor_id=query.actor_id,
+        target_type=query.target_type,
+        target_id=query.target_id,
+        since=None if query.since is None else audit.parse_instant(query.since, "since"),
+        until=None if query.until is None else audit.parse_instant(query.until, "until"),
     )
     events, next_cursor = audit.list_events(
-        db.session,
-        criteria,
-        before_id=_id(params, "cursor", AuditEvent.id),
-        limit=_limit(params, audit.LIST_LIMIT_DEFAULT, audit.LIST_LIMIT_MAX),
+        db.session, criteria, before_id=query.cursor, limit=query.limit
     )
     return {"events": [audit.event_to_dict(e) for e in events], "next_cursor": _next(next_cursor)}
 
@@ -141,19 +98,17 @@ def list_audit_events() -> dict[str, Any]:
 
 @bp.get("/users")
 @admin_required
-def list_users() -> dict[str, Any]:
+@accepts(query=UserListQuery)
+def list_users(query: UserListQuery) -> dict[str, Any]:
     """List users in id order, filtered by ``q`` (email or name), ``active`` and ``role``.
 
     ``cursor`` is the previous page's ``next_cursor``.
     """
-    params = _params("q", "active", "role", "limit", "cursor")
     users, next_cursor = users_admin.list_users(
         db.session,
-        users_admin.UserFilter(
-            query=params.get("q"), active=_boolean(params, "active"), role=params.get("role")
-        ),
-        after_id=_id(params, "cursor", User.id),
-        limit=_limit(params, users_admin.LIST_LIMIT_DEFAULT, users_admin.LIST_LIMIT_MAX),
+        users_admin.UserFilter(query=query.q, active=query.active, role=query.role),
+        after_id=query.cursor,
+        limit=query.limit,
     )
     return {"users": [accounts.user_to_dict(u) for u in users], "next_cursor": _next(next_cursor)}
 
@@ -171,15 +126,14 @@ def get_user(user_id: int) -> dict[str, Any]:
 
 @bp.patch(f"/users/{_USER}")
 @admin_required
-def update_user(user_id: int) -> dict[str, Any]:
+@accepts(body=RoleChange)
+def update_user(user_id: int, body: RoleChange) -> dict[str, Any]:
     """Change a user's role: ``{"role": "admin" | "user"}``; 409 for the last active admin."""
-    data = read_json_object()
-    reject_unknown_fields(data, ("role",))
     user = users_admin.change_role(
         db.session,
         actor=current_user,
         user_id=user_id,
-        role=required_string(data, "role"),
+        role=body.role,
         source_ip=request.remote_addr,
     )
     return {"user": accounts.user_to_dict(user)}
@@ -228,24 +182,23 @@ def enable_user(user_id: int) -> dict[str, Any]:
 
 @bp.post(f"/users/{_USER}/password")
 @admin_required
-def reset_password(user_id: int) -> dict[str, Any]:
+@accepts(body=PasswordReset, body_required=False)
+def reset_password(user_id: int, body: PasswordReset) -> dict[str, Any]:
     """Set ``{"password"}``, or generate one with ``{}``; every session of the user ends.
 
     A generated password is in this response only, once: it is neither stored nor logged.
     """
-    data = read_json_object(allow_empty=True)
-    reject_unknown_fields(data, ("password",))
     user, generated = users_admin.reset_password(
         db.session,
         actor=current_user,
         user_id=user_id,
-        password=optional_string(data, "password"),
+        password=body.password,
         source_ip=request.remote_addr,
     )
-    body: dict[str, Any] = {"user": accounts.user_to_dict(user)}
+    result: dict[str, Any] = {"user": accounts.user_to_dict(user)}
     if generated is not None:
-        body["password"] = generated.value
-    return body
+        result["password"] = generated.value
+    return result
 
 
 # --- a user's conversations, read-only ------------------------------------------------------------
@@ -253,20 +206,17 @@ def reset_password(user_id: int) -> dict[str, Any]:
 
 @bp.get(f"/users/{_USER}/conversations")
 @admin_required
-def list_user_conversations(user_id: int) -> dict[str, Any]:
+@accepts(query=UserConversationsQuery)
+def list_user_conversations(user_id: int, query: UserConversationsQuery) -> dict[str, Any]:
     """List a user's conversations like the user sees them: ``limit``, ``cursor``, ``q``."""
-    params = _params("limit", "cursor", "q")
-    # Checked before the user is looked up: a bad limit is a 400 whether or not they exist.
-    limit = _limit(
-        params, conversation_service.LIST_LIMIT_DEFAULT, conversation_service.LIST_LIMIT_MAX
-    )
+    # The query is checked before the user is looked up: a 400 whether or not they exist.
     accounts.require_user(db.session, user_id)
     page = conversation_service.list_conversations(
         db.session,
         user_id=user_id,
-        limit=limit,
-        cursor=params.get("cursor"),
-        query=params.get("q"),
+        limit=query.limit,
+        cursor=query.cursor,
+        query=query.q,
     )
     return conversation_service.page_to_dict(page)
 

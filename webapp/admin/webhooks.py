@@ -13,21 +13,18 @@ from flask import Response, current_app, request
 from flask_jwt_extended import current_user
 
 from webapp.admin.routes import bp
-from webapp.errors import ValidationError
 from webapp.extensions import db
-from webapp.models import Webhook, WebhookDelivery, id_converter, max_id
-from webapp.request_body import read_json_object
+from webapp.models import Webhook, WebhookDelivery
+from webapp.request_models.admin import DeliveryListQuery, NoQuery, WebhookCreate, WebhookUpdate
+from webapp.request_models.parsing import accepts
+from webapp.routing import id_rule
 from webapp.security import admin_required
 from webapp.services import webhooks
 from webapp.settings import Settings
-from webapp.validation import bounded_int, query_parameters, reject_unknown_fields
 
 # Ids beyond the column ranges can match nothing: 404 in routing, not a database error.
-_WEBHOOK = id_converter("webhook_id", Webhook.id)
-_DELIVERY = id_converter("delivery_id", WebhookDelivery.id)
-_FIELDS = ("url", "events", "description", "active")
-DELIVERIES_PAGE_DEFAULT = 50
-DELIVERIES_PAGE_MAX = 100
+_WEBHOOK = id_rule("webhook_id", Webhook.id)
+_DELIVERY = id_rule("delivery_id", WebhookDelivery.id)
 
 
 def _settings() -> Settings:
@@ -38,39 +35,19 @@ def _actor() -> webhooks.Actor:
     return webhooks.Actor(user=current_user, source_ip=request.remote_addr)
 
 
-def _optional(data: dict[str, Any], name: str, kind: type, kind_name: str) -> Any:
-    value = data.get(name)
-    if value is not None and not isinstance(value, kind):
-        raise ValidationError(f"{name} must be {kind_name}", field=name)
-    return value
-
-
-def _changes(data: dict[str, Any]) -> webhooks.WebhookChanges:
-    reject_unknown_fields(data, _FIELDS)
-    return webhooks.WebhookChanges(
-        url=_optional(data, "url", str, "a string"),
-        events=_optional(data, "events", list, "a list of event names"),
-        description=_optional(data, "description", str, "a string"),
-        active=_optional(data, "active", bool, "true or false"),
-    )
-
-
 @bp.post("/webhooks")
 @admin_required
-def create_webhook() -> tuple[dict[str, Any], int]:
+@accepts(body=WebhookCreate)
+def create_webhook(body: WebhookCreate) -> tuple[dict[str, Any], int]:
     """Register a webhook: ``url`` and ``events`` required, ``description``, ``active``."""
-    changes = _changes(read_json_object())
-    if changes.url is None:
-        raise ValidationError("url is required", field="url")
-    if changes.events is None:
-        raise ValidationError("events is required", field="events")
     settings = _settings()
     webhook = webhooks.create_webhook(
         db.session,
-        url=changes.url,
-        events=changes.events,
-        description=changes.description or "",
-        active=True if changes.active is None else changes.active,
+        # Never None: the model requires both.
+        url=body.url or "",
+        events=body.events or [],
+        description=body.description or "",
+        active=True if body.active is None else body.active,
         actor=_actor(),
         allowed_networks=settings.webhook_allowed_networks,
         signing_enabled=bool(settings.webhook_secret),
@@ -80,9 +57,9 @@ def create_webhook() -> tuple[dict[str, Any], int]:
 
 @bp.get("/webhooks")
 @admin_required
-def list_webhooks() -> dict[str, Any]:
+@accepts(query=NoQuery)
+def list_webhooks(query: NoQuery) -> dict[str, Any]:
     """List every webhook, oldest first."""
-    query_parameters(request.args.to_dict(flat=False), ())
     return {"webhooks": [webhooks.webhook_to_dict(w) for w in webhooks.list_webhooks(db.session)]}
 
 
@@ -95,12 +72,15 @@ def get_webhook(webhook_id: int) -> dict[str, Any]:
 
 @bp.patch(f"/webhooks/{_WEBHOOK}")
 @admin_required
-def update_webhook(webhook_id: int) -> dict[str, Any]:
+@accepts(body=WebhookUpdate)
+def update_webhook(webhook_id: int, body: WebhookUpdate) -> dict[str, Any]:
     """Change a webhook's ``url``, ``events``, ``description`` or ``active``."""
     webhook = webhooks.update_webhook(
         db.session,
         webhook_id,
-        _changes(read_json_object()),
+        webhooks.WebhookChanges(
+            url=body.url, events=body.events, description=body.description, active=body.active
+        ),
         actor=_actor(),
         allowed_networks=_settings().webhook_allowed_networks,
     )
@@ -125,26 +105,16 @@ def test_webhook(webhook_id: int) -> tuple[dict[str, Any], int]:
 
 @bp.get(f"/webhooks/{_WEBHOOK}/deliveries")
 @admin_required
-def list_deliveries(webhook_id: int) -> dict[str, Any]:
+@accepts(query=DeliveryListQuery)
+def list_deliveries(webhook_id: int, query: DeliveryListQuery) -> dict[str, Any]:
     """List deliveries newest first, with attempts: ``status``, ``event``, ``limit``, ``cursor``."""
-    params = query_parameters(
-        request.args.to_dict(flat=False), ("status", "event", "limit", "cursor")
-    )
-    query = webhooks.DeliveryFilter(
-        status=params.get("status"),
-        event=params.get("event"),
-        before=(
-            bounded_int(params["cursor"], "cursor", minimum=1, maximum=max_id(WebhookDelivery.id))
-            if "cursor" in params
-            else None
-        ),
-        limit=(
-            bounded_int(params["limit"], "limit", minimum=1, maximum=DELIVERIES_PAGE_MAX)
-            if "limit" in params
-            else DELIVERIES_PAGE_DEFAULT
+    deliveries, next_cursor = webhooks.list_deliveries(
+        db.session,
+        webhook_id,
+        webhooks.DeliveryFilter(
+            status=query.status, event=query.event, before=query.cursor, limit=query.limit
         ),
     )
-    deliveries, next_cursor = webhooks.list_deliveries(db.session, webhook_id, query)
     return {
         "deliveries": [webhooks.delivery_to_dict(d) for d in deliveries],
         "next_cursor": None if next_cursor is None else str(next_cursor),

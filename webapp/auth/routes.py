@@ -49,11 +49,16 @@ from webapp.rate_limits import (
     REGISTER_IP,
     limited,
 )
-from webapp.request_body import read_json_object
+from webapp.request_models.auth import (
+    LoginRequest,
+    PasswordChange,
+    ProfileUpdate,
+    RegisterRequest,
+)
+from webapp.request_models.parsing import accepts
 from webapp.security import CSRF_HEADER, SESSIONS_EXTENSION, session_store
 from webapp.services import accounts, audit
 from webapp.services.sessions import SESSION_CLAIM, SessionStoreUnavailableError, new_session_id
-from webapp.validation import optional_string, reject_unknown_fields, required_string
 
 bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
 
@@ -161,18 +166,15 @@ def _tokens_response(user: User, access_token: str, refresh_token: str) -> Respo
     return jsonify(_token_body(user, access_token, refresh_token))
 
 
-def _log_in(data: dict[str, Any]) -> User:
-    reject_unknown_fields(data, ("email", "password"))
-    email = required_string(data, "email")
-    password = required_string(data, "password")
+def _log_in(body: LoginRequest) -> User:
     try:
-        user = accounts.authenticate(db.session, email=email, password=password)
+        user = accounts.authenticate(db.session, email=body.email, password=body.password)
     except (UnauthorizedError, ForbiddenError) as exc:
         record_login(success=False)
         action = (
             "auth.login_disabled" if isinstance(exc, AccountDisabledError) else "auth.login_failed"
         )
-        _audit(action, target_type="email", target_id=_typed_email(data))
+        _audit(action, target_type="email", target_id=_typed_email({"email": body.email}))
         raise
     record_login(success=True)
     return user
@@ -197,35 +199,33 @@ def _revoke_current_session() -> None:
 
 @bp.post("/register")
 @limited(REGISTER_IP, REGISTER_ACCOUNT)
-def register() -> tuple[dict[str, Any], int]:
+# Any other field (role, is_admin, ...) is refused rather than ignored: registration can never
+# grant privileges, and the client should know its field was not applied.
+@accepts(body=RegisterRequest)
+def register(body: RegisterRequest) -> tuple[dict[str, Any], int]:
     """Create an account: ``{email, password, display_name?}`` -> 201 ``{"user": ...}``."""
-    data = read_json_object()
-    # Anything else (role, is_admin, ...) is refused rather than ignored: registration can
-    # never grant privileges, and the client should know its field was not applied.
-    reject_unknown_fields(data, ("email", "password", "display_name"))
     user = accounts.register_user(
-        db.session,
-        email=required_string(data, "email"),
-        password=required_string(data, "password"),
-        display_name=optional_string(data, "display_name"),
+        db.session, email=body.email, password=body.password, display_name=body.display_name
     )
     return {"user": accounts.user_to_dict(user)}, 201
 
 
 @bp.post("/login")
 @limited(LOGIN_IP, LOGIN_ACCOUNT)
-def login() -> dict[str, Any]:
+@accepts(body=LoginRequest)
+def login(body: LoginRequest) -> dict[str, Any]:
     """Exchange ``{email, password}`` for an access and a refresh token of a new session."""
-    user = _log_in(read_json_object())
+    user = _log_in(body)
     access_token, refresh_token = _issue_tokens(user, new_session_id(), fresh=True)
     return _token_body(user, access_token, refresh_token)
 
 
 @bp.post("/session")
 @limited(LOGIN_IP, LOGIN_ACCOUNT)
-def create_session() -> Response:
+@accepts(body=LoginRequest)
+def create_session(body: LoginRequest) -> Response:
     """Sign a browser in with ``{email, password}``: tokens in cookies, CSRF tokens in JSON."""
-    user = _log_in(read_json_object())
+    user = _log_in(body)
     access_token, refresh_token = _issue_tokens(user, new_session_id(), fresh=True)
     return _session_response(user, access_token, refresh_token)
 
@@ -293,31 +293,28 @@ def me() -> dict[str, Any]:
 
 @bp.patch("/me")
 @jwt_required()
-def update_me() -> dict[str, Any]:
+@accepts(body=ProfileUpdate)
+def update_me(body: ProfileUpdate) -> dict[str, Any]:
     """Change the caller's profile: ``{display_name?}``; any other field is refused."""
-    data = read_json_object()
-    reject_unknown_fields(data, ("display_name",))
-    display_name = required_string(data, "display_name") if "display_name" in data else None
-    user = accounts.update_profile(db.session, current_user, display_name=display_name)
+    user = accounts.update_profile(db.session, current_user, display_name=body.display_name)
     return {"user": accounts.user_to_dict(user)}
 
 
 @bp.post("/password")
 @limited(PASSWORD_CHANGE)
 @jwt_required()
-def change_password() -> Response:
+@accepts(body=PasswordChange)
+def change_password(body: PasswordChange) -> Response:
     """Change the password: ``{current_password, new_password}``.
 
     Every token of the user, in every session, stops working; this session continues with
     the new tokens in the response (cookies for a browser session).
     """
-    data = read_json_object()
-    reject_unknown_fields(data, ("current_password", "new_password"))
     user = accounts.change_password(
         db.session,
         current_user,
-        current_password=required_string(data, "current_password"),
-        new_password=required_string(data, "new_password"),
+        current_password=body.current_password,
+        new_password=body.new_password,
     )
     _audit("auth.password_changed", actor=user, target_type="user", target_id=user.id)
     access_token, refresh_token = _issue_tokens(user, get_jwt()[SESSION_CLAIM], fresh=True)

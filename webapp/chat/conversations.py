@@ -8,55 +8,48 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, request
+from flask import Response
 from flask_jwt_extended import current_user, jwt_required
 
 from webapp.chat.routes import _CONVERSATION, bp
 from webapp.extensions import db
 from webapp.models import utcnow
-from webapp.request_body import read_json_object
-from webapp.services import conversations
-from webapp.validation import (
-    bounded_int,
-    optional_string,
-    query_parameters,
-    reject_unknown_fields,
-    required_string,
+from webapp.request_models.chat import (
+    ConversationCreate,
+    ConversationExportQuery,
+    ConversationListQuery,
+    ConversationRename,
 )
+from webapp.request_models.parsing import accepts
+from webapp.services import conversations
 
 
 @bp.post("/conversations")
 @jwt_required()
-def create_conversation() -> tuple[dict[str, Any], int]:
+@accepts(body=ConversationCreate, body_required=False)
+def create_conversation(body: ConversationCreate) -> tuple[dict[str, Any], int]:
     """Start a conversation: ``{title?}`` -> 201 ``{"conversation": ...}``."""
-    data = read_json_object(allow_empty=True)
-    reject_unknown_fields(data, ("title",))
     conversation = conversations.create_conversation(
-        db.session, user_id=current_user.id, title=optional_string(data, "title")
+        db.session, user_id=current_user.id, title=body.title
     )
     return {"conversation": conversations.conversation_to_dict(conversation)}, 201
 
 
 @bp.get("/conversations")
 @jwt_required()
-def list_conversations() -> dict[str, Any]:
+@accepts(query=ConversationListQuery)
+def list_conversations(query: ConversationListQuery) -> dict[str, Any]:
     """List a page of the caller's conversations, most recently active first.
 
     Query parameters: ``limit`` (1-100, default 20), ``cursor`` (``next_cursor`` of the
     previous page), ``q`` (search titles and message text).
     """
-    params = query_parameters(request.args.to_dict(flat=False), ("limit", "cursor", "q"))
-    limit = conversations.LIST_LIMIT_DEFAULT
-    if "limit" in params:
-        limit = bounded_int(
-            params["limit"], "limit", minimum=1, maximum=conversations.LIST_LIMIT_MAX
-        )
     page = conversations.list_conversations(
         db.session,
         user_id=current_user.id,
-        limit=limit,
-        cursor=params.get("cursor"),
-        query=params.get("q"),
+        limit=query.limit,
+        cursor=query.cursor,
+        query=query.q,
     )
     return conversations.page_to_dict(page)
 
@@ -73,15 +66,14 @@ def get_conversation(conversation_id: int) -> dict[str, Any]:
 
 @bp.patch(f"/conversations/{_CONVERSATION}")
 @jwt_required()
-def rename_conversation(conversation_id: int) -> dict[str, Any]:
+@accepts(body=ConversationRename)
+def rename_conversation(conversation_id: int, body: ConversationRename) -> dict[str, Any]:
     """Rename one of the caller's conversations: ``{title}`` -> ``{"conversation": ...}``."""
-    data = read_json_object()
-    reject_unknown_fields(data, ("title",))
     conversation = conversations.rename_conversation(
         db.session,
         user_id=current_user.id,
         conversation_id=conversation_id,
-        title=required_string(data, "title"),
+        title=body.title,
     )
     return {"conversation": conversations.conversation_to_dict(conversation)}
 
@@ -98,12 +90,12 @@ def delete_conversation(conversation_id: int) -> Response:
 
 @bp.get(f"/conversations/{_CONVERSATION}/export")
 @jwt_required()
-def export_conversation(conversation_id: int) -> Response:
+@accepts(query=ConversationExportQuery)
+def export_conversation(conversation_id: int, query: ConversationExportQuery) -> Response:
     """Download one of the caller's conversations: ``?format=json`` (default) or ``md``."""
-    params = query_parameters(request.args.to_dict(flat=False), ("format",))
     # The format is checked before the lookup, as a body would be: the answer to a bad request
     # does not depend on whose conversation it names.
-    export_format = conversations.check_export_format(params.get("format", "json"))
+    export_format = conversations.check_export_format(query.format)
     conversation = conversations.get_conversation(
         db.session, user_id=current_user.id, conversation_id=conversation_id
     )

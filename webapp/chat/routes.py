@@ -17,18 +17,20 @@ from webapp.chat.runtime import get_bot, get_runner
 from webapp.chat.sse import event_stream_response, json_data
 from webapp.errors import UpstreamError, error_response
 from webapp.extensions import db
-from webapp.models import Conversation, Message, id_converter
-from webapp.request_body import read_json_object
+from webapp.models import Conversation, Message
+from webapp.request_models.chat import MessageCreate, Regenerate
+from webapp.request_models.parsing import accepts
+from webapp.routing import id_rule
 from webapp.services import chat, generation
 from webapp.services.quota import QuotaExceededError
-from webapp.validation import bounded_int, reject_unknown_fields, required_string
+from webapp.validation import bounded_int
 
 bp = Blueprint("chat", __name__, url_prefix="/api/v1/chat")
 
 # Ids beyond the column ranges can match nothing; refusing them in routing (404) keeps them
 # from reaching PostgreSQL as an out-of-range error.
-_CONVERSATION = id_converter("conversation_id", Conversation.id)
-_REPLY = id_converter("reply_id", Message.id)
+_CONVERSATION = id_rule("conversation_id", Conversation.id)
+_REPLY = id_rule("reply_id", Message.id)
 # How long a JSON client waits for a whole reply before getting 202 and the reply's links.
 REPLY_WAIT_SECONDS = 300
 # Event ids are sequence numbers within one reply; a reply has far fewer events.
@@ -90,16 +92,14 @@ def _respond(started: generation.StartedReply) -> Response | tuple[Any, ...]:
 
 @bp.post(f"/conversations/{_CONVERSATION}/messages")
 @jwt_required()
-def post_message(conversation_id: int) -> Response | tuple[Any, ...]:
+@accepts(body=MessageCreate)
+def post_message(conversation_id: int, body: MessageCreate) -> Response | tuple[Any, ...]:
     """Store the caller's message, then answer it.
 
     JSON: 201 with the stored reply once it is complete (``?wait=0`` or ``Prefer:
     respond-async``: 202 at once, with the reply's links). Server-Sent Events with ``Accept:
     text/event-stream`` or ``?stream=1``.
     """
-    data = read_json_object()
-    reject_unknown_fields(data, ("content",))
-    content = required_string(data, "content")
     # Get the bot before storing anything: a bot that cannot be built is a server fault, and
     # should not leave an unanswered message behind.
     bot = get_bot(current_app)
@@ -109,7 +109,7 @@ def post_message(conversation_id: int) -> Response | tuple[Any, ...]:
         bot,
         user_id=current_user.id,
         conversation_id=conversation_id,
-        content=content,
+        content=body.content,
         quota=current_app.extensions["settings"].llm_daily_token_quota,
     )
     return _respond(started)
@@ -117,10 +117,10 @@ def post_message(conversation_id: int) -> Response | tuple[Any, ...]:
 
 @bp.post(f"/conversations/{_CONVERSATION}/regenerate")
 @jwt_required()
-def regenerate(conversation_id: int) -> Response | tuple[Any, ...]:
+@accepts(body=Regenerate, body_required=False)
+def regenerate(conversation_id: int, body: Regenerate) -> Response | tuple[Any, ...]:
     """Replace the conversation's last reply with a new one; answered like ``post_message``."""
-    data = read_json_object(allow_empty=True)
-    reject_unknown_fields(data, ())
+    del body  # no fields: an empty object or no body, anything else is refused
     bot = get_bot(current_app)
     started = generation.regenerate_reply(
         db.session,

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from webapp.models import AuditEvent, User, max_id
+from webapp.models import User, max_id
 from webapp.openapi import admin_webhooks
 from webapp.openapi import chat as chat_document
-from webapp.openapi.components import USER_AUTH, json_body, json_response, ref, responses
-from webapp.services import audit, usage, users_admin
+from webapp.openapi.components import USER_AUTH, json_response, ref, responses
+from webapp.openapi.from_models import query_parameters, request_body, schemas
+from webapp.request_models import admin as models
+from webapp.services import audit
 
 __all__ = ["PATHS", "SCHEMAS", "SECURITY_SCHEMES", "TAGS"]
 
@@ -46,16 +48,6 @@ _NEXT_CURSOR = {
     "description": "Pass as `cursor` for the next page; null on the last page.",
 }
 _BODY_ERRORS = ("400", "413", "415")
-
-
-def _query(name: str, schema: Document, description: str) -> Document:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "description": description,
-        "schema": schema,
-    }
 
 
 def _operation(
@@ -94,6 +86,7 @@ _RATE = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
 _MILLISECONDS = {"type": ["number", "null"], "minimum": 0}
 
 SCHEMAS: dict[str, Document] = {
+    **schemas(models.RoleChange, models.PasswordReset),
     "Stats": {
         "type": "object",
         "required": ["users", "conversations", "messages"],
@@ -136,25 +129,6 @@ SCHEMAS: dict[str, Document] = {
         "type": "object",
         "required": ["user", "usage"],
         "properties": {"user": ref("User"), "usage": ref("UserUsage")},
-    },
-    "RoleChange": {
-        "type": "object",
-        "required": ["role"],
-        "additionalProperties": False,
-        "properties": {"role": {"type": "string", "enum": ["user", "admin"]}},
-    },
-    "PasswordReset": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "password": {
-                "type": "string",
-                "minLength": 10,
-                "maxLength": 1024,
-                "description": "The new password, under the registration policy. Leave it out"
-                " to have a random one generated and returned once.",
-            }
-        },
     },
     "PasswordResetResult": {
         "type": "object",
@@ -404,16 +378,6 @@ def _set_active(*, enable: bool) -> Document:
     }
 
 
-_LIMIT_DESCRIPTION = "Page size."
-
-
-def _id_query(name: str, column: Any, description: str) -> Document:
-    # The range of the column the value is compared with, as the route enforces it.
-    return _query(name, {"type": "integer", "minimum": 1, "maximum": max_id(column)}, description)
-
-
-_CURSOR_DESCRIPTION = "`next_cursor` of the previous page, unchanged (keyset pagination)."
-
 PATHS: Document = {
     "/api/v1/admin/stats": {
         "get": _operation(
@@ -440,31 +404,7 @@ PATHS: Document = {
             "400",
             description="Computed from the stored messages, by UTC day. Unknown or repeated"
             " parameters are a 400 naming them.",
-            parameters=[
-                _query(
-                    "since",
-                    _DAY,
-                    f"First day (UTC); default {usage.DEFAULT_RANGE_DAYS - 1} days before `until`."
-                    f" Days run from {usage.FIRST_DAY} to {usage.LAST_DAY}.",
-                ),
-                _query(
-                    "until",
-                    _DAY,
-                    f"Last day, included; default today. At most {usage.MAX_RANGE_DAYS} days"
-                    " in all.",
-                ),
-                _id_query("user_id", User.id, "Only this user's usage."),
-                _query(
-                    "top",
-                    {
-                        "type": "integer",
-                        "minimum": 1,
-                        "maximum": usage.TOP_USERS_MAX,
-                        "default": usage.TOP_USERS_DEFAULT,
-                    },
-                    "How many users `top_users` lists.",
-                ),
-            ],
+            parameters=query_parameters(models.UsageQuery),
         )
     },
     "/api/v1/admin/audit": {
@@ -474,33 +414,7 @@ PATHS: Document = {
             {"200": json_response("AuditEventList", "A page of events.")},
             "400",
             description="Append-only: the database refuses to change or delete an event.",
-            parameters=[
-                _query(
-                    "action",
-                    {"type": "string"},
-                    "An action (`admin.role_changed`), or a prefix ending in `.*` (`auth.*`).",
-                ),
-                _id_query("actor_id", AuditEvent.actor_id, "Events of this actor."),
-                _query("target_type", {"type": "string"}, "Events about this kind of object."),
-                _query("target_id", {"type": "string"}, "Events about this object."),
-                _query(
-                    "since",
-                    {"type": "string"},
-                    "Events at or after this time: ISO 8601 with an offset, or a date (UTC).",
-                ),
-                _query("until", {"type": "string"}, "Events before this time (same format)."),
-                _id_query("cursor", AuditEvent.id, _CURSOR_DESCRIPTION),
-                _query(
-                    "limit",
-                    {
-                        "type": "integer",
-                        "minimum": 1,
-                        "maximum": audit.LIST_LIMIT_MAX,
-                        "default": audit.LIST_LIMIT_DEFAULT,
-                    },
-                    _LIMIT_DESCRIPTION,
-                ),
-            ],
+            parameters=query_parameters(models.AuditQuery),
         )
     },
     "/api/v1/admin/users": {
@@ -509,26 +423,7 @@ PATHS: Document = {
             "Find users",
             {"200": json_response("UserList", "A page of users.")},
             "400",
-            parameters=[
-                _query(
-                    "q",
-                    {"type": "string", "maxLength": users_admin.SEARCH_MAX_LENGTH},
-                    "Text in the email address or display name, ignoring case.",
-                ),
-                _query("active", {"type": "string", "enum": ["true", "false"]}, "Enabled or not."),
-                _query("role", {"type": "string", "enum": ["user", "admin"]}, "Only this role."),
-                _id_query("cursor", User.id, _CURSOR_DESCRIPTION),
-                _query(
-                    "limit",
-                    {
-                        "type": "integer",
-                        "minimum": 1,
-                        "maximum": users_admin.LIST_LIMIT_MAX,
-                        "default": users_admin.LIST_LIMIT_DEFAULT,
-                    },
-                    _LIMIT_DESCRIPTION,
-                ),
-            ],
+            parameters=query_parameters(models.UserListQuery),
         )
     },
     "/api/v1/admin/users/{user_id}": {
@@ -547,7 +442,7 @@ PATHS: Document = {
             "409",
             description="Takes effect on the user's next request. The last active admin cannot"
             " be demoted (409). Recorded as `admin.role_changed`.",
-            body=json_body("RoleChange", description="The new role."),
+            body=request_body(models.RoleChange, description="The new role."),
         ),
         "delete": _operation(
             "deleteUser",
@@ -577,8 +472,8 @@ PATHS: Document = {
             "404",
             description="Every session of the user ends at once. Recorded as"
             " `admin.password_reset` (never with the password).",
-            body=json_body(
-                "PasswordReset",
+            body=request_body(
+                models.PasswordReset,
                 description="The password to set, or `{}` (or no body) for a generated one.",
                 required=False,
             ),
@@ -592,23 +487,7 @@ PATHS: Document = {
             {"200": json_response("ConversationList", "A page, as the user would see it.")},
             "400",
             "404",
-            parameters=[
-                _query(
-                    "limit",
-                    {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
-                    _LIMIT_DESCRIPTION,
-                ),
-                _query(
-                    "cursor",
-                    {"type": "string", "maxLength": 200},
-                    "`next_cursor` of the previous page, unchanged.",
-                ),
-                _query(
-                    "q",
-                    {"type": "string", "maxLength": 200},
-                    "Only conversations whose title or a message contains this text.",
-                ),
-            ],
+            parameters=query_parameters(models.UserConversationsQuery),
         ),
     },
     "/api/v1/admin/users/{user_id}/conversations/{conversation_id}": {

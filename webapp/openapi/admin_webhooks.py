@@ -13,7 +13,9 @@ from webapp.models import (
     WebhookDelivery,
     max_id,
 )
-from webapp.openapi.components import USER_AUTH, json_body, json_response, ref, responses
+from webapp.openapi.components import USER_AUTH, json_response, ref, responses
+from webapp.openapi.from_models import query_parameters, request_body, schemas
+from webapp.request_models import admin as models
 from webapp.services.webhooks import PING_EVENT
 
 __all__ = ["PATHS", "SCHEMAS"]
@@ -51,6 +53,7 @@ _URL = {
 }
 
 SCHEMAS: dict[str, Document] = {
+    **schemas(models.WebhookCreate, models.WebhookUpdate),
     "Webhook": {
         "type": "object",
         "required": [
@@ -86,32 +89,6 @@ SCHEMAS: dict[str, Document] = {
         "type": "object",
         "required": ["webhooks"],
         "properties": {"webhooks": {"type": "array", "items": ref("Webhook")}},
-    },
-    "WebhookCreate": {
-        "type": "object",
-        "required": ["url", "events"],
-        "additionalProperties": False,
-        "properties": {
-            "url": _URL,
-            "events": _EVENTS,
-            "description": {
-                "type": "string",
-                "maxLength": WEBHOOK_DESCRIPTION_MAX_LENGTH,
-                "default": "",
-            },
-            "active": {"type": "boolean", "default": True},
-        },
-    },
-    "WebhookUpdate": {
-        "type": "object",
-        "additionalProperties": False,
-        "description": "Fields to change; absent or null ones stay as they are.",
-        "properties": {
-            "url": _URL,
-            "events": _EVENTS,
-            "description": {"type": "string", "maxLength": WEBHOOK_DESCRIPTION_MAX_LENGTH},
-            "active": {"type": "boolean"},
-        },
     },
     "WebhookAttempt": {
         "type": "object",
@@ -201,16 +178,6 @@ def _operation(operation_id: str, summary: str, outcomes: Document, *errors: str
     }
 
 
-def _query(name: str, schema: Document, description: str) -> Document:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "schema": schema,
-        "description": description,
-    }
-
-
 _BODY_ERRORS = ("400", "413", "415")
 
 PATHS: Document = {
@@ -228,7 +195,7 @@ PATHS: Document = {
             *_BODY_ERRORS,
             "409",
             description="409 when WEBHOOK_SECRET is not set (deliveries could not be signed).",
-            requestBody=json_body("WebhookCreate", description="The webhook."),
+            requestBody=request_body(models.WebhookCreate, description="The webhook."),
         ),
     },
     f"{_PREFIX}/{{webhook_id}}": {
@@ -245,7 +212,7 @@ PATHS: Document = {
             {"200": json_response("WebhookEnvelope", "The webhook, updated.")},
             *_BODY_ERRORS,
             "404",
-            requestBody=json_body("WebhookUpdate", description="Fields to change."),
+            requestBody=request_body(models.WebhookUpdate, description="Fields to change."),
         ),
         "delete": _operation(
             "deleteWebhook",
@@ -272,28 +239,7 @@ PATHS: Document = {
             {"200": json_response("WebhookDeliveryPage", "Deliveries, newest first.")},
             "400",
             "404",
-            parameters=[
-                _query(
-                    "status",
-                    {"type": "string", "enum": list(WEBHOOK_DELIVERY_STATUSES)},
-                    "Only deliveries in this status.",
-                ),
-                _query(
-                    "event",
-                    {"type": "string", "enum": [*WEBHOOK_EVENTS, PING_EVENT]},
-                    "Only deliveries of this event.",
-                ),
-                _query(
-                    "limit",
-                    {"type": "integer", "minimum": 1, "maximum": 100, "default": 50},
-                    "Deliveries per page.",
-                ),
-                _query(
-                    "cursor",
-                    {"type": "integer", "minimum": 1, "maximum": max_id(WebhookDelivery.id)},
-                    "The previous page's `next_cursor`.",
-                ),
-            ],
+            parameters=query_parameters(models.DeliveryListQuery),
         ),
     },
     f"{_PREFIX}/{{webhook_id}}/deliveries/{{delivery_id}}": {

@@ -4,22 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from webapp.openapi.components import USER_AUTH, json_body, json_response, ref, responses
+from webapp.openapi.components import USER_AUTH, json_response, ref, responses
+from webapp.openapi.from_models import request_body, schemas
+from webapp.request_models import auth as models
 
 __all__ = ["PATHS", "SCHEMAS", "SECURITY_SCHEMES", "TAGS"]
 
 Document = dict[str, Any]
-
-_PASSWORD = {
-    "type": "string",
-    "minLength": 10,
-    "maxLength": 1024,
-    "format": "password",
-    "description": (
-        "10 to 1024 characters mixing at least two kinds (lowercase, uppercase, digits,"
-        " others), and not the email address."
-    ),
-}
 
 TAGS: list[Document] = [
     {"name": "auth", "description": "Accounts, tokens and browser sessions."},
@@ -59,31 +50,9 @@ _SESSION_COOKIES = {
 }
 
 SCHEMAS: dict[str, Document] = {
-    "RegisterRequest": {
-        "type": "object",
-        "required": ["email", "password"],
-        "additionalProperties": False,
-        "description": "Any other field (`role`, `is_admin`...) is refused with 400.",
-        "properties": {
-            "email": {"type": "string", "format": "email", "maxLength": 254},
-            "password": _PASSWORD,
-            "display_name": {
-                "type": ["string", "null"],
-                "minLength": 1,
-                "maxLength": 100,
-                "description": "Defaults to the part of the email before the @.",
-            },
-        },
-    },
-    "LoginRequest": {
-        "type": "object",
-        "required": ["email", "password"],
-        "additionalProperties": False,
-        "properties": {
-            "email": {"type": "string", "format": "email"},
-            "password": {"type": "string", "format": "password"},
-        },
-    },
+    **schemas(
+        models.RegisterRequest, models.LoginRequest, models.ProfileUpdate, models.PasswordChange
+    ),
     "TokenPair": {
         "type": "object",
         "required": ["access_token", "refresh_token", "token_type", "expires_in", "user"],
@@ -133,22 +102,6 @@ SCHEMAS: dict[str, Document] = {
         " token, in cookies for a browser session.",
         "oneOf": [ref("TokenPair"), ref("BrowserSession")],
     },
-    "ProfileUpdate": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "display_name": {"type": "string", "minLength": 1, "maxLength": 100},
-        },
-    },
-    "PasswordChange": {
-        "type": "object",
-        "required": ["current_password", "new_password"],
-        "additionalProperties": False,
-        "properties": {
-            "current_password": {"type": "string", "format": "password"},
-            "new_password": _PASSWORD,
-        },
-    },
 }
 
 _NEW_TOKENS_HEADERS = {
@@ -169,7 +122,7 @@ PATHS: Document = {
                 " refused. Limited per client address and per email."
             ),
             "security": [],
-            "requestBody": json_body("RegisterRequest", description="The new account."),
+            "requestBody": request_body(models.RegisterRequest, description="The new account."),
             "responses": responses(
                 {"201": json_response("UserEnvelope", "The account was created.")},
                 "400",
@@ -190,7 +143,7 @@ PATHS: Document = {
                 " account (failed attempts), together with `POST /session`."
             ),
             "security": [],
-            "requestBody": json_body("LoginRequest", description="The credentials."),
+            "requestBody": request_body(models.LoginRequest, description="The credentials."),
             "responses": responses(
                 {"200": json_response("TokenPair", "Signed in.")},
                 "400",
@@ -267,7 +220,7 @@ PATHS: Document = {
             "summary": "Sign a browser in: the tokens are set as HttpOnly cookies",
             "description": "Limited together with `POST /login`.",
             "security": [],
-            "requestBody": json_body("LoginRequest", description="The credentials."),
+            "requestBody": request_body(models.LoginRequest, description="The credentials."),
             "responses": responses(
                 {
                     "200": json_response(
@@ -315,7 +268,7 @@ PATHS: Document = {
             "operationId": "updateMe",
             "summary": "Change the signed-in user's profile",
             "security": USER_AUTH,
-            "requestBody": json_body("ProfileUpdate", description="The fields to change."),
+            "requestBody": request_body(models.ProfileUpdate, description="The fields to change."),
             "responses": responses(
                 {"200": json_response("UserEnvelope", "The updated user.")},
                 "400",
@@ -338,7 +291,7 @@ PATHS: Document = {
                 " password is a 403 naming `current_password`, and counts towards a limit."
             ),
             "security": USER_AUTH,
-            "requestBody": json_body("PasswordChange", description="Old and new password."),
+            "requestBody": request_body(models.PasswordChange, description="Old and new password."),
             "responses": responses(
                 {
                     "200": json_response(

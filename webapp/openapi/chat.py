@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from webapp.models import Conversation, max_id
-from webapp.openapi.components import USER_AUTH, json_body, json_response, ref, responses
+from webapp.openapi.components import USER_AUTH, json_response, ref, responses
+from webapp.openapi.from_models import query_parameters, request_body, schemas
+from webapp.request_models import chat as models
 
 __all__ = ["PATHS", "SCHEMAS", "SECURITY_SCHEMES", "TAGS"]
 
@@ -32,8 +34,6 @@ _EVENT_ID = {"type": "integer", "minimum": 0, "maximum": 10**9}
 
 # --- conversations ----------------------------------------------------------------------------
 
-_TITLE_RULES = "Trimmed; 1 to 200 characters, one line (no control characters such as line breaks)."
-
 
 def _with_messages(message_schema: str) -> Document:
     """Return the schema of a conversation carrying its messages, each a ``message_schema``."""
@@ -56,32 +56,6 @@ def _with_messages(message_schema: str) -> Document:
 
 
 _CONVERSATION_SCHEMAS: dict[str, Document] = {
-    "ConversationCreate": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "title": {
-                "type": ["string", "null"],
-                "minLength": 1,
-                "maxLength": 200,
-                "description": f"{_TITLE_RULES} Without one, the conversation is named after its"
-                " first message once the first reply is stored.",
-            },
-        },
-    },
-    "ConversationRename": {
-        "type": "object",
-        "required": ["title"],
-        "additionalProperties": False,
-        "properties": {
-            "title": {
-                "type": "string",
-                "minLength": 1,
-                "maxLength": 200,
-                "description": _TITLE_RULES,
-            }
-        },
-    },
     "Conversation": {
         "type": "object",
         "required": ["id", "title", "created_at", "updated_at"],
@@ -153,31 +127,7 @@ _CONVERSATION_SCHEMAS: dict[str, Document] = {
     },
 }
 
-_LIST_PARAMETERS: list[Document] = [
-    {
-        "name": "limit",
-        "in": "query",
-        "required": False,
-        "description": "Page size.",
-        "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
-    },
-    {
-        "name": "cursor",
-        "in": "query",
-        "required": False,
-        "description": "`next_cursor` of the previous page, unchanged. Keyset pagination: a"
-        " page never repeats or skips a conversation because others were added or deleted.",
-        "schema": {"type": "string", "maxLength": 200},
-    },
-    {
-        "name": "q",
-        "in": "query",
-        "required": False,
-        "description": "Only conversations whose title or any message contains this text,"
-        " ignoring case (`%` and `_` match themselves). Blank means no filter.",
-        "schema": {"type": "string", "maxLength": 200},
-    },
-]
+_LIST_PARAMETERS = query_parameters(models.ConversationListQuery)
 
 _CONVERSATION_PATHS: Document = {
     "/api/v1/chat/conversations": {
@@ -186,8 +136,8 @@ _CONVERSATION_PATHS: Document = {
             "operationId": "createConversation",
             "summary": "Start a conversation",
             "security": USER_AUTH,
-            "requestBody": json_body(
-                "ConversationCreate", description="Optionally a title.", required=False
+            "requestBody": request_body(
+                models.ConversationCreate, description="Optionally a title.", required=False
             ),
             "responses": responses(
                 {"201": json_response("ConversationEnvelope", "The new conversation.")},
@@ -234,7 +184,7 @@ _CONVERSATION_PATHS: Document = {
             "summary": "Rename a conversation",
             "description": "Any field besides `title` is a 400 naming it.",
             "security": USER_AUTH,
-            "requestBody": json_body("ConversationRename", description="The new title."),
+            "requestBody": request_body(models.ConversationRename, description="The new title."),
             "responses": responses(
                 {"200": json_response("ConversationEnvelope", "The renamed conversation.")},
                 "400",
@@ -264,15 +214,7 @@ _CONVERSATION_PATHS: Document = {
             "summary": "Download a conversation with all its messages (JSON or Markdown)",
             "description": "Unknown or repeated query parameters are a 400 naming them.",
             "security": USER_AUTH,
-            "parameters": [
-                {
-                    "name": "format",
-                    "in": "query",
-                    "required": False,
-                    "description": "`json` (a `ConversationExport` document) or `md` (Markdown).",
-                    "schema": {"type": "string", "enum": ["json", "md"], "default": "json"},
-                }
-            ],
+            "parameters": query_parameters(models.ConversationExportQuery),
             "responses": responses(
                 {
                     "200": {
@@ -373,18 +315,6 @@ _MESSAGE_SCHEMAS: dict[str, Document] = {
             },
             "created_at": _TIMESTAMP,
         },
-    },
-    "MessageCreate": {
-        "type": "object",
-        "required": ["content"],
-        "additionalProperties": False,
-        "properties": {"content": {"type": "string", "minLength": 1, "maxLength": 8000}},
-    },
-    "Regenerate": {
-        "type": "object",
-        "additionalProperties": False,
-        "description": "No fields: an empty object, or no body at all.",
-        "properties": {},
     },
     "Exchange": {
         "type": "object",
@@ -576,7 +506,7 @@ _MESSAGE_PATHS: Document = {
             ),
             "security": USER_AUTH,
             "parameters": _REPLY_MODES,
-            "requestBody": json_body("MessageCreate", description="The message."),
+            "requestBody": request_body(models.MessageCreate, description="The message."),
             "responses": _reply_responses("The stored message and the complete reply."),
         },
     },
@@ -593,8 +523,8 @@ _MESSAGE_PATHS: Document = {
             ),
             "security": USER_AUTH,
             "parameters": _REPLY_MODES,
-            "requestBody": json_body(
-                "Regenerate", description="Nothing (or `{}`).", required=False
+            "requestBody": request_body(
+                models.Regenerate, description="Nothing (or `{}`).", required=False
             ),
             "responses": _reply_responses("The user message answered and the new reply."),
         },
@@ -692,6 +622,12 @@ _MESSAGE_PATHS: Document = {
 # --- the document's parts -------------------------------------------------------------------
 
 SCHEMAS: dict[str, Document] = {
+    **schemas(
+        models.ConversationCreate,
+        models.ConversationRename,
+        models.MessageCreate,
+        models.Regenerate,
+    ),
     **_CONVERSATION_SCHEMAS,
     **_MESSAGE_SCHEMAS,
     "ReplyEvent": _REPLY_EVENT,

@@ -16,7 +16,6 @@ __all__ = [
     "SHARED_SCHEMAS",
     "USER_AUTH",
     "error_response",
-    "json_body",
     "json_response",
     "ref",
     "responses",
@@ -37,24 +36,6 @@ def ref(name: str) -> Document:
         ``{"$ref": "#/components/schemas/<name>"}``.
     """
     return {"$ref": f"#/components/schemas/{name}"}
-
-
-def json_body(schema: str, *, description: str, required: bool = True) -> Document:
-    """Return a ``requestBody`` of ``application/json`` with a schema from the components.
-
-    Args:
-        schema: Name of the body's schema.
-        description: What the body carries.
-        required: Whether a body must be sent at all.
-
-    Returns:
-        The request body object.
-    """
-    return {
-        "description": description,
-        "required": required,
-        "content": {"application/json": {"schema": ref(schema)}},
-    }
 
 
 def json_response(schema: str, description: str, **extra: Any) -> Document:

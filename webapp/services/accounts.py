@@ -65,7 +65,7 @@ _EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]+$")
 _INVALID_CREDENTIALS = "Invalid email or password."
 _EMAIL_UNIQUE_CONSTRAINT = "uq_users_email"
 # Login input longer than this is refused as malformed; up to it, a mismatch is a plain 401.
-_LOGIN_INPUT_MAX_LENGTH = 4096
+LOGIN_INPUT_MAX_LENGTH = 4096
 
 # Argon2id with the library's defaults (RFC 9106 low-memory profile).
 _hasher = PasswordHasher()
@@ -108,7 +108,7 @@ def normalize_email(email: str) -> str:
     Raises:
         ValidationError: If it does not look like an email address.
     """
-    check_text(email, "email", min_length=1, max_length=_LOGIN_INPUT_MAX_LENGTH)
+    check_text(email, "email", min_length=1, max_length=LOGIN_INPUT_MAX_LENGTH)
     value = check_text(canonical_email(email), "email", min_length=1, max_length=EMAIL_MAX_LENGTH)
     if not _EMAIL_RE.fullmatch(value):
         raise ValidationError("email is not a valid email address", field="email")
@@ -273,8 +273,8 @@ def authenticate(session: Session, *, email: str, password: str) -> User:
     """
     # Text that cannot be stored (NUL, lone surrogates) cannot match an account either; refuse
     # it as bad input instead of letting the database or the hasher choke on it.
-    check_text(email, "email", min_length=0, max_length=_LOGIN_INPUT_MAX_LENGTH)
-    check_text(password, "password", min_length=0, max_length=_LOGIN_INPUT_MAX_LENGTH)
+    check_text(email, "email", min_length=0, max_length=LOGIN_INPUT_MAX_LENGTH)
+    check_text(password, "password", min_length=0, max_length=LOGIN_INPUT_MAX_LENGTH)
     user = get_user_by_email(session, email)
     if user is None or len(password) > PASSWORD_MAX_LENGTH:
         _verify(_dummy_hash(), password[:PASSWORD_MAX_LENGTH])
@@ -501,7 +501,7 @@ def change_password(
         ForbiddenError: If ``current_password`` is wrong (field ``current_password``).
     """
     check_text(
-        current_password, "current_password", min_length=0, max_length=_LOGIN_INPUT_MAX_LENGTH
+        current_password, "current_password", min_length=0, max_length=LOGIN_INPUT_MAX_LENGTH
     )
     if len(current_password) > PASSWORD_MAX_LENGTH or not _verify(
         user.password_hash, current_password

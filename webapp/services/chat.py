@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from webapp.bot import ReplyRecord
-from webapp.models import Conversation, Message, utcnow
+from webapp.models import MESSAGE_MAX_LENGTH, Conversation, Message, utcnow
 from webapp.services.conversations import ensure_title, get_conversation, message_to_dict
 from webapp.services.quota import add_usage
 from webapp.validation import check_text
@@ -29,7 +29,6 @@ __all__ = [
     "message_to_dict",
 ]
 
-MESSAGE_MAX_LENGTH = 8000
 # The bot trims history to a token budget far below this; the cap only bounds what one request
 # reads from the database for a very long conversation.
 HISTORY_LOAD_LIMIT = 200

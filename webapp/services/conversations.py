@@ -72,7 +72,7 @@ EXPORT_FORMATS = ("json", "md")
 EXPORT_DOCUMENT_FORMAT = "chatbot.conversation"
 EXPORT_DOCUMENT_VERSION = 1
 # A cursor is two short values; anything much longer is not one of ours.
-_CURSOR_MAX_LENGTH = 200
+CURSOR_MAX_LENGTH = 200
 _INVALID_CURSOR = "cursor is not valid: pass next_cursor from the previous page unchanged"
 # Line and paragraph separators would break a title over lines just like control characters.
 _LINE_SEPARATORS = frozenset("\u2028\u2029")
@@ -403,7 +403,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
     Raises:
         ValidationError: Naming ``cursor``, if it is not one this service made.
     """
-    if not cursor or len(cursor) > _CURSOR_MAX_LENGTH:
+    if not cursor or len(cursor) > CURSOR_MAX_LENGTH:
         raise ValidationError(_INVALID_CURSOR, field="cursor")
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
