@@ -5,7 +5,8 @@ repeats some of them as ``app_*`` variables (so the env file is complete and ``a
 shows them) and ``roles/app/vars/main.yml`` maps those to the environment. Here the role's
 defaults are rendered through that mapping, as the env file gets them, and read by
 ``Settings.from_env``: each must give the app's own default. Likewise the names, ports and WSGI
-modules of ``app_services`` (``playbooks/vars/wiring.yml``) must be ``webapp.services_list.SERVICES``.
+modules of ``app_services`` (``playbooks/vars/wiring.yml``) must be
+``webapp.services_list.SERVICES``.
 """
 
 from __future__ import annotations
