@@ -1,6 +1,8 @@
 #!/bin/bash
-# Print the release name of a source tree: <package version>-<12 hex digits of a hash over the
-# app's code (webapp/), pyproject.toml and the runtime lock (requirements/runtime.lock)>.
+# Print the release name of a source tree: <package version>-<12 hex digits of a hash over
+# everything the release's archive is made from: the app's code (webapp/), pyproject.toml, the
+# runtime lock (requirements/runtime.lock) and the build recipe (tools/build-wheelhouse.sh,
+# tools/lock-for-target.py)>.
 #   release-id.sh [SOURCE_DIR]
 # Content, not a git revision: uncommitted changes make a new release, a re-run with the same
 # tree makes none, and changing any pin of the locked tree (a transitive one too) names a new
@@ -13,7 +15,8 @@ hash=$(
   {
     find webapp -type f ! -path '*/__pycache__/*' ! -name '*.py[co]' -print0 \
       | LC_ALL=C sort -z | xargs -0 sha256sum
-    sha256sum pyproject.toml requirements/runtime.lock
+    sha256sum pyproject.toml requirements/runtime.lock tools/build-wheelhouse.sh \
+      tools/lock-for-target.py
   } | sha256sum | cut -c1-12
 )
 echo "$version-$hash"

@@ -104,6 +104,9 @@ def _tree(where: Path) -> Path:
     (where / "requirements").mkdir()
     shutil.copy(ROOT / "pyproject.toml", where / "pyproject.toml")
     shutil.copy(RUNTIME_LOCK, where / "requirements" / "runtime.lock")
+    (where / "tools").mkdir()
+    for tool in ("build-wheelhouse.sh", "lock-for-target.py"):
+        shutil.copy(ROOT / "tools" / tool, where / "tools" / tool)
     return where
 
 
@@ -139,8 +142,10 @@ def test_release_id_changes_with_one_transitive_pin(tmp_path: Path) -> None:
     assert _release_id(tree) != before
 
 
-def test_release_id_changes_with_the_code(tmp_path: Path) -> None:
+@pytest.mark.parametrize("changed", ["webapp/extra.py", "tools/build-wheelhouse.sh"])
+def test_release_id_changes_with_the_code_and_the_recipe(tmp_path: Path, changed: str) -> None:
     tree = _tree(tmp_path / "tree")
     before = _release_id(tree)
-    (tree / "webapp" / "extra.py").write_text("")
+    with (tree / changed).open("a") as file:
+        file.write("# changed\n")
     assert _release_id(tree) != before
