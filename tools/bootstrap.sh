@@ -46,10 +46,10 @@ fi
 
 # The virtualenv holds exactly requirements/dev.lock (the whole tree, hash-checked) and the project
 # itself, editable. A changed lock makes a new virtualenv: installing over the old one would keep
-# packages the lock no longer names.
+# packages the lock no longer names. A changed pyproject.toml alone reinstalls the project only.
 python=${PYTHON:-python3}
-stamp=.venv/.installed-$(cat requirements/dev.lock pyproject.toml | sha256sum | cut -c1-16)
-if [ ! -f "$stamp" ]; then
+lock_stamp=.venv/.installed-lock-$(sha256sum requirements/dev.lock | cut -c1-16)
+if [ ! -f "$lock_stamp" ]; then
   rm -rf .venv
   "$python" -m venv .venv
   echo "bootstrap: installing requirements/dev.lock into .venv from PyPI (1-3 minutes)"
@@ -65,11 +65,16 @@ if [ ! -f "$stamp" ]; then
     echo "bootstrap: pip failed; full output: $pip_log" >&2
     exit 1
   fi
-  # The project, with its locked setuptools (no build isolation: nothing unlocked is fetched)
-  # and no dependencies (the lock has them all).
+  touch "$lock_stamp"
+fi
+project_stamp=.venv/.installed-project-$(sha256sum pyproject.toml | cut -c1-16)
+if [ ! -f "$project_stamp" ]; then
+  # The project, built by the locked setuptools (no build isolation: nothing unlocked is
+  # fetched), without dependencies (the lock has them all).
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
-    --no-build-isolation --editable . >>"$pip_log" 2>&1 \
-    || { tail -n 30 "$pip_log" >&2; echo "bootstrap: installing the project failed" >&2; exit 1; }
-  touch "$stamp"
+    --no-build-isolation --editable . >.venv/pip-install-project.log 2>&1 \
+    || { cat .venv/pip-install-project.log >&2; echo "bootstrap: installing the project failed" >&2; exit 1; }
+  rm -f .venv/.installed-project-*
+  touch "$project_stamp"
 fi
 echo "bootstrap: ready ($(.venv/bin/ansible --version | sed -n 1p), $(.venv/bin/python --version))"
