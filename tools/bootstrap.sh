@@ -1,7 +1,7 @@
 #!/bin/bash
 # Prepare this machine (Debian 12, as root) as a controller and test machine: the Debian packages
 # the tests and the local test hosts need, and the Python virtualenv .venv with the pinned
-# dependencies (pyproject.toml). Safe to re-run: it only installs what is missing.
+# dependencies (requirements/dev.lock). Safe to re-run: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,19 +44,20 @@ if [ ! -e /sys/module/nf_tables ] && ! zgrep -qs '^CONFIG_NF_TABLES=y' /proc/con
     || echo "bootstrap: warning: no nf_tables in this kernel; the test hosts' firewalls cannot start" >&2
 fi
 
+# The virtualenv holds exactly requirements/dev.lock (the whole tree, hash-checked) and the project
+# itself, editable. A changed lock makes a new virtualenv: installing over the old one would keep
+# packages the lock no longer names. A changed pyproject.toml alone reinstalls the project only.
 python=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
+lock_stamp=.venv/.installed-lock-$(sha256sum requirements/dev.lock | cut -c1-16)
+if [ ! -f "$lock_stamp" ]; then
+  rm -rf .venv
   "$python" -m venv .venv
-fi
-stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
-if [ ! -f "$stamp" ]; then
-  echo "bootstrap: installing Python dependencies into .venv from PyPI (1-3 minutes)"
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+  echo "bootstrap: installing requirements/dev.lock into .venv from PyPI (1-3 minutes)"
   # pip's full output (a few hundred lines) goes to a log; shown are a line every 10 packages
   # collected and the start of the install, or the log's end if pip fails.
   pip_log=.venv/pip-install.log
   if ! .venv/bin/python -m pip install --disable-pip-version-check --progress-bar off \
-    -e '.[dev]' 2>&1 | tee "$pip_log" | awk '
+    --require-hashes --requirement requirements/dev.lock 2>&1 | tee "$pip_log" | awk '
       /^Collecting / { n++; if (n % 10 == 0) printf "bootstrap: pip: %d packages collected\n", n }
       /^Installing collected packages/ { printf "bootstrap: pip: installing them (%d)\n", n }
       { fflush() }'; then
@@ -64,7 +65,16 @@ if [ ! -f "$stamp" ]; then
     echo "bootstrap: pip failed; full output: $pip_log" >&2
     exit 1
   fi
-  rm -f .venv/.installed-*
-  touch "$stamp"
+  touch "$lock_stamp"
+fi
+project_stamp=.venv/.installed-project-$(sha256sum pyproject.toml | cut -c1-16)
+if [ ! -f "$project_stamp" ]; then
+  # The project, built by the locked setuptools (no build isolation: nothing unlocked is
+  # fetched), without dependencies (the lock has them all).
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
+    --no-build-isolation --editable . >.venv/pip-install-project.log 2>&1 \
+    || { cat .venv/pip-install-project.log >&2; echo "bootstrap: installing the project failed" >&2; exit 1; }
+  rm -f .venv/.installed-project-*
+  touch "$project_stamp"
 fi
 echo "bootstrap: ready ($(.venv/bin/ansible --version | sed -n 1p), $(.venv/bin/python --version))"

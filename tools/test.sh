@@ -1,8 +1,9 @@
 #!/bin/bash
 # Run every test of the project on this machine (Debian 12, as root), installing what they need:
-#   1. lint: ruff (check + format), yamllint, ansible-lint (production profile), shellcheck,
-#      actionlint (the GitHub workflows), promtool (alert rules checked and unit-tested),
-#      vagrant validate (both topologies; --ignore-provider: no VirtualBox or libvirt needed)
+#   1. lint: the dependency locks match pyproject.toml (tools/lock.sh --check), ruff (check +
+#      format), yamllint, ansible-lint (production profile), shellcheck, actionlint (the GitHub
+#      workflows), promtool (alert rules checked and unit-tested), vagrant validate (both
+#      topologies; --ignore-provider: no VirtualBox or libvirt needed)
 #   2. unit and integration tests (pytest; real PostgreSQL and Redis started by the tests)
 #   3. the deployment test: Molecule creates a fresh systemd-nspawn Debian 12 host, converges
 #      playbooks/site.yml, converges again requiring changed=0, verifies over HTTPS, destroys it.
@@ -28,6 +29,8 @@ run_phase() {
 }
 
 phase_lint() {
+  # The locks are what tools/lock.sh writes from pyproject.toml's pins (asks PyPI).
+  tools/lock.sh --check
   ruff check .
   ruff format --check .
   yamllint --strict .
