@@ -41,7 +41,7 @@ from flask_limiter import Limiter, RateLimitExceeded
 from redis import Redis
 
 from webapp.emails import canonical_email
-from webapp.errors import error_response
+from webapp.error_handlers import error_response
 from webapp.models import EMAIL_MAX_LENGTH
 from webapp.settings import Settings
 

@@ -13,8 +13,7 @@ from flask import Blueprint, current_app, request
 from flask_jwt_extended import current_user
 
 from webapp.errors import ValidationError
-from webapp.extensions import MIGRATIONS_DIR, db
-from webapp.health.routes import REDIS_EXTENSION
+from webapp.extensions import MIGRATIONS_DIR, db, get_redis
 from webapp.models import AuditEvent, Conversation, User, id_converter, max_id
 from webapp.request_body import read_json_object
 from webapp.security import admin_required
@@ -90,7 +89,7 @@ def get_status() -> dict[str, Any]:
     """Report the database, Redis, model provider, migrations and the three services."""
     return system_status.collect_status(
         engine=db.engine,
-        redis_client=current_app.extensions[REDIS_EXTENSION],
+        redis_client=get_redis(current_app),
         settings=current_app.extensions["settings"],
         migrations_dir=MIGRATIONS_DIR,
     )
