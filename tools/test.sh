@@ -1,6 +1,6 @@
 #!/bin/bash
 # Run every test of the project on this machine (Debian 12, as root), installing what they need:
-#   1. lint: ruff (check + format), yamllint, ansible-lint (production profile), shellcheck,
+#   1. lint: ruff (check + format), mypy (webapp/, [tool.mypy] in pyproject.toml), yamllint, ansible-lint (production profile), shellcheck,
 #      promtool (alert rules checked and unit-tested), vagrant validate (both topologies;
 #      --ignore-provider: no VirtualBox or libvirt needed)
 #   2. unit and integration tests (pytest; real PostgreSQL and Redis started by the tests)
@@ -30,6 +30,7 @@ run_phase() {
 phase_lint() {
   ruff check .
   ruff format --check .
+  mypy
   yamllint --strict .
   ansible-lint
   shellcheck tools/*.sh tools/testbed/*.sh .ci/run

@@ -97,10 +97,10 @@ def create_app(service: str = "all", settings: Settings | None = None) -> Flask:
     init_cors(app, settings.cors_origins)
     # Whatever the app answered, the part of the body it did not read is drained (under ProxyFix,
     # which only rewrites the environ).
-    app.wsgi_app = UnreadBodyDrain(app.wsgi_app)
+    app.wsgi_app = UnreadBodyDrain(app.wsgi_app)  # type: ignore[method-assign]  # WSGI middleware, as Flask documents
     if settings.trusted_proxy_count:
         # The client address (for per-IP rate limits) from nginx's X-Forwarded-For.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_count)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_count)  # type: ignore[method-assign]  # as above
 
     register_error_handlers(app)
     init_request_ids(app)

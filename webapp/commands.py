@@ -37,12 +37,12 @@ def create_admin_command(email: str, display_name: str | None, reset_password: b
     account or --reset-password needs one. An existing account keeps its password otherwise.
     """
     password = os.environ.get(ADMIN_PASSWORD_ENV) or None
-    needs_password = reset_password or accounts.get_user_by_email(db.session, email) is None
+    needs_password = reset_password or accounts.get_user_by_email(db.session(), email) is None
     if password is None and needs_password:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
         result = accounts.ensure_admin(
-            db.session,
+            db.session(),
             email=email,
             password=password,
             display_name=display_name,
@@ -54,7 +54,7 @@ def create_admin_command(email: str, display_name: str | None, reset_password: b
     user = result.user
     if result.changed:
         audit.record(
-            db.session,
+            db.session(),
             action="cli.admin_provisioned",
             target_type="user",
             target_id=user.id,

@@ -62,7 +62,7 @@ def register_error_handlers(app: Flask) -> None:
         return response, status
 
     @app.errorhandler(Exception)
-    def handle_unexpected(exc: Exception) -> tuple[Response, int]:
+    def handle_unexpected(exc: Exception) -> tuple[Response, int] | tuple[str, int]:
         # The client gets a generic message; the traceback goes to the log, where the operator
         # can see it without exposing internals (SQL, paths) to the caller.
         current_app.logger.exception("unhandled error", exc_info=exc)

@@ -90,7 +90,8 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
 def _request_id() -> str | None:
     if not has_request_context():
         return None
-    return g.get("request_id")
+    request_id: str | None = g.get("request_id")
+    return request_id
 
 
 class JsonFormatter(logging.Formatter):
@@ -158,7 +159,7 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def __init__(self) -> None:
         super().__init__(sys.stderr)
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> TextIO:
         return sys.stderr
 

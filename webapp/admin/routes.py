@@ -80,7 +80,7 @@ def _next(cursor: int | None) -> str | None:
 @admin_required
 def get_stats() -> dict[str, int]:
     """Return counts of users, conversations and messages."""
-    return stats.collect_stats(db.session)
+    return stats.collect_stats(db.session())
 
 
 @bp.get("/status")
@@ -105,7 +105,7 @@ def get_usage() -> dict[str, Any]:
     top = usage.TOP_USERS_DEFAULT
     if "top" in params:
         top = bounded_int(params["top"], "top", minimum=1, maximum=usage.TOP_USERS_MAX)
-    return usage.usage_report(db.session, days, user_id=user_id, top=top)
+    return usage.usage_report(db.session(), days, user_id=user_id, top=top)
 
 
 # --- audit log ------------------------------------------------------------------------------------
@@ -127,7 +127,7 @@ def list_audit_events() -> dict[str, Any]:
         until=audit.parse_instant(params["until"], "until") if "until" in params else None,
     )
     events, next_cursor = audit.list_events(
-        db.session,
+        db.session(),
         criteria,
         before_id=_id(params, "cursor", AuditEvent.id),
         limit=_limit(params, audit.LIST_LIMIT_DEFAULT, audit.LIST_LIMIT_MAX),
@@ -147,7 +147,7 @@ def list_users() -> dict[str, Any]:
     """
     params = _params("q", "active", "role", "limit", "cursor")
     users, next_cursor = users_admin.list_users(
-        db.session,
+        db.session(),
         users_admin.UserFilter(
             query=params.get("q"), active=_boolean(params, "active"), role=params.get("role")
         ),
@@ -161,10 +161,10 @@ def list_users() -> dict[str, Any]:
 @admin_required
 def get_user(user_id: int) -> dict[str, Any]:
     """Return a user with a summary of their conversations and usage."""
-    user = accounts.require_user(db.session, user_id)
+    user = accounts.require_user(db.session(), user_id)
     return {
         "user": accounts.user_to_dict(user),
-        "usage": users_admin.usage_summary(db.session, user),
+        "usage": users_admin.usage_summary(db.session(), user),
     }
 
 
@@ -175,7 +175,7 @@ def update_user(user_id: int) -> dict[str, Any]:
     data = read_json_object()
     reject_unknown_fields(data, ("role",))
     user = users_admin.change_role(
-        db.session,
+        db.session(),
         actor=current_user,
         user_id=user_id,
         role=required_string(data, "role"),
@@ -189,7 +189,7 @@ def update_user(user_id: int) -> dict[str, Any]:
 def delete_user(user_id: int) -> dict[str, Any]:
     """Delete a user with their conversations and messages; 409 for the last active admin."""
     deleted = users_admin.delete_user(
-        db.session, actor=current_user, user_id=user_id, source_ip=request.remote_addr
+        db.session(), actor=current_user, user_id=user_id, source_ip=request.remote_addr
     )
     return {"deleted": deleted}
 
@@ -202,7 +202,7 @@ def disable_user(user_id: int) -> dict[str, Any]:
     409 for the last active admin; 404 for an unknown id.
     """
     user = accounts.set_user_active(
-        db.session,
+        db.session(),
         user_id=user_id,
         active=False,
         actor=current_user,
@@ -216,7 +216,7 @@ def disable_user(user_id: int) -> dict[str, Any]:
 def enable_user(user_id: int) -> dict[str, Any]:
     """Enable a disabled account; it must log in again (its old tokens stay revoked)."""
     user = accounts.set_user_active(
-        db.session,
+        db.session(),
         user_id=user_id,
         active=True,
         actor=current_user,
@@ -235,7 +235,7 @@ def reset_password(user_id: int) -> dict[str, Any]:
     data = read_json_object(allow_empty=True)
     reject_unknown_fields(data, ("password",))
     user, generated = users_admin.reset_password(
-        db.session,
+        db.session(),
         actor=current_user,
         user_id=user_id,
         password=optional_string(data, "password"),
@@ -259,9 +259,9 @@ def list_user_conversations(user_id: int) -> dict[str, Any]:
     limit = _limit(
         params, conversation_service.LIST_LIMIT_DEFAULT, conversation_service.LIST_LIMIT_MAX
     )
-    accounts.require_user(db.session, user_id)
+    accounts.require_user(db.session(), user_id)
     page = conversation_service.list_conversations(
-        db.session,
+        db.session(),
         user_id=user_id,
         limit=limit,
         cursor=params.get("cursor"),
@@ -275,7 +275,7 @@ def list_user_conversations(user_id: int) -> dict[str, Any]:
 def get_user_conversation(user_id: int, conversation_id: int) -> dict[str, Any]:
     """Return one of a user's conversations with its messages, oldest first (audited)."""
     conversation = users_admin.read_conversation(
-        db.session,
+        db.session(),
         actor=current_user,
         user_id=user_id,
         conversation_id=conversation_id,

@@ -31,7 +31,8 @@ DELIVERIES_PAGE_MAX = 100
 
 
 def _settings() -> Settings:
-    return current_app.extensions["settings"]
+    settings: Settings = current_app.extensions["settings"]
+    return settings
 
 
 def _actor() -> webhooks.Actor:
@@ -66,7 +67,7 @@ def create_webhook() -> tuple[dict[str, Any], int]:
         raise ValidationError("events is required", field="events")
     settings = _settings()
     webhook = webhooks.create_webhook(
-        db.session,
+        db.session(),
         url=changes.url,
         events=changes.events,
         description=changes.description or "",
@@ -83,14 +84,14 @@ def create_webhook() -> tuple[dict[str, Any], int]:
 def list_webhooks() -> dict[str, Any]:
     """List every webhook, oldest first."""
     query_parameters(request.args.to_dict(flat=False), ())
-    return {"webhooks": [webhooks.webhook_to_dict(w) for w in webhooks.list_webhooks(db.session)]}
+    return {"webhooks": [webhooks.webhook_to_dict(w) for w in webhooks.list_webhooks(db.session())]}
 
 
 @bp.get(f"/webhooks/{_WEBHOOK}")
 @admin_required
 def get_webhook(webhook_id: int) -> dict[str, Any]:
     """Return one webhook."""
-    return {"webhook": webhooks.webhook_to_dict(webhooks.get_webhook(db.session, webhook_id))}
+    return {"webhook": webhooks.webhook_to_dict(webhooks.get_webhook(db.session(), webhook_id))}
 
 
 @bp.patch(f"/webhooks/{_WEBHOOK}")
@@ -98,7 +99,7 @@ def get_webhook(webhook_id: int) -> dict[str, Any]:
 def update_webhook(webhook_id: int) -> dict[str, Any]:
     """Change a webhook's ``url``, ``events``, ``description`` or ``active``."""
     webhook = webhooks.update_webhook(
-        db.session,
+        db.session(),
         webhook_id,
         _changes(read_json_object()),
         actor=_actor(),
@@ -111,7 +112,7 @@ def update_webhook(webhook_id: int) -> dict[str, Any]:
 @admin_required
 def delete_webhook(webhook_id: int) -> Response:
     """Delete a webhook and its deliveries."""
-    webhooks.delete_webhook(db.session, webhook_id, actor=_actor())
+    webhooks.delete_webhook(db.session(), webhook_id, actor=_actor())
     return Response(status=204)
 
 
@@ -119,7 +120,7 @@ def delete_webhook(webhook_id: int) -> Response:
 @admin_required
 def test_webhook(webhook_id: int) -> tuple[dict[str, Any], int]:
     """Queue a ``ping`` delivery to the webhook; follow it in its deliveries."""
-    delivery = webhooks.send_ping(db.session, webhook_id, actor=_actor())
+    delivery = webhooks.send_ping(db.session(), webhook_id, actor=_actor())
     return {"delivery": webhooks.delivery_to_dict(delivery)}, 202
 
 
@@ -144,7 +145,7 @@ def list_deliveries(webhook_id: int) -> dict[str, Any]:
             else DELIVERIES_PAGE_DEFAULT
         ),
     )
-    deliveries, next_cursor = webhooks.list_deliveries(db.session, webhook_id, query)
+    deliveries, next_cursor = webhooks.list_deliveries(db.session(), webhook_id, query)
     return {
         "deliveries": [webhooks.delivery_to_dict(d) for d in deliveries],
         "next_cursor": None if next_cursor is None else str(next_cursor),
@@ -155,7 +156,7 @@ def list_deliveries(webhook_id: int) -> dict[str, Any]:
 @admin_required
 def get_delivery(webhook_id: int, delivery_id: int) -> dict[str, Any]:
     """Return one delivery with every attempt."""
-    delivery = webhooks.get_delivery(db.session, webhook_id, delivery_id)
+    delivery = webhooks.get_delivery(db.session(), webhook_id, delivery_id)
     return {"delivery": webhooks.delivery_to_dict(delivery)}
 
 
@@ -163,5 +164,5 @@ def get_delivery(webhook_id: int, delivery_id: int) -> dict[str, Any]:
 @admin_required
 def redeliver(webhook_id: int, delivery_id: int) -> tuple[dict[str, Any], int]:
     """Queue a finished delivery again, as a new delivery (409 while it is still retried)."""
-    delivery = webhooks.redeliver(db.session, webhook_id, delivery_id, actor=_actor())
+    delivery = webhooks.redeliver(db.session(), webhook_id, delivery_id, actor=_actor())
     return {"delivery": webhooks.delivery_to_dict(delivery)}, 202

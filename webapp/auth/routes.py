@@ -70,7 +70,7 @@ def _audit(action: str, **fields: Any) -> None:
     than its record.
     """
     try:
-        audit.record(db.session, action=action, source_ip=request.remote_addr, **fields)
+        audit.record(db.session(), action=action, source_ip=request.remote_addr, **fields)
         db.session.commit()
     except SQLAlchemyError:
         db.session.rollback()
@@ -166,7 +166,7 @@ def _log_in(data: dict[str, Any]) -> User:
     email = required_string(data, "email")
     password = required_string(data, "password")
     try:
-        user = accounts.authenticate(db.session, email=email, password=password)
+        user = accounts.authenticate(db.session(), email=email, password=password)
     except (UnauthorizedError, ForbiddenError) as exc:
         record_login(success=False)
         action = (
@@ -204,7 +204,7 @@ def register() -> tuple[dict[str, Any], int]:
     # never grant privileges, and the client should know its field was not applied.
     reject_unknown_fields(data, ("email", "password", "display_name"))
     user = accounts.register_user(
-        db.session,
+        db.session(),
         email=required_string(data, "email"),
         password=required_string(data, "password"),
         display_name=optional_string(data, "display_name"),
@@ -279,7 +279,7 @@ def logout_all() -> Response:
     Raising the user's token version revokes every token they hold in the one check every
     service makes on each request, so it works even while Redis is down.
     """
-    user = accounts.revoke_all_sessions(db.session, current_user)
+    user = accounts.revoke_all_sessions(db.session(), current_user)
     _audit("auth.sessions_revoked", actor=user, target_type="user", target_id=user.id)
     return _signed_out()
 
@@ -298,7 +298,7 @@ def update_me() -> dict[str, Any]:
     data = read_json_object()
     reject_unknown_fields(data, ("display_name",))
     display_name = required_string(data, "display_name") if "display_name" in data else None
-    user = accounts.update_profile(db.session, current_user, display_name=display_name)
+    user = accounts.update_profile(db.session(), current_user, display_name=display_name)
     return {"user": accounts.user_to_dict(user)}
 
 
@@ -314,7 +314,7 @@ def change_password() -> Response:
     data = read_json_object()
     reject_unknown_fields(data, ("current_password", "new_password"))
     user = accounts.change_password(
-        db.session,
+        db.session(),
         current_user,
         current_password=required_string(data, "current_password"),
         new_password=required_string(data, "new_password"),

@@ -32,7 +32,7 @@ def create_conversation() -> tuple[dict[str, Any], int]:
     data = read_json_object(allow_empty=True)
     reject_unknown_fields(data, ("title",))
     conversation = conversations.create_conversation(
-        db.session, user_id=current_user.id, title=optional_string(data, "title")
+        db.session(), user_id=current_user.id, title=optional_string(data, "title")
     )
     return {"conversation": conversations.conversation_to_dict(conversation)}, 201
 
@@ -52,7 +52,7 @@ def list_conversations() -> dict[str, Any]:
             params["limit"], "limit", minimum=1, maximum=conversations.LIST_LIMIT_MAX
         )
     page = conversations.list_conversations(
-        db.session,
+        db.session(),
         user_id=current_user.id,
         limit=limit,
         cursor=params.get("cursor"),
@@ -66,7 +66,7 @@ def list_conversations() -> dict[str, Any]:
 def get_conversation(conversation_id: int) -> dict[str, Any]:
     """Return one of the caller's conversations with its messages, oldest first."""
     conversation = conversations.get_conversation(
-        db.session, user_id=current_user.id, conversation_id=conversation_id
+        db.session(), user_id=current_user.id, conversation_id=conversation_id
     )
     return {"conversation": conversations.conversation_with_messages_to_dict(conversation)}
 
@@ -78,7 +78,7 @@ def rename_conversation(conversation_id: int) -> dict[str, Any]:
     data = read_json_object()
     reject_unknown_fields(data, ("title",))
     conversation = conversations.rename_conversation(
-        db.session,
+        db.session(),
         user_id=current_user.id,
         conversation_id=conversation_id,
         title=required_string(data, "title"),
@@ -91,7 +91,7 @@ def rename_conversation(conversation_id: int) -> dict[str, Any]:
 def delete_conversation(conversation_id: int) -> Response:
     """Delete one of the caller's conversations with its messages -> 204."""
     conversations.delete_conversation(
-        db.session, user_id=current_user.id, conversation_id=conversation_id
+        db.session(), user_id=current_user.id, conversation_id=conversation_id
     )
     return Response(status=204)
 
@@ -105,7 +105,7 @@ def export_conversation(conversation_id: int) -> Response:
     # does not depend on whose conversation it names.
     export_format = conversations.check_export_format(params.get("format", "json"))
     conversation = conversations.get_conversation(
-        db.session, user_id=current_user.id, conversation_id=conversation_id
+        db.session(), user_id=current_user.id, conversation_id=conversation_id
     )
     export = conversations.export_conversation(conversation, export_format, exported_at=utcnow())
     return Response(

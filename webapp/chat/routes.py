@@ -87,7 +87,7 @@ def _respond(started: replies.StartedReply) -> Response | tuple[Any, ...]:
         started.future.result(timeout=REPLY_WAIT_SECONDS)
     except TimeoutError:
         return accepted
-    reply = replies.get_reply(db.session, user_id=current_user.id, reply_id=reply_id)
+    reply = replies.get_reply(db.session(), user_id=current_user.id, reply_id=reply_id)
     if reply.status == "failed":
         raise UpstreamError(GENERATION_FAILED)
     return {"message": message, "reply": chat.message_to_dict(reply)}, 201
@@ -109,7 +109,7 @@ def post_message(conversation_id: int) -> Response | tuple[Any, ...]:
     # should not leave an unanswered message behind.
     bot = get_bot(current_app)
     started = replies.start_reply(
-        db.session,
+        db.session(),
         get_runner(current_app),
         bot,
         user_id=current_user.id,
@@ -128,7 +128,7 @@ def regenerate(conversation_id: int) -> Response | tuple[Any, ...]:
     reject_unknown_fields(data, ())
     bot = get_bot(current_app)
     started = replies.regenerate_reply(
-        db.session,
+        db.session(),
         get_runner(current_app),
         bot,
         user_id=current_user.id,
@@ -142,7 +142,7 @@ def regenerate(conversation_id: int) -> Response | tuple[Any, ...]:
 @jwt_required()
 def get_reply(reply_id: int) -> dict[str, Any]:
     """Return one of the caller's replies as stored now (``status`` says if it is finished)."""
-    reply = replies.get_reply(db.session, user_id=current_user.id, reply_id=reply_id)
+    reply = replies.get_reply(db.session(), user_id=current_user.id, reply_id=reply_id)
     return {"reply": chat.message_to_dict(reply)}
 
 
@@ -165,7 +165,7 @@ def reply_events(reply_id: int) -> Response:
     # The request is checked before anything is looked up: a bad resume point is a 400 whether
     # or not the reply exists.
     after = _last_event_id()
-    reply = replies.get_reply(db.session, user_id=current_user.id, reply_id=reply_id)
+    reply = replies.get_reply(db.session(), user_id=current_user.id, reply_id=reply_id)
     runner = get_runner(current_app)
     # No database connection is held while streaming: the session ends with the request
     # context, which a streamed body without stream_with_context does not keep.
@@ -184,14 +184,14 @@ def stop_reply(reply_id: int) -> tuple[dict[str, Any], int]:
     reply unchanged when it had already finished.
     """
     reply = replies.stop_reply(
-        db.session, get_runner(current_app).redis, user_id=current_user.id, reply_id=reply_id
+        db.session(), get_runner(current_app).redis, user_id=current_user.id, reply_id=reply_id
     )
     return {"reply": chat.message_to_dict(reply)}, 202 if reply.status == "streaming" else 200
 
 
 @bp.errorhandler(QuotaExceededError)
 def _quota_exceeded(exc: QuotaExceededError) -> tuple[Response, int]:
-    response, status = error_response(exc.status, exc.code, exc.message, **exc.details())
+    response, status = error_response(exc.status, exc.code, exc.message, None, **exc.details())
     response.headers["Retry-After"] = str(exc.retry_after)
     return response, status
 

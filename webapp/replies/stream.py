@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from redis import Redis
 from redis.client import Pipeline
@@ -218,7 +218,7 @@ def read_reply_events(
     # The first read does not block: a reply that is over (or abandoned) answers at once.
     block: int | None = None
     while True:
-        response = redis.xread({key: last_id}, count=_READ_COUNT, block=block)
+        response = _xread(redis, key, last_id, block)
         block = block_ms
         if response:
             for entry_id, fields in response[0][1]:
@@ -232,7 +232,7 @@ def read_reply_events(
         if not redis.exists(lease_key(reply_id)):
             # Nobody is generating it: it finished before this read (and its stream expired),
             # or its process died. Entries may have arrived since the read: one more look.
-            response = redis.xread({key: last_id}, count=_READ_COUNT)
+            response = _xread(redis, key, last_id, None)
             if response:
                 continue
             yield _settled_event(sessions, reply_id, last_seq + 1)
@@ -240,6 +240,15 @@ def read_reply_events(
         if time.monotonic() - quiet_since >= keepalive_seconds:
             quiet_since = time.monotonic()
             yield None
+
+
+# What XREAD answers for one stream: [[key, [(entry id, fields), ...]]], or nothing.
+_XreadResponse = list[tuple[Any, list[tuple[bytes | str, dict[Any, Any]]]]]
+
+
+def _xread(redis: Redis, key: str, last_id: str, block: int | None) -> _XreadResponse:
+    # redis-py types xread's answer for its RESP3 form too (a dict); this client speaks RESP2.
+    return cast(_XreadResponse, redis.xread({key: last_id}, count=_READ_COUNT, block=block))
 
 
 def _settled_event(sessions: sessionmaker[Session], reply_id: int, event_id: int) -> StreamEvent:

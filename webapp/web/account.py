@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Response, redirect, url_for
+from flask import redirect, url_for
+from werkzeug.wrappers import Response
 
 from webapp.web import page_blueprint, render_page
 
