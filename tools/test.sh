@@ -1,6 +1,7 @@
 #!/bin/bash
 # Run every test of the project on this machine (Debian 12, as root), installing what they need:
-#   1. lint: ruff (check + format), mypy (webapp/, [tool.mypy] in pyproject.toml), yamllint, ansible-lint (production profile), shellcheck,
+#   1. lint: ruff (check + format), mypy (webapp/, configured in pyproject.toml), yamllint,
+#      ansible-lint (production profile), shellcheck,
 #      promtool (alert rules checked and unit-tested), vagrant validate (both topologies;
 #      --ignore-provider: no VirtualBox or libvirt needed)
 #   2. unit and integration tests (pytest; real PostgreSQL and Redis started by the tests)
