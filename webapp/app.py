@@ -96,11 +96,12 @@ def create_app(service: str = "all", settings: Settings | None = None) -> Flask:
     init_jwt(app, app.extensions[REDIS_EXTENSION])
     init_cors(app, settings.cors_origins)
     # Whatever the app answered, the part of the body it did not read is drained (under ProxyFix,
-    # which only rewrites the environ).
-    app.wsgi_app = UnreadBodyDrain(app.wsgi_app)  # type: ignore[method-assign]  # WSGI middleware, as Flask documents
+    # which only rewrites the environ). Flask documents wrapping wsgi_app in middleware; mypy
+    # sees an assignment to a method, hence the ignores.
+    app.wsgi_app = UnreadBodyDrain(app.wsgi_app)  # type: ignore[method-assign]
     if settings.trusted_proxy_count:
         # The client address (for per-IP rate limits) from nginx's X-Forwarded-For.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_count)  # type: ignore[method-assign]  # as above
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_count)  # type: ignore[method-assign]
 
     register_error_handlers(app)
     init_request_ids(app)
