@@ -153,7 +153,7 @@ def _int(value: Any) -> int:
         return 0
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _StderrHandler(logging.StreamHandler[TextIO]):
     """Write to whatever ``sys.stderr`` is at the time (tests swap it; a daemon does not)."""
 
     def __init__(self) -> None:
