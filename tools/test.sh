@@ -1,9 +1,10 @@
 #!/bin/bash
 # Run every test of the project on this machine (Debian 12, as root), installing what they need:
 #   1. lint: the dependency locks match pyproject.toml (tools/lock.sh --check), ruff (check +
-#      format), yamllint, ansible-lint (production profile), shellcheck, actionlint (the GitHub
-#      workflows), promtool (alert rules checked and unit-tested), vagrant validate (both
-#      topologies; --ignore-provider: no VirtualBox or libvirt needed)
+#      format), mypy (webapp/, configured in pyproject.toml), yamllint, ansible-lint (production
+#      profile), shellcheck, actionlint (the GitHub workflows), promtool (alert rules checked and
+#      unit-tested), vagrant validate (both topologies; --ignore-provider: no VirtualBox or
+#      libvirt needed)
 #   2. unit and integration tests (pytest; real PostgreSQL and Redis started by the tests)
 #   3. the deployment test: Molecule creates a fresh systemd-nspawn Debian 12 host, converges
 #      playbooks/site.yml, converges again requiring changed=0, verifies over HTTPS, destroys it.
@@ -33,6 +34,7 @@ phase_lint() {
   tools/lock.sh --check
   ruff check .
   ruff format --check .
+  mypy
   yamllint --strict .
   ansible-lint
   shellcheck tools/*.sh tools/testbed/*.sh .ci/run

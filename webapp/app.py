@@ -5,16 +5,15 @@ from __future__ import annotations
 import os
 from importlib import import_module
 
-import redis
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from webapp import metrics, services_list
-from webapp.cli import register_commands
-from webapp.errors import register_error_handlers
-from webapp.extensions import db, init_cors, migrate
+from webapp.commands import register_commands
+from webapp.connections import CONNECT_TIMEOUT, pooled_redis
+from webapp.error_handlers import register_error_handlers
+from webapp.extensions import REDIS_EXTENSION, db, init_cors, migrate
 from webapp.health import bp as health_bp
-from webapp.health.routes import REDIS_EXTENSION
 from webapp.logs import configure_logging, init_request_ids
 from webapp.openapi import register_api_docs
 from webapp.rate_limits import init_rate_limits
@@ -24,43 +23,15 @@ from webapp.security import init_jwt, jwt_config
 from webapp.settings import Settings
 from webapp.web import register_pages
 
-__all__ = ["MAX_CONTENT_LENGTH", "SERVICES", "create_app", "pooled_redis"]
+__all__ = ["MAX_CONTENT_LENGTH", "SERVICES", "create_app"]
 
 SERVICES = (*services_list.SERVICE_NAMES, services_list.ALL)
 # Largest request body. The biggest legitimate one is a chat message: 8000 characters, which
 # JSON may escape to 12 bytes each (a surrogate pair as two \uXXXX escapes).
 MAX_CONTENT_LENGTH = 128 * 1024
-# Seconds before connecting to PostgreSQL or Redis is given up: a dead dependency must turn a
-# readiness probe into a 503 quickly, not hang it.
-CONNECT_TIMEOUT = 5
 # Redis connections per process for requests (auth checks, rate limits); the chat service's
 # streams use pools of their own (webapp/chat/runtime.py).
 REDIS_POOL_SIZE = 64
-
-
-def pooled_redis(url: str, *, max_connections: int, socket_timeout: float) -> redis.Redis:
-    """Return a Redis client on a blocking pool of at most ``max_connections`` connections.
-
-    With more threads than connections, a command waits (up to the connect timeout) for a free
-    connection instead of failing with "Too many connections" as redis-py's default pool does.
-
-    Args:
-        url: The Redis URL.
-        max_connections: Size of the pool.
-        socket_timeout: Seconds a command may take (longer for blocking stream reads).
-
-    Returns:
-        The client; closing it leaves the pool to ``client.connection_pool.disconnect()``.
-    """
-    pool = redis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=max_connections,
-        timeout=CONNECT_TIMEOUT,
-        socket_connect_timeout=CONNECT_TIMEOUT,
-        socket_timeout=socket_timeout,
-        health_check_interval=30,
-    )
-    return redis.Redis(connection_pool=pool)
 
 
 def create_app(service: str = "all", settings: Settings | None = None) -> Flask:
@@ -127,11 +98,12 @@ def create_app(service: str = "all", settings: Settings | None = None) -> Flask:
     init_jwt(app, app.extensions[REDIS_EXTENSION])
     init_cors(app, settings.cors_origins)
     # Whatever the app answered, the part of the body it did not read is drained (under ProxyFix,
-    # which only rewrites the environ).
-    app.wsgi_app = UnreadBodyDrain(app.wsgi_app)
+    # which only rewrites the environ). Flask documents wrapping wsgi_app in middleware; mypy
+    # sees an assignment to a method, hence the ignores.
+    app.wsgi_app = UnreadBodyDrain(app.wsgi_app)  # type: ignore[method-assign]
     if settings.trusted_proxy_count:
         # The client address (for per-IP rate limits) from nginx's X-Forwarded-For.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_count)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_count)  # type: ignore[method-assign]
 
     register_error_handlers(app)
     init_request_ids(app)

@@ -5,9 +5,9 @@ Every error a client sees looks like::
     {"error": {"code": "validation_error", "message": "email is required", "field": "email"}}
 
 ``field`` is present only when one input field is to blame. Services raise :class:`ApiError`
-subclasses (they know nothing of HTTP requests); the handlers registered by
-:func:`register_error_handlers` turn those, werkzeug's HTTP errors and anything unexpected into
-that shape.
+subclasses (they know nothing of HTTP requests, and this module imports no Flask: the webhook
+worker and the bot use it too); the handlers of :mod:`webapp.error_handlers` turn those,
+werkzeug's HTTP errors and anything unexpected into that shape.
 """
 
 from __future__ import annotations
@@ -15,9 +15,6 @@ from __future__ import annotations
 import re
 from http import HTTPStatus
 from typing import Any
-
-from flask import Flask, Response, current_app, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException
 
 __all__ = [
     "AccountDisabledError",
@@ -30,9 +27,7 @@ __all__ = [
     "UpstreamError",
     "ValidationError",
     "error_body",
-    "error_response",
     "http_error_code",
-    "register_error_handlers",
 ]
 
 # Codes for werkzeug's HTTP errors (routing, content length, methods); any other status gets a
@@ -147,24 +142,6 @@ def error_body(code: str, message: str, field: str | None = None, **details: Any
     return {"error": error}
 
 
-def error_response(
-    status: int, code: str, message: str, field: str | None = None, **details: Any
-) -> tuple[Response, int]:
-    """Build a JSON error response in the shared shape.
-
-    Args:
-        status: HTTP status code.
-        code: Machine-readable error code.
-        message: Human-readable explanation.
-        field: Name of the input field at fault, if any.
-        **details: Further machine-readable members of the error (``retry_after``).
-
-    Returns:
-        A ``(response, status)`` pair a Flask view or error handler can return.
-    """
-    return jsonify(error_body(code, message, field, **details)), status
-
-
 def http_error_code(status: int) -> str:
     """Return the error code for an HTTP status: ``gone`` for 410, ``not_found`` for 404.
 
@@ -181,58 +158,3 @@ def http_error_code(status: int) -> str:
     except ValueError:
         return "internal_error" if status >= 500 else "bad_request"
     return re.sub(r"[^a-z0-9]+", "_", phrase.lower()).strip("_")
-
-
-def register_error_handlers(app: Flask) -> None:
-    """Make every error leaving ``app`` a JSON document in the shared shape.
-
-    Args:
-        app: The application to register the handlers on.
-    """
-
-    @app.errorhandler(ApiError)
-    def handle_api_error(exc: ApiError) -> tuple[Response, int]:
-        return error_response(exc.status, exc.code, exc.message, exc.field)
-
-    @app.errorhandler(HTTPException)
-    def handle_http_exception(
-        exc: HTTPException,
-    ) -> Response | tuple[Response, int] | tuple[str, int]:
-        status = exc.code or 500
-        if _wants_html_page():
-            return _html_error(status, exc.description or "")
-        response, _ = error_response(status, http_error_code(status), exc.description or "")
-        # Keep headers werkzeug computed, such as Allow on 405 responses.
-        for name, value in exc.get_headers():
-            if name.lower() != "content-type":
-                response.headers[name] = value
-        return response, status
-
-    @app.errorhandler(Exception)
-    def handle_unexpected(exc: Exception) -> tuple[Response, int]:
-        # The client gets a generic message; the traceback goes to the log, where the operator
-        # can see it without exposing internals (SQL, paths) to the caller.
-        current_app.logger.exception("unhandled error", exc_info=exc)
-        if _wants_html_page():
-            return _html_error(500, "An internal error occurred.")
-        return error_response(500, "internal_error", "An internal error occurred.")
-
-
-def _wants_html_page() -> bool:
-    """Tell whether the failed request was a browser asking for a page, not an API call.
-
-    API paths always get JSON, whatever the client accepts; elsewhere a client that prefers HTML
-    (a browser following a link to a page that does not exist) gets a page.
-    """
-    if request.path.startswith("/api/"):
-        return False
-    accepted = request.accept_mimetypes
-    return accepted.best_match(("application/json", "text/html")) == "text/html"
-
-
-def _html_error(status: int, message: str) -> tuple[str, int]:
-    try:
-        phrase = HTTPStatus(status).phrase
-    except ValueError:
-        phrase = "Error"
-    return render_template("error.html", status=status, phrase=phrase, message=message), status

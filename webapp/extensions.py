@@ -10,10 +10,21 @@ from flask_cors import CORS
 from flask_jwt_extended import JWTManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
+from redis import Redis
 
 from webapp.models import Base
 
-__all__ = ["CORS_ALLOWED_HEADERS", "MIGRATIONS_DIR", "cors", "db", "init_cors", "jwt", "migrate"]
+__all__ = [
+    "CORS_ALLOWED_HEADERS",
+    "MIGRATIONS_DIR",
+    "REDIS_EXTENSION",
+    "cors",
+    "db",
+    "get_redis",
+    "init_cors",
+    "jwt",
+    "migrate",
+]
 
 # Request headers a cross-origin page may send: the bearer token, JSON, the CSRF token of the
 # cookie session, and the resume point of an event stream.
@@ -31,6 +42,15 @@ db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate(directory=str(MIGRATIONS_DIR), compare_server_default=True)
 jwt = JWTManager()
 cors = CORS()
+# The app's shared Redis client (token revocation, rate limits, reply cache) lives in
+# app.extensions under this key: one client and connection pool per process.
+REDIS_EXTENSION = "redis"
+
+
+def get_redis(app: Flask) -> Redis:
+    """Return the app's shared Redis client (set up by ``create_app``)."""
+    client: Redis = app.extensions[REDIS_EXTENSION]
+    return client
 
 
 def init_cors(app: Flask, origins: Sequence[str]) -> None:

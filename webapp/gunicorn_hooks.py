@@ -1,23 +1,37 @@
-"""gunicorn server hooks that keep multiprocess Prometheus metrics correct.
+"""gunicorn server hooks of the three services: metrics across workers, and the release swap.
 
-The gunicorn configuration of each service imports them::
+The gunicorn configuration of each service (rendered by the ``app`` role from
+``roles/app/templates/etc/chatbot/gunicorn.conf.py.j2``) only passes values; the hooks are
+here, where lint, the type checker and the tests see them::
 
-    from webapp.gunicorn_hooks import child_exit, on_starting
+    from webapp.gunicorn_hooks import *  # on_starting, child_exit, when_ready
+    pre_exec = start_from_release_link("/opt/chatbot/current")
 
-Both do nothing unless ``PROMETHEUS_MULTIPROC_DIR`` is set. They run in the gunicorn master, so
-this module imports neither Flask nor the app: the master stays small and forks no app state.
+- ``on_starting`` and ``child_exit`` keep multiprocess Prometheus metrics correct; both do
+  nothing unless ``PROMETHEUS_MULTIPROC_DIR`` is set.
+- ``pre_exec`` (from :func:`start_from_release_link`) and ``when_ready`` make the zero-downtime
+  release switch work (playbooks/upgrade.yml, rollback.yml): SIGUSR2 makes the master start a
+  new master that inherits the listening socket; both serve until the old one is sent SIGTERM
+  and lets its workers finish their requests. Without these hooks the new master would run the
+  old release (gunicorn re-executes the interpreter and directory it started from) and systemd
+  would take the old master's exit for the service's end.
+
+They run in the gunicorn master, so this module imports neither Flask nor the app.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gunicorn import systemd
 from prometheus_client import multiprocess
 
-__all__ = ["child_exit", "on_starting", "reset_multiproc_dir"]
+# What `from webapp.gunicorn_hooks import *` gives a configuration: the hooks that need no value.
+__all__ = ["child_exit", "on_starting", "when_ready"]
 
 _MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # gunicorn sets this (the old master's PID) in the environment of a master it re-executes.
@@ -75,3 +89,37 @@ def child_exit(server: Any, worker: Any) -> None:
     """
     if os.environ.get(_MULTIPROC_DIR_ENV):
         multiprocess.mark_process_dead(worker.pid)
+
+
+def start_from_release_link(link: str | os.PathLike[str]) -> Callable[[Any], None]:
+    """Return a ``pre_exec`` hook that starts the new master from the release ``link`` names.
+
+    Args:
+        link: The ``current`` symlink of the app root, resolved when the hook runs (after the
+            switch pointed it at the new release).
+
+    Returns:
+        The hook: it points gunicorn's re-exec at ``<release>/venv/bin/python`` running
+        ``<release>/venv/bin/gunicorn``, in ``<release>``, keeping the other arguments.
+    """
+
+    def pre_exec(server: Any) -> None:
+        """Start the new master from the release the link points to now."""
+        release = os.path.realpath(link)
+        python = os.path.join(release, "venv", "bin", "python")
+        server.START_CTX[0] = python
+        server.START_CTX["args"][:2] = [python, os.path.join(release, "venv", "bin", "gunicorn")]
+        server.START_CTX["cwd"] = release
+
+    return pre_exec
+
+
+def when_ready(server: Any) -> None:
+    """Once a master started by SIGUSR2 listens, make it the unit's main process.
+
+    Args:
+        server: The gunicorn arbiter; ``master_pid`` is the old master's PID in a master
+            started by a re-exec, else 0.
+    """
+    if server.master_pid:
+        systemd.sd_notify(f"MAINPID={os.getpid()}", server.log)

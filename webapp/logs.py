@@ -90,7 +90,8 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
 def _request_id() -> str | None:
     if not has_request_context():
         return None
-    return g.get("request_id")
+    request_id: str | None = g.get("request_id")
+    return request_id
 
 
 class JsonFormatter(logging.Formatter):
@@ -152,13 +153,13 @@ def _int(value: Any) -> int:
         return 0
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _StderrHandler(logging.StreamHandler[TextIO]):
     """Write to whatever ``sys.stderr`` is at the time (tests swap it; a daemon does not)."""
 
     def __init__(self) -> None:
         super().__init__(sys.stderr)
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> TextIO:
         return sys.stderr
 

@@ -285,7 +285,9 @@ class AuditEvent(Base):
     target_type: Mapped[str | None] = mapped_column(String(32))
     target_id: Mapped[str | None] = mapped_column(String(EMAIL_MAX_LENGTH))
     source_ip: Mapped[str | None] = mapped_column(INET)
-    details: Mapped[dict] = mapped_column(JSONB, default=dict, server_default=text("'{}'::jsonb"))
+    details: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, default=dict, server_default=text("'{}'::jsonb")
+    )
 
 
 WEBHOOK_EVENTS = ("user.registered", "user.disabled", "message.completed")
@@ -341,7 +343,7 @@ class WebhookDelivery(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
     event: Mapped[str] = mapped_column(String(64))
-    payload: Mapped[dict] = mapped_column(JSONB)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
     status: Mapped[str] = mapped_column(
         String(16), default="pending", server_default=text("'pending'")
     )

@@ -41,7 +41,7 @@ from flask_limiter import Limiter, RateLimitExceeded
 from redis import Redis
 
 from webapp.emails import canonical_email
-from webapp.errors import error_response
+from webapp.error_handlers import error_response
 from webapp.models import EMAIL_MAX_LENGTH
 from webapp.settings import Settings
 
@@ -195,7 +195,9 @@ def init_rate_limits(app: Flask, settings: Settings, redis_client: Redis) -> Lim
         application_limits_exempt_when=_not_an_api_request,
         strategy="moving-window",
         storage_uri=_storage_uri(settings.redis_url),
-        storage_options={"connection_pool": redis_client.connection_pool},
+        # flask-limiter types the options as str | int; limits passes them to redis-py, which
+        # takes the pool.
+        storage_options={"connection_pool": redis_client.connection_pool},  # type: ignore[dict-item]
         in_memory_fallback_enabled=True,
         # Retry-After is set on 429 responses below; the X-RateLimit-* headers would cost a
         # Redis round trip on every response.
@@ -204,15 +206,16 @@ def init_rate_limits(app: Flask, settings: Settings, redis_client: Redis) -> Lim
     limiter.init_app(app)
     for endpoint, view in list(app.view_functions.items()):
         rules: tuple[LimitRule, ...] = getattr(view, _RULES_ATTRIBUTE, ())
+        limited: Callable[..., Any] = view
         for rule in rules:
-            view = limiter.shared_limit(
+            limited = limiter.shared_limit(
                 getattr(settings, rule.setting),
                 scope=rule.scope,
                 key_func=rule.key,
                 deduct_when=rule.counts,
-            )(view)
+            )(limited)
         if rules:
-            app.view_functions[endpoint] = view
+            app.view_functions[endpoint] = limited
     app.extensions[RATE_LIMITER_EXTENSION] = limiter
     app.register_error_handler(RateLimitExceeded, _rate_limited)
     return limiter

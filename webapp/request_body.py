@@ -139,17 +139,19 @@ class _CountingInput:
         self.consumed = 0
 
     def read(self, size: int | None = -1) -> bytes:
-        data = self._stream.read() if size is None or size < 0 else self._stream.read(size)
+        data: bytes = self._stream.read() if size is None or size < 0 else self._stream.read(size)
         self.consumed += len(data)
         return data
 
     def readline(self, size: int | None = -1) -> bytes:
-        data = self._stream.readline() if size is None or size < 0 else self._stream.readline(size)
+        data: bytes = (
+            self._stream.readline() if size is None or size < 0 else self._stream.readline(size)
+        )
         self.consumed += len(data)
         return data
 
     def readlines(self, hint: int = -1) -> list[bytes]:
-        lines = self._stream.readlines(hint)
+        lines: list[bytes] = self._stream.readlines(hint)
         self.consumed += sum(len(line) for line in lines)
         return lines
 

@@ -32,7 +32,8 @@ from flask_jwt_extended import current_user, verify_jwt_in_request
 from flask_jwt_extended.exceptions import CSRFError, WrongTokenError
 from redis import Redis
 
-from webapp.errors import ForbiddenError, ServiceUnavailableError, error_response
+from webapp.error_handlers import error_response
+from webapp.errors import ForbiddenError, ServiceUnavailableError
 from webapp.extensions import db, jwt
 from webapp.models import User, max_id
 from webapp.services.sessions import (

@@ -20,10 +20,9 @@ from werkzeug.test import TestResponse
 
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.integration.generation_support import chat_app
-from webapp import create_app
+from webapp.app import create_app
 from webapp.chat.runtime import RUNNER_EXTENSION
-from webapp.extensions import db
-from webapp.health.routes import REDIS_EXTENSION
+from webapp.extensions import REDIS_EXTENSION, db
 from webapp.services import accounts
 from webapp.settings import Settings
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from webapp.cli import ADMIN_PASSWORD_ENV
+from webapp.commands import ADMIN_PASSWORD_ENV
 from webapp.extensions import db
 from webapp.models import AuditEvent, User
 

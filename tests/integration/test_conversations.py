@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 from werkzeug.routing import Rule
 
 from tests.integration.auth_support import assert_error, browser_login
-from webapp import create_app
+from webapp.app import create_app
 from webapp.bot import ReplyRecord
 from webapp.extensions import db
 from webapp.models import Conversation, Message

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.integration.conftest import DEFAULT_PASSWORD
-from webapp.cli import ADMIN_PASSWORD_ENV
+from webapp.commands import ADMIN_PASSWORD_ENV
 from webapp.extensions import db
 from webapp.models import User
 

@@ -39,7 +39,7 @@ UNMATCHED = {"service": "auth", "method": "GET", "route": "<unmatched>", "status
 
 # The lines the deployed gunicorn configuration carries for metrics, plus a test bind address.
 CONFIG = """\
-from webapp.gunicorn_hooks import child_exit, on_starting  # noqa: F401
+from webapp.gunicorn_hooks import *  # noqa: F403
 
 bind = "127.0.0.1:{port}"
 wsgi_app = "webapp.wsgi.auth:app"

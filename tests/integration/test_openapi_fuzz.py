@@ -31,8 +31,7 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.integration.auth_support import ME
 from tests.integration.conftest import DEFAULT_PASSWORD, AuthActions
-from webapp.extensions import db
-from webapp.health.routes import REDIS_EXTENSION
+from webapp.extensions import REDIS_EXTENSION, db
 from webapp.openapi import DOCUMENTED_SERVICES, build_document
 from webapp.services import accounts
 

@@ -21,10 +21,9 @@ from tests.integration.generation_support import (
     tokens_in,
     wait_until_finished,
 )
-from webapp.chat.runtime import get_redis
-from webapp.extensions import db
+from webapp.extensions import db, get_redis
 from webapp.models import Message
-from webapp.services import generation
+from webapp.replies import keys, stream
 
 pytestmark = pytest.mark.integration
 
@@ -128,7 +127,7 @@ def test_once_the_stream_expired_the_last_event_comes_from_the_database(app, cha
     client = chat().test_client()
     cid = new_conversation(client, alice)
     done = parse_sse(stream_post(client, alice, cid).get_data(as_text=True))[-1]
-    get_redis(app).delete(generation.stream_key(done.data["id"]))
+    get_redis(app).delete(keys.stream_key(done.data["id"]))
 
     events = parse_sse(
         client.get(
@@ -277,14 +276,14 @@ def test_the_reader_sends_keepalives_while_the_model_is_silent(app, chat, alice)
     redis = get_redis(chat_app)
     redis.set(f"chat:reply:{reply_id}:lease", "1", ex=30)
 
-    reader = generation.read_reply_events(
+    reader = stream.read_reply_events(
         redis, sessions, reply_id, block_ms=20, keepalive_seconds=0.05
     )
     assert next(reader) is None  # a keepalive, while nothing is written
 
-    sink = generation.RedisReplySink(redis, reply_id, stream_ttl=5)
+    sink = stream.RedisReplySink(redis, reply_id, stream_ttl=5)
     sink.token("late ")
-    assert next(reader) == generation.StreamEvent(1, "token", '{"text":"late "}')
+    assert next(reader) == stream.StreamEvent(1, "token", '{"text":"late "}')
     redis.delete(f"chat:reply:{reply_id}:lease")
     # The generation is gone without finishing: the reader settles the reply and ends.
     (last,) = list(reader)

@@ -25,7 +25,7 @@ from tests.integration.auth_support import (
     resign,
 )
 from tests.integration.conftest import DEFAULT_PASSWORD, Tokens, bearer
-from webapp.health.routes import REDIS_EXTENSION
+from webapp.extensions import REDIS_EXTENSION
 from webapp.security import session_store
 from webapp.services.sessions import RefreshTokenReusedError
 

@@ -21,7 +21,8 @@ from tests.integration.auth_support import ACCESS_COOKIE, ME, assert_error, brow
 from tests.integration.conftest import AppFactory, AuthActions
 from webapp.extensions import db
 from webapp.models import AuditEvent
-from webapp.web import PAGE_BLUEPRINTS, PAGE_CSP, render_page
+from webapp.web import PAGE_BLUEPRINTS
+from webapp.web.pages import PAGE_CSP, render_page
 
 PAGES = {
     "/account/login": "auth",

@@ -12,8 +12,7 @@ import pytest
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from webapp import create_app
-from webapp.app import MAX_CONTENT_LENGTH
+from webapp.app import MAX_CONTENT_LENGTH, create_app
 from webapp.rate_limits import RATE_LIMITER_EXTENSION
 from webapp.settings import Settings
 

@@ -1,4 +1,5 @@
-"""The bot and the model layer never import Flask (they run outside web workers too)."""
+"""The bot, the model layer, the errors and the webhook worker never import Flask (they run
+outside web workers too)."""
 
 from __future__ import annotations
 
@@ -17,16 +18,19 @@ PROBE = textwrap.dedent(
     import webapp.bot
     import webapp.bot.graph
     import webapp.bot.nodes
+    import webapp.errors
     import webapp.llm
     import webapp.llm.factory
     import webapp.llm.offline
+    import webapp.replies.keys
+    import webapp.webhooks.worker
 
     print(sorted(name for name in sys.modules if name == "flask" or name.startswith("flask_")))
     """
 )
 
 
-def test_bot_and_llm_import_no_flask() -> None:
+def test_bot_llm_errors_and_webhook_worker_import_no_flask() -> None:
     result = subprocess.run(
         [sys.executable, "-c", PROBE],
         capture_output=True,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from flask import Flask, abort
 
+from webapp.error_handlers import register_error_handlers
 from webapp.errors import (
     ApiError,
     ConflictError,
@@ -15,7 +16,6 @@ from webapp.errors import (
     ValidationError,
     error_body,
     http_error_code,
-    register_error_handlers,
 )
 
 

@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 from openapi_spec_validator import validate
 
-from webapp import create_app
+from webapp.app import create_app
 from webapp.errors import error_body
 from webapp.openapi import ASSET_ENDPOINT, DOCUMENTED_SERVICES, build_document
 from webapp.settings import Settings

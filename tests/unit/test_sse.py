@@ -7,7 +7,7 @@ import json
 from flask import Flask
 
 from webapp.chat.sse import KEEPALIVE, SSE_HEADERS, event_stream_response, format_event, json_data
-from webapp.services.generation import StreamEvent
+from webapp.replies.stream import StreamEvent
 
 
 def test_format_event_puts_json_on_one_data_line():

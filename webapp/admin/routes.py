@@ -12,8 +12,7 @@ from typing import Any
 from flask import Blueprint, current_app, request
 from flask_jwt_extended import current_user
 
-from webapp.extensions import MIGRATIONS_DIR, db
-from webapp.health.routes import REDIS_EXTENSION
+from webapp.extensions import MIGRATIONS_DIR, db, get_redis
 from webapp.models import Conversation, User
 from webapp.request_models.admin import (
     AuditQuery,
@@ -47,7 +46,7 @@ def _next(cursor: int | None) -> str | None:
 @admin_required
 def get_stats() -> dict[str, int]:
     """Return counts of users, conversations and messages."""
-    return stats.collect_stats(db.session)
+    return stats.collect_stats(db.session())
 
 
 @bp.get("/status")
@@ -56,7 +55,7 @@ def get_status() -> dict[str, Any]:
     """Report the database, Redis, model provider, migrations and the three services."""
     return system_status.collect_status(
         engine=db.engine,
-        redis_client=current_app.extensions[REDIS_EXTENSION],
+        redis_client=get_redis(current_app),
         settings=current_app.extensions["settings"],
         migrations_dir=MIGRATIONS_DIR,
     )
@@ -68,7 +67,7 @@ def get_status() -> dict[str, Any]:
 def get_usage(query: UsageQuery) -> dict[str, Any]:
     """Usage over a range of UTC days: ``since``, ``until`` (YYYY-MM-DD), ``user_id``, ``top``."""
     days = usage.parse_range(query.since, query.until)
-    return usage.usage_report(db.session, days, user_id=query.user_id, top=query.top)
+    return usage.usage_report(db.session(), days, user_id=query.user_id, top=query.top)
 
 
 # --- audit log ------------------------------------------------------------------------------------
@@ -88,7 +87,7 @@ def list_audit_events(query: AuditQuery) -> dict[str, Any]:
         until=None if query.until is None else audit.parse_instant(query.until, "until"),
     )
     events, next_cursor = audit.list_events(
-        db.session, criteria, before_id=query.cursor, limit=query.limit
+        db.session(), criteria, before_id=query.cursor, limit=query.limit
     )
     return {"events": [audit.event_to_dict(e) for e in events], "next_cursor": _next(next_cursor)}
 
@@ -105,7 +104,7 @@ def list_users(query: UserListQuery) -> dict[str, Any]:
     ``cursor`` is the previous page's ``next_cursor``.
     """
     users, next_cursor = users_admin.list_users(
-        db.session,
+        db.session(),
         users_admin.UserFilter(query=query.q, active=query.active, role=query.role),
         after_id=query.cursor,
         limit=query.limit,
@@ -117,10 +116,10 @@ def list_users(query: UserListQuery) -> dict[str, Any]:
 @admin_required
 def get_user(user_id: int) -> dict[str, Any]:
     """Return a user with a summary of their conversations and usage."""
-    user = accounts.require_user(db.session, user_id)
+    user = accounts.require_user(db.session(), user_id)
     return {
         "user": accounts.user_to_dict(user),
-        "usage": users_admin.usage_summary(db.session, user),
+        "usage": users_admin.usage_summary(db.session(), user),
     }
 
 
@@ -130,7 +129,7 @@ def get_user(user_id: int) -> dict[str, Any]:
 def update_user(user_id: int, body: RoleChange) -> dict[str, Any]:
     """Change a user's role: ``{"role": "admin" | "user"}``; 409 for the last active admin."""
     user = users_admin.change_role(
-        db.session,
+        db.session(),
         actor=current_user,
         user_id=user_id,
         role=body.role,
@@ -144,7 +143,7 @@ def update_user(user_id: int, body: RoleChange) -> dict[str, Any]:
 def delete_user(user_id: int) -> dict[str, Any]:
     """Delete a user with their conversations and messages; 409 for the last active admin."""
     deleted = users_admin.delete_user(
-        db.session, actor=current_user, user_id=user_id, source_ip=request.remote_addr
+        db.session(), actor=current_user, user_id=user_id, source_ip=request.remote_addr
     )
     return {"deleted": deleted}
 
@@ -157,7 +156,7 @@ def disable_user(user_id: int) -> dict[str, Any]:
     409 for the last active admin; 404 for an unknown id.
     """
     user = accounts.set_user_active(
-        db.session,
+        db.session(),
         user_id=user_id,
         active=False,
         actor=current_user,
@@ -171,7 +170,7 @@ def disable_user(user_id: int) -> dict[str, Any]:
 def enable_user(user_id: int) -> dict[str, Any]:
     """Enable a disabled account; it must log in again (its old tokens stay revoked)."""
     user = accounts.set_user_active(
-        db.session,
+        db.session(),
         user_id=user_id,
         active=True,
         actor=current_user,
@@ -189,7 +188,7 @@ def reset_password(user_id: int, body: PasswordReset) -> dict[str, Any]:
     A generated password is in this response only, once: it is neither stored nor logged.
     """
     user, generated = users_admin.reset_password(
-        db.session,
+        db.session(),
         actor=current_user,
         user_id=user_id,
         password=body.password,
@@ -210,9 +209,9 @@ def reset_password(user_id: int, body: PasswordReset) -> dict[str, Any]:
 def list_user_conversations(user_id: int, query: UserConversationsQuery) -> dict[str, Any]:
     """List a user's conversations like the user sees them: ``limit``, ``cursor``, ``q``."""
     # The query is checked before the user is looked up: a 400 whether or not they exist.
-    accounts.require_user(db.session, user_id)
+    accounts.require_user(db.session(), user_id)
     page = conversation_service.list_conversations(
-        db.session,
+        db.session(),
         user_id=user_id,
         limit=query.limit,
         cursor=query.cursor,
@@ -226,7 +225,7 @@ def list_user_conversations(user_id: int, query: UserConversationsQuery) -> dict
 def get_user_conversation(user_id: int, conversation_id: int) -> dict[str, Any]:
     """Return one of a user's conversations with its messages, oldest first (audited)."""
     conversation = users_admin.read_conversation(
-        db.session,
+        db.session(),
         actor=current_user,
         user_id=user_id,
         conversation_id=conversation_id,

@@ -28,7 +28,8 @@ _DELIVERY = id_rule("delivery_id", WebhookDelivery.id)
 
 
 def _settings() -> Settings:
-    return current_app.extensions["settings"]
+    settings: Settings = current_app.extensions["settings"]
+    return settings
 
 
 def _actor() -> webhooks.Actor:
@@ -42,7 +43,7 @@ def create_webhook(body: WebhookCreate) -> tuple[dict[str, Any], int]:
     """Register a webhook: ``url`` and ``events`` required, ``description``, ``active``."""
     settings = _settings()
     webhook = webhooks.create_webhook(
-        db.session,
+        db.session(),
         # Never None: the model requires both.
         url=body.url or "",
         events=body.events or [],
@@ -60,14 +61,14 @@ def create_webhook(body: WebhookCreate) -> tuple[dict[str, Any], int]:
 @accepts(query=NoQuery)
 def list_webhooks(query: NoQuery) -> dict[str, Any]:
     """List every webhook, oldest first."""
-    return {"webhooks": [webhooks.webhook_to_dict(w) for w in webhooks.list_webhooks(db.session)]}
+    return {"webhooks": [webhooks.webhook_to_dict(w) for w in webhooks.list_webhooks(db.session())]}
 
 
 @bp.get(f"/webhooks/{_WEBHOOK}")
 @admin_required
 def get_webhook(webhook_id: int) -> dict[str, Any]:
     """Return one webhook."""
-    return {"webhook": webhooks.webhook_to_dict(webhooks.get_webhook(db.session, webhook_id))}
+    return {"webhook": webhooks.webhook_to_dict(webhooks.get_webhook(db.session(), webhook_id))}
 
 
 @bp.patch(f"/webhooks/{_WEBHOOK}")
@@ -76,7 +77,7 @@ def get_webhook(webhook_id: int) -> dict[str, Any]:
 def update_webhook(webhook_id: int, body: WebhookUpdate) -> dict[str, Any]:
     """Change a webhook's ``url``, ``events``, ``description`` or ``active``."""
     webhook = webhooks.update_webhook(
-        db.session,
+        db.session(),
         webhook_id,
         webhooks.WebhookChanges(
             url=body.url, events=body.events, description=body.description, active=body.active
@@ -91,7 +92,7 @@ def update_webhook(webhook_id: int, body: WebhookUpdate) -> dict[str, Any]:
 @admin_required
 def delete_webhook(webhook_id: int) -> Response:
     """Delete a webhook and its deliveries."""
-    webhooks.delete_webhook(db.session, webhook_id, actor=_actor())
+    webhooks.delete_webhook(db.session(), webhook_id, actor=_actor())
     return Response(status=204)
 
 
@@ -99,7 +100,7 @@ def delete_webhook(webhook_id: int) -> Response:
 @admin_required
 def test_webhook(webhook_id: int) -> tuple[dict[str, Any], int]:
     """Queue a ``ping`` delivery to the webhook; follow it in its deliveries."""
-    delivery = webhooks.send_ping(db.session, webhook_id, actor=_actor())
+    delivery = webhooks.send_ping(db.session(), webhook_id, actor=_actor())
     return {"delivery": webhooks.delivery_to_dict(delivery)}, 202
 
 
@@ -109,7 +110,7 @@ def test_webhook(webhook_id: int) -> tuple[dict[str, Any], int]:
 def list_deliveries(webhook_id: int, query: DeliveryListQuery) -> dict[str, Any]:
     """List deliveries newest first, with attempts: ``status``, ``event``, ``limit``, ``cursor``."""
     deliveries, next_cursor = webhooks.list_deliveries(
-        db.session,
+        db.session(),
         webhook_id,
         webhooks.DeliveryFilter(
             status=query.status, event=query.event, before=query.cursor, limit=query.limit
@@ -125,7 +126,7 @@ def list_deliveries(webhook_id: int, query: DeliveryListQuery) -> dict[str, Any]
 @admin_required
 def get_delivery(webhook_id: int, delivery_id: int) -> dict[str, Any]:
     """Return one delivery with every attempt."""
-    delivery = webhooks.get_delivery(db.session, webhook_id, delivery_id)
+    delivery = webhooks.get_delivery(db.session(), webhook_id, delivery_id)
     return {"delivery": webhooks.delivery_to_dict(delivery)}
 
 
@@ -133,5 +134,5 @@ def get_delivery(webhook_id: int, delivery_id: int) -> dict[str, Any]:
 @admin_required
 def redeliver(webhook_id: int, delivery_id: int) -> tuple[dict[str, Any], int]:
     """Queue a finished delivery again, as a new delivery (409 while it is still retried)."""
-    delivery = webhooks.redeliver(db.session, webhook_id, delivery_id, actor=_actor())
+    delivery = webhooks.redeliver(db.session(), webhook_id, delivery_id, actor=_actor())
     return {"delivery": webhooks.delivery_to_dict(delivery)}, 202

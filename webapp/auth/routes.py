@@ -75,7 +75,7 @@ def _audit(action: str, **fields: Any) -> None:
     than its record.
     """
     try:
-        audit.record(db.session, action=action, source_ip=request.remote_addr, **fields)
+        audit.record(db.session(), action=action, source_ip=request.remote_addr, **fields)
         db.session.commit()
     except SQLAlchemyError:
         db.session.rollback()
@@ -168,7 +168,7 @@ def _tokens_response(user: User, access_token: str, refresh_token: str) -> Respo
 
 def _log_in(body: LoginRequest) -> User:
     try:
-        user = accounts.authenticate(db.session, email=body.email, password=body.password)
+        user = accounts.authenticate(db.session(), email=body.email, password=body.password)
     except (UnauthorizedError, ForbiddenError) as exc:
         record_login(success=False)
         action = (
@@ -205,7 +205,7 @@ def _revoke_current_session() -> None:
 def register(body: RegisterRequest) -> tuple[dict[str, Any], int]:
     """Create an account: ``{email, password, display_name?}`` -> 201 ``{"user": ...}``."""
     user = accounts.register_user(
-        db.session, email=body.email, password=body.password, display_name=body.display_name
+        db.session(), email=body.email, password=body.password, display_name=body.display_name
     )
     return {"user": accounts.user_to_dict(user)}, 201
 
@@ -279,7 +279,7 @@ def logout_all() -> Response:
     Raising the user's token version revokes every token they hold in the one check every
     service makes on each request, so it works even while Redis is down.
     """
-    user = accounts.revoke_all_sessions(db.session, current_user)
+    user = accounts.revoke_all_sessions(db.session(), current_user)
     _audit("auth.sessions_revoked", actor=user, target_type="user", target_id=user.id)
     return _signed_out()
 
@@ -296,7 +296,7 @@ def me() -> dict[str, Any]:
 @accepts(body=ProfileUpdate)
 def update_me(body: ProfileUpdate) -> dict[str, Any]:
     """Change the caller's profile: ``{display_name?}``; any other field is refused."""
-    user = accounts.update_profile(db.session, current_user, display_name=body.display_name)
+    user = accounts.update_profile(db.session(), current_user, display_name=body.display_name)
     return {"user": accounts.user_to_dict(user)}
 
 
@@ -311,7 +311,7 @@ def change_password(body: PasswordChange) -> Response:
     the new tokens in the response (cookies for a browser session).
     """
     user = accounts.change_password(
-        db.session,
+        db.session(),
         current_user,
         current_password=body.current_password,
         new_password=body.new_password,

@@ -169,7 +169,7 @@ class Bot:
             fresh=fresh,
         )
         output = self.graph.invoke({}, context=context, version="v2")
-        result = output.value.result
+        result: ReplyResult | None = output.value.result
         if result is None:
             msg = "The bot graph finished without a result"
             raise RuntimeError(msg)

@@ -90,7 +90,9 @@ def build_graph(
 
     builder = StateGraph(State, context_schema=Context)
     builder.add_node(LOAD_HISTORY_NODE, make_load_history(history_token_budget))
-    builder.add_node(GENERATE_NODE, make_generate(models, cache=cache))
+    # langgraph passes runtime and config by name, but none of its add_node overloads types a
+    # node that takes both.
+    builder.add_node(GENERATE_NODE, make_generate(models, cache=cache))  # type: ignore[call-overload]
     builder.add_node(PERSIST_NODE, persist)
     builder.add_node(EMIT_NODE, emit)
     builder.add_edge(START, LOAD_HISTORY_NODE)

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, Final, Literal, Protocol, cast
 
 from langchain_core.messages import (
     AIMessage,
@@ -50,8 +50,17 @@ logger = logging.getLogger(__name__)
 
 Update = dict[str, Any]
 
-GENERATE_NODE = "generate"
-REPLAY_CACHED_NODE = "replay_cached"
+
+class RuntimeNode(Protocol):
+    """A node of the graph that reads the run's context (langgraph passes ``runtime`` by name)."""
+
+    def __call__(self, state: State, runtime: Runtime[Context]) -> Update:
+        """Return the node's update of the state."""
+        ...
+
+
+GENERATE_NODE: Final = "generate"
+REPLAY_CACHED_NODE: Final = "replay_cached"
 
 
 @dataclass(frozen=True)
@@ -105,7 +114,7 @@ def trim_history(messages: Sequence[BaseMessage], max_tokens: int) -> list[BaseM
     return system + history[latest_user:]
 
 
-def make_load_history(history_token_budget: int) -> Callable[[State, Runtime[Context]], Update]:
+def make_load_history(history_token_budget: int) -> RuntimeNode:
     """Make the node that loads the conversation from the store and trims it.
 
     Args:
@@ -133,9 +142,7 @@ def make_load_history(history_token_budget: int) -> Callable[[State, Runtime[Con
     return load_history
 
 
-def make_lookup_cache(
-    cache: ReplyCache, params: Mapping[str, Any]
-) -> Callable[[State, Runtime[Context]], Update]:
+def make_lookup_cache(cache: ReplyCache, params: Mapping[str, Any]) -> RuntimeNode:
     """Make the node that looks the reply up in the cache.
 
     Args:

@@ -30,7 +30,7 @@ from webapp.services import conversations
 def create_conversation(body: ConversationCreate) -> tuple[dict[str, Any], int]:
     """Start a conversation: ``{title?}`` -> 201 ``{"conversation": ...}``."""
     conversation = conversations.create_conversation(
-        db.session, user_id=current_user.id, title=body.title
+        db.session(), user_id=current_user.id, title=body.title
     )
     return {"conversation": conversations.conversation_to_dict(conversation)}, 201
 
@@ -45,7 +45,7 @@ def list_conversations(query: ConversationListQuery) -> dict[str, Any]:
     previous page), ``q`` (search titles and message text).
     """
     page = conversations.list_conversations(
-        db.session,
+        db.session(),
         user_id=current_user.id,
         limit=query.limit,
         cursor=query.cursor,
@@ -59,7 +59,7 @@ def list_conversations(query: ConversationListQuery) -> dict[str, Any]:
 def get_conversation(conversation_id: int) -> dict[str, Any]:
     """Return one of the caller's conversations with its messages, oldest first."""
     conversation = conversations.get_conversation(
-        db.session, user_id=current_user.id, conversation_id=conversation_id
+        db.session(), user_id=current_user.id, conversation_id=conversation_id
     )
     return {"conversation": conversations.conversation_with_messages_to_dict(conversation)}
 
@@ -70,7 +70,7 @@ def get_conversation(conversation_id: int) -> dict[str, Any]:
 def rename_conversation(conversation_id: int, body: ConversationRename) -> dict[str, Any]:
     """Rename one of the caller's conversations: ``{title}`` -> ``{"conversation": ...}``."""
     conversation = conversations.rename_conversation(
-        db.session,
+        db.session(),
         user_id=current_user.id,
         conversation_id=conversation_id,
         title=body.title,
@@ -83,7 +83,7 @@ def rename_conversation(conversation_id: int, body: ConversationRename) -> dict[
 def delete_conversation(conversation_id: int) -> Response:
     """Delete one of the caller's conversations with its messages -> 204."""
     conversations.delete_conversation(
-        db.session, user_id=current_user.id, conversation_id=conversation_id
+        db.session(), user_id=current_user.id, conversation_id=conversation_id
     )
     return Response(status=204)
 
@@ -97,7 +97,7 @@ def export_conversation(conversation_id: int, query: ConversationExportQuery) ->
     # does not depend on whose conversation it names.
     export_format = conversations.check_export_format(query.format)
     conversation = conversations.get_conversation(
-        db.session, user_id=current_user.id, conversation_id=conversation_id
+        db.session(), user_id=current_user.id, conversation_id=conversation_id
     )
     export = conversations.export_conversation(conversation, export_format, exported_at=utcnow())
     return Response(

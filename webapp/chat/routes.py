@@ -1,7 +1,7 @@
 """Routes of the chat service, under ``/api/v1/chat``: the blueprint, messages and replies.
 
 The conversation routes register on the same blueprint from :mod:`webapp.chat.conversations`.
-Replies are generated in the background (:mod:`webapp.services.generation`); these routes start
+Replies are generated in the background (:mod:`webapp.replies`); these routes start
 them, stream them, stop them and wait for them.
 """
 
@@ -15,13 +15,18 @@ from flask_jwt_extended import current_user, jwt_required
 
 from webapp.chat.runtime import get_bot, get_runner
 from webapp.chat.sse import event_stream_response, json_data
-from webapp.errors import UpstreamError, error_response
+from webapp.error_handlers import error_response
+from webapp.errors import UpstreamError
 from webapp.extensions import db
 from webapp.models import Conversation, Message
+from webapp.replies import service as replies
+from webapp.replies.failed import GENERATION_FAILED
+from webapp.replies.runner import BusyError
+from webapp.replies.stream import StreamEvent, read_reply_events
 from webapp.request_models.chat import MessageCreate, Regenerate
 from webapp.request_models.parsing import accepts
 from webapp.routing import id_rule
-from webapp.services import chat, generation
+from webapp.services import chat
 from webapp.services.quota import QuotaExceededError
 from webapp.validation import bounded_int
 
@@ -60,15 +65,15 @@ def _links(reply_id: int) -> dict[str, str]:
     }
 
 
-def _respond(started: generation.StartedReply) -> Response | tuple[Any, ...]:
+def _respond(started: replies.StartedReply) -> Response | tuple[Any, ...]:
     runner = get_runner(current_app)
     reply_id = started.reply.id
     message = chat.message_to_dict(started.message)
     mode = _reply_mode()
     if mode == "stream":
         # The reply's id rides on the first event, so a streaming client can stop it.
-        first = generation.StreamEvent(0, "message", json_data({**message, "reply_id": reply_id}))
-        events = generation.read_reply_events(runner.stream_redis, runner.sessions, reply_id)
+        first = StreamEvent(0, "message", json_data({**message, "reply_id": reply_id}))
+        events = read_reply_events(runner.stream_redis, runner.sessions, reply_id)
         return event_stream_response(
             itertools.chain([first], events), headers={"X-Reply-Id": str(reply_id)}
         )
@@ -84,9 +89,9 @@ def _respond(started: generation.StartedReply) -> Response | tuple[Any, ...]:
         started.future.result(timeout=REPLY_WAIT_SECONDS)
     except TimeoutError:
         return accepted
-    reply = generation.get_reply(db.session, user_id=current_user.id, reply_id=reply_id)
+    reply = replies.get_reply(db.session(), user_id=current_user.id, reply_id=reply_id)
     if reply.status == "failed":
-        raise UpstreamError(generation.GENERATION_FAILED)
+        raise UpstreamError(GENERATION_FAILED)
     return {"message": message, "reply": chat.message_to_dict(reply)}, 201
 
 
@@ -103,8 +108,8 @@ def post_message(conversation_id: int, body: MessageCreate) -> Response | tuple[
     # Get the bot before storing anything: a bot that cannot be built is a server fault, and
     # should not leave an unanswered message behind.
     bot = get_bot(current_app)
-    started = generation.start_reply(
-        db.session,
+    started = replies.start_reply(
+        db.session(),
         get_runner(current_app),
         bot,
         user_id=current_user.id,
@@ -122,8 +127,8 @@ def regenerate(conversation_id: int, body: Regenerate) -> Response | tuple[Any, 
     """Replace the conversation's last reply with a new one; answered like ``post_message``."""
     del body  # no fields: an empty object or no body, anything else is refused
     bot = get_bot(current_app)
-    started = generation.regenerate_reply(
-        db.session,
+    started = replies.regenerate_reply(
+        db.session(),
         get_runner(current_app),
         bot,
         user_id=current_user.id,
@@ -137,7 +142,7 @@ def regenerate(conversation_id: int, body: Regenerate) -> Response | tuple[Any, 
 @jwt_required()
 def get_reply(reply_id: int) -> dict[str, Any]:
     """Return one of the caller's replies as stored now (``status`` says if it is finished)."""
-    reply = generation.get_reply(db.session, user_id=current_user.id, reply_id=reply_id)
+    reply = replies.get_reply(db.session(), user_id=current_user.id, reply_id=reply_id)
     return {"reply": chat.message_to_dict(reply)}
 
 
@@ -160,12 +165,12 @@ def reply_events(reply_id: int) -> Response:
     # The request is checked before anything is looked up: a bad resume point is a 400 whether
     # or not the reply exists.
     after = _last_event_id()
-    reply = generation.get_reply(db.session, user_id=current_user.id, reply_id=reply_id)
+    reply = replies.get_reply(db.session(), user_id=current_user.id, reply_id=reply_id)
     runner = get_runner(current_app)
     # No database connection is held while streaming: the session ends with the request
     # context, which a streamed body without stream_with_context does not keep.
     return event_stream_response(
-        generation.read_reply_events(runner.stream_redis, runner.sessions, reply.id, after=after),
+        read_reply_events(runner.stream_redis, runner.sessions, reply.id, after=after),
         headers={"X-Reply-Id": str(reply.id)},
     )
 
@@ -178,21 +183,21 @@ def stop_reply(reply_id: int) -> tuple[dict[str, Any], int]:
     202 while the stop is on its way (the reply's stream ends with ``stopped``); 200 with the
     reply unchanged when it had already finished.
     """
-    reply = generation.stop_reply(
-        db.session, get_runner(current_app).redis, user_id=current_user.id, reply_id=reply_id
+    reply = replies.stop_reply(
+        db.session(), get_runner(current_app).redis, user_id=current_user.id, reply_id=reply_id
     )
     return {"reply": chat.message_to_dict(reply)}, 202 if reply.status == "streaming" else 200
 
 
 @bp.errorhandler(QuotaExceededError)
 def _quota_exceeded(exc: QuotaExceededError) -> tuple[Response, int]:
-    response, status = error_response(exc.status, exc.code, exc.message, **exc.details())
+    response, status = error_response(exc.status, exc.code, exc.message, None, **exc.details())
     response.headers["Retry-After"] = str(exc.retry_after)
     return response, status
 
 
-@bp.errorhandler(generation.BusyError)
-def _busy(exc: generation.BusyError) -> tuple[Response, int]:
+@bp.errorhandler(BusyError)
+def _busy(exc: BusyError) -> tuple[Response, int]:
     response, status = error_response(
         exc.status, exc.code, exc.message, retry_after=exc.retry_after
     )

@@ -13,15 +13,14 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from flask import Flask
-from redis import Redis
 from sqlalchemy.orm import sessionmaker
 
-from webapp.app import CONNECT_TIMEOUT, pooled_redis
 from webapp.bot import Bot
-from webapp.extensions import db
-from webapp.health.routes import REDIS_EXTENSION
+from webapp.connections import CONNECT_TIMEOUT, pooled_redis
+from webapp.extensions import db, get_redis
 from webapp.llm.cache import RedisReplyCache
-from webapp.services.generation import READ_BLOCK_MS, ReplyRunner
+from webapp.replies.runner import ReplyRunner
+from webapp.replies.stream import READ_BLOCK_MS
 from webapp.settings import Settings
 
 __all__ = [
@@ -29,7 +28,6 @@ __all__ = [
     "MAX_OPEN_STREAMS",
     "RUNNER_EXTENSION",
     "get_bot",
-    "get_redis",
     "get_runner",
 ]
 
@@ -56,11 +54,6 @@ def _once(app: Flask, name: str, build: Callable[[], _T]) -> _T:
                 value = build()
                 app.extensions[name] = value
     return value
-
-
-def get_redis(app: Flask) -> Redis:
-    """Return the app's shared Redis client."""
-    return app.extensions[REDIS_EXTENSION]
 
 
 def get_bot(app: Flask) -> Bot:

@@ -10,7 +10,7 @@ from typing import Any
 from flask import Response
 
 from webapp.errors import error_body
-from webapp.services.generation import StreamEvent
+from webapp.replies.stream import StreamEvent
 
 __all__ = ["KEEPALIVE", "SSE_HEADERS", "event_stream_response", "format_event", "json_data"]
 

@@ -7,18 +7,15 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, current_app
-from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from webapp import __version__
 from webapp.errors import error_body
-from webapp.extensions import db
+from webapp.extensions import db, get_redis
 
 bp = Blueprint("health", __name__)
-
-REDIS_EXTENSION = "redis"
 
 
 def release_name(prefix: str = sys.prefix) -> str | None:
@@ -64,7 +61,7 @@ def _database_ok() -> bool:
 
 
 def _redis_ok() -> bool:
-    client: Redis = current_app.extensions[REDIS_EXTENSION]
+    client = get_redis(current_app)
     try:
         client.ping()
     except (RedisError, OSError):

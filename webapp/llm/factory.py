@@ -10,6 +10,7 @@ from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import Runnable
 from langchain_openai import ChatOpenAI
+from pydantic import SecretStr
 
 from webapp.llm.offline import OFFLINE_MODEL_NAME, OfflineChatModel
 
@@ -105,8 +106,9 @@ def _named_model(settings: ChatModelSettings, model_name: str) -> BaseChatModel:
     return ChatOpenAI(
         model=model_name,
         base_url=base_url,
-        api_key=settings.openai_api_key or PLACEHOLDER_API_KEY,
-        max_tokens=settings.llm_max_tokens,
+        api_key=SecretStr(settings.openai_api_key or PLACEHOLDER_API_KEY),
+        # The field's name is max_tokens; pydantic knows it by its alias.
+        max_completion_tokens=settings.llm_max_tokens,
         temperature=settings.llm_temperature,
         timeout=settings.llm_timeout,
         max_retries=MAX_RETRIES,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from logging.config import fileConfig
+from typing import Any
 
 from alembic import context
 from flask import current_app
@@ -31,7 +32,7 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     """Run the migrations against the app's database."""
 
-    def process_revision_directives(context, revision, directives):
+    def process_revision_directives(context: Any, revision: Any, directives: list[Any]) -> None:
         # An autogenerate run that found no change should not leave an empty revision behind.
         if getattr(config.cmd_opts, "autogenerate", False) and directives[0].upgrade_ops.is_empty():
             directives[:] = []

@@ -167,7 +167,9 @@ SCHEMAS: dict[str, Document] = {
 }
 
 
-def _operation(operation_id: str, summary: str, outcomes: Document, *errors: str, **extra: Any):
+def _operation(
+    operation_id: str, summary: str, outcomes: Document, *errors: str, **extra: Any
+) -> Document:
     return {
         "tags": ["admin"],
         "operationId": operation_id,

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from flask import Blueprint, Flask, Response, request, send_from_directory, url_for
 from werkzeug.exceptions import NotFound
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from webapp.openapi.documents import DOCUMENTED_SERVICES, api_prefix, build_document
 
@@ -109,7 +110,7 @@ def create_docs_blueprint(service: str) -> Blueprint:
     bp = Blueprint(f"openapi_{service}", __name__, url_prefix=api_prefix(service))
 
     @bp.get("/openapi.json")
-    def document() -> Response:
+    def document() -> WerkzeugResponse:
         response = Response(_document_json(service), mimetype="application/json")
         # Revalidated on every use (it changes with each release), cheaply thanks to the ETag.
         response.headers["Cache-Control"] = "no-cache"

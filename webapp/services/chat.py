@@ -2,7 +2,7 @@
 
 :class:`SqlHistoryStore` implements the bot's ``HistoryStore`` protocol over the app's own
 tables, which stay the one source of truth for conversation history. Generating replies is in
-:mod:`webapp.services.generation`; conversations themselves (listing, renaming, titles, export)
+:mod:`webapp.replies`; conversations themselves (listing, renaming, titles, export)
 are in :mod:`webapp.services.conversations`.
 """
 

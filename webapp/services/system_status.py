@@ -10,6 +10,7 @@ client is imported only when a provider is configured; LangChain is never import
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -155,7 +156,7 @@ def collect_status(
         "model": lambda: _model(settings, timeout),
     }
     for name, url in settings.status_service_urls:
-        checks[f"service:{name}"] = lambda url=url: _service(url, timeout)
+        checks[f"service:{name}"] = functools.partial(_service, url, timeout)
     with ThreadPoolExecutor(max_workers=len(checks)) as pool:
         futures = {name: pool.submit(check) for name, check in checks.items()}
         results = {name: future.result() for name, future in futures.items()}

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Response, redirect, url_for
+from flask import redirect, url_for
+from werkzeug.wrappers import Response
 
-from webapp.web import page_blueprint, render_page
+from webapp.web.pages import page_blueprint, render_page
 
 bp = page_blueprint("account_pages", __name__, url_prefix="/account")
 

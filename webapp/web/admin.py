@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from webapp.models import WEBHOOK_EVENTS
 from webapp.services.audit import ACTIONS
-from webapp.web import page_blueprint, render_page
+from webapp.web.pages import page_blueprint, render_page
 
 bp = page_blueprint("admin_pages", __name__, url_prefix="/admin")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from webapp.web import page_blueprint, render_page
+from webapp.web.pages import page_blueprint, render_page
 
 bp = page_blueprint("chat_pages", __name__)
 

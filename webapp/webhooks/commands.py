@@ -19,6 +19,7 @@ import click
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import sessionmaker
 
+from webapp.connections import CONNECT_TIMEOUT
 from webapp.logs import configure_logging
 from webapp.settings import Settings, SettingsError
 from webapp.webhooks.worker import WebhookWorker
@@ -56,8 +57,6 @@ def build_worker(settings: Settings, engine: Engine) -> WebhookWorker:
 
 @contextmanager
 def _worker_from_environment() -> Iterator[WebhookWorker]:
-    from webapp.app import CONNECT_TIMEOUT  # webapp.app imports this module (through webapp.cli)
-
     try:
         settings = Settings.from_env(os.environ)
     except SettingsError as exc:

@@ -19,10 +19,10 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import httpx
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import CursorResult, delete, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from webapp import __version__
@@ -209,11 +209,15 @@ class WebhookWorker:
         """
         cutoff = before or utcnow() - RETENTION
         with self.sessions() as session, session.begin():
-            result = session.execute(
-                delete(WebhookDelivery).where(
-                    WebhookDelivery.status.in_(("succeeded", "dead")),
-                    WebhookDelivery.updated_at < cutoff,
-                )
+            # A DELETE's result is a CursorResult (it has a rowcount); execute() is typed for any.
+            result = cast(
+                CursorResult[Any],
+                session.execute(
+                    delete(WebhookDelivery).where(
+                        WebhookDelivery.status.in_(("succeeded", "dead")),
+                        WebhookDelivery.updated_at < cutoff,
+                    )
+                ),
             )
         if result.rowcount:
             logger.info("deleted %s finished webhook deliveries", result.rowcount)
