@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import jinja2
 import pytest
+import yaml
 from gunicorn.config import Config
 
 from webapp import gunicorn_hooks
@@ -112,7 +113,14 @@ TEMPLATE = (
 )
 TEMPLATE_VARS = {
     "ansible_managed": "Ansible managed",
-    "item": {"name": "chat", "port": 8002, "workers": 2, "threads": 64},
+    # The chat service's entry of the one service list (playbooks/vars/wiring.yml).
+    "item": next(
+        service
+        for service in yaml.safe_load(
+            (Path(__file__).resolve().parents[2] / "playbooks/vars/wiring.yml").read_text()
+        )["app_services"]
+        if service["name"] == "chat"
+    ),
     "app_bind_address": "127.0.0.1",
     "app_gunicorn_timeout": 120,
     "app_gunicorn_graceful_timeout": 90,

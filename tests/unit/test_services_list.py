@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from webapp import create_app
+from webapp.app import create_app
 from webapp.openapi import DOCUMENTED_SERVICES
 from webapp.services_list import SERVICE_NAMES, SERVICES, service_named
 from webapp.settings import DEFAULT_STATUS_SERVICE_URLS, Settings
