@@ -55,6 +55,14 @@ def _operations(service: str) -> list[tuple[str, str]]:
     return [(method, path) for path, item in paths.items() for method in METHODS if method in item]
 
 
+def _describe(exc: BaseException) -> str:
+    """Return the failure and, for a group (Hypothesis' flaky report), each failure in it."""
+    parts = [str(exc)]
+    for inner in getattr(exc, "exceptions", ()):
+        parts.append(_describe(inner))
+    return "\n".join(parts)
+
+
 class Caller:
     """Holds a signed-in user or admin for the fuzzer, signing in again when needed.
 
@@ -129,6 +137,6 @@ def test_every_response_agrees_with_the_document(app, make_app, service, role):
                 # Nothing to make invalid: the operation takes no parameters and no body.
                 assert mode is GenerationMode.NEGATIVE, f"{method.upper()} {path}"
             except (Exception, FailureGroup) as exc:  # every operation's failure is reported
-                failures.append(f"{method.upper()} {path} ({mode.value}):\n{exc}")
+                failures.append(f"{method.upper()} {path} ({mode.value}):\n{_describe(exc)}")
 
     assert not failures, f"{len(failures)} operations disagree:\n\n" + "\n\n".join(failures)
