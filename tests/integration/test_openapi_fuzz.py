@@ -12,6 +12,7 @@ is reproducible and takes a few minutes on a busy 2-core machine.
 
 from __future__ import annotations
 
+import traceback
 import zlib
 from typing import Any
 
@@ -22,6 +23,7 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
+from schemathesis.core.transport import Response
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -31,6 +33,8 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.integration.auth_support import ME
 from tests.integration.conftest import DEFAULT_PASSWORD, AuthActions
+from tests.waiting import wait_for
+from webapp.chat.runtime import get_runner
 from webapp.extensions import REDIS_EXTENSION, db
 from webapp.openapi import DOCUMENTED_SERVICES, build_document
 from webapp.services import accounts
@@ -59,8 +63,31 @@ def _describe(exc: BaseException) -> str:
     """Return the failure and, for a group (Hypothesis' flaky report), each failure in it."""
     parts = [str(exc)]
     for inner in getattr(exc, "exceptions", ()):
-        parts.append(_describe(inner))
+        parts.append("".join(traceback.format_exception(inner)))
     return "\n".join(parts)
+
+
+def _wait_for_replies(served: Flask) -> None:
+    """Wait until the replies an example started have been generated.
+
+    A reply answered at once (202, or a stream the client stopped reading) goes on in a thread of
+    the chat service, and LangGraph draws its checkpoint ids from the ``random`` module there:
+    while the next example is generated, Hypothesis would see the global random state move and
+    fail the run as "flaky".
+    """
+    if "chat" in served.blueprints:
+        runner = get_runner(served)
+        wait_for(lambda: not runner.running(), "the replies an example started to finish")
+
+
+def _exchange(case: Any, response: Any) -> str:
+    """Return what a failing example sent and what it got back, for the report."""
+    got = Response.from_any(response)
+    content_type = ", ".join(got.headers.get("content-type", []))
+    return (
+        f"sent: {case.method} {case.formatted_path} query={case.query!r} body={case.body!r}\n"
+        f"got: {got.status_code} {content_type} {got.text_lossy()[:500]}"
+    )
 
 
 class Caller:
@@ -109,6 +136,7 @@ def test_every_response_agrees_with_the_document(app, make_app, service, role):
     served = make_app(service)
     schema = schemathesis.openapi.from_wsgi(f"/api/v1/{service}/openapi.json", served)
     failures: list[str] = []
+    seen: list[str] = []  # what the failing examples of the current operation sent and got
 
     for method, path in _operations(service):
         operation = schema[path][method.upper()]
@@ -129,14 +157,23 @@ def test_every_response_agrees_with_the_document(app, make_app, service, role):
             @given(case=operation.as_strategy(generation_mode=mode))
             def run(case: Any) -> None:
                 response = case.call(headers=caller.headers)
-                case.validate_response(response, checks=CHECKS)
+                _wait_for_replies(served)
+                try:
+                    case.validate_response(response, checks=CHECKS)
+                except (Exception, FailureGroup):
+                    # Hypothesis' report of a flaky failure does not say what was sent or got.
+                    seen.append(_exchange(case, response))
+                    raise
 
+            seen.clear()
             try:
                 run()
             except Unsatisfiable:
                 # Nothing to make invalid: the operation takes no parameters and no body.
                 assert mode is GenerationMode.NEGATIVE, f"{method.upper()} {path}"
             except (Exception, FailureGroup) as exc:  # every operation's failure is reported
-                failures.append(f"{method.upper()} {path} ({mode.value}):\n{_describe(exc)}")
+                failures.append(
+                    f"{method.upper()} {path} ({mode.value}):\n{_describe(exc)}\n" + "\n".join(seen)
+                )
 
     assert not failures, f"{len(failures)} operations disagree:\n\n" + "\n\n".join(failures)
