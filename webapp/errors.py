@@ -48,6 +48,24 @@ _HTTP_CODES = {
 }
 
 
+def http_error_code(status: int) -> str:
+    """Return the error code for an HTTP status: ``gone`` for 410, ``not_found`` for 404.
+
+    Args:
+        status: An HTTP status code.
+
+    Returns:
+        The code from the table above, else the status phrase in snake case.
+    """
+    if status in _HTTP_CODES:
+        return _HTTP_CODES[status]
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        return "internal_error" if status >= 500 else "bad_request"
+    return re.sub(r"[^a-z0-9]+", "_", phrase.lower()).strip("_")
+
+
 class ApiError(Exception):
     """An error meant for the client, carrying its HTTP status and error code.
 
@@ -60,6 +78,12 @@ class ApiError(Exception):
 
     status = 400
     code = "bad_request"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Give a subclass that sets only its ``status`` the code of that status (the table)."""
+        super().__init_subclass__(**kwargs)
+        if "status" in cls.__dict__ and "code" not in cls.__dict__:
+            cls.code = http_error_code(cls.status)
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         """Create the error with a client-safe message and, optionally, the field at fault."""
@@ -79,14 +103,12 @@ class UnauthorizedError(ApiError):
     """Raised when the caller is not authenticated or gave wrong credentials."""
 
     status = 401
-    code = "unauthorized"
 
 
 class ForbiddenError(ApiError):
     """Raised when the caller is authenticated but not allowed to do this."""
 
     status = 403
-    code = "forbidden"
 
 
 class AccountDisabledError(ForbiddenError):
@@ -99,28 +121,24 @@ class NotFoundError(ApiError):
     """Raised when a resource does not exist or belongs to someone else."""
 
     status = 404
-    code = "not_found"
 
 
 class ConflictError(ApiError):
     """Raised when the request conflicts with existing data (for example a taken email)."""
 
     status = 409
-    code = "conflict"
 
 
 class ServiceUnavailableError(ApiError):
     """Raised when a dependency the request needs (Redis, for revocation) is down."""
 
     status = 503
-    code = "service_unavailable"
 
 
 class UpstreamError(ApiError):
     """Raised when a dependency the request relies on (the language model) failed."""
 
     status = 502
-    code = "upstream_error"
 
 
 def error_body(code: str, message: str, field: str | None = None, **details: Any) -> dict[str, Any]:
@@ -140,21 +158,3 @@ def error_body(code: str, message: str, field: str | None = None, **details: Any
         error["field"] = field
     error.update(details)
     return {"error": error}
-
-
-def http_error_code(status: int) -> str:
-    """Return the error code for an HTTP status: ``gone`` for 410, ``not_found`` for 404.
-
-    Args:
-        status: An HTTP status code.
-
-    Returns:
-        The code from the table above, else the status phrase in snake case.
-    """
-    if status in _HTTP_CODES:
-        return _HTTP_CODES[status]
-    try:
-        phrase = HTTPStatus(status).phrase
-    except ValueError:
-        return "internal_error" if status >= 500 else "bad_request"
-    return re.sub(r"[^a-z0-9]+", "_", phrase.lower()).strip("_")

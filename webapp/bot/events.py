@@ -11,19 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-__all__ = [
-    "COMPLETE",
-    "FAILED",
-    "STOPPED",
-    "CallOutcome",
-    "ModelCall",
-    "NullSink",
-    "ReplyRecord",
-    "ReplyResult",
-    "ReplySink",
-    "ReplyStatus",
-]
-
 ReplyStatus = Literal["complete", "stopped", "failed"]
 COMPLETE: ReplyStatus = "complete"
 STOPPED: ReplyStatus = "stopped"

@@ -166,6 +166,17 @@ def _display_name(display_name: str | None, email: str) -> str:
     return display_name.strip()
 
 
+def _new_user(email: str, password: str, display_name: str | None, *, role: str) -> User:
+    # The values are checked first: nothing is built from a password that breaks the policy.
+    check_password_policy(password, email=email)
+    return User(
+        email=email,
+        password_hash=hash_password(password),
+        display_name=_display_name(display_name, email),
+        role=role,
+    )
+
+
 def hash_password(password: str) -> str:
     """Hash a password with Argon2id.
 
@@ -222,14 +233,7 @@ def register_user(
         ValidationError: If a value breaks the rules, naming the field.
         ConflictError: If the email is already registered.
     """
-    email = normalize_email(email)
-    check_password_policy(password, email=email)
-    user = User(
-        email=email,
-        password_hash=hash_password(password),
-        display_name=_display_name(display_name, email),
-        role="user",
-    )
+    user = _new_user(normalize_email(email), password, display_name, role="user")
     session.add(user)
     try:
         # Flushed first for the id: the webhook event is committed with the account itself.
@@ -373,13 +377,7 @@ def ensure_admin(
     if user is None:
         if password is None:
             raise ValidationError("password is required to create an account", field="password")
-        check_password_policy(password, email=email)
-        user = User(
-            email=email,
-            password_hash=hash_password(password),
-            display_name=_display_name(display_name, email),
-            role="admin",
-        )
+        user = _new_user(email, password, display_name, role="admin")
         session.add(user)
         session.commit()
         return AdminProvisioning(user, created=True)
@@ -557,14 +555,7 @@ def set_user_active(
         # Re-enabling keeps the raised version: tokens from before the deactivation stay dead.
         user.is_active = True
     if actor is not None:
-        audit.record(
-            session,
-            action="admin.user_enabled" if active else "admin.user_disabled",
-            actor=actor,
-            target_type="user",
-            target_id=user.id,
-            source_ip=source_ip,
-            details={"email": user.email},
-        )
+        action = "admin.user_enabled" if active else "admin.user_disabled"
+        audit.record_account_change(session, action, actor=actor, user=user, source_ip=source_ip)
     session.commit()
     return user

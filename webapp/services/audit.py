@@ -152,6 +152,39 @@ def record(
     return event
 
 
+def record_account_change(
+    session: Session,
+    action: str,
+    *,
+    actor: User,
+    user: User,
+    source_ip: str | None,
+    **details: Any,
+) -> AuditEvent:
+    """Add the audit event of an admin's change to an account (see `record`).
+
+    Args:
+        session: Database session; the caller commits.
+        action: Dotted action name (``admin.role_changed``).
+        actor: The admin who acted.
+        user: The account changed; its id is the target, its email the first detail.
+        source_ip: The admin's client address.
+        **details: Further details (``from``, ``to``).
+
+    Returns:
+        The pending event.
+    """
+    return record(
+        session,
+        action=action,
+        actor=actor,
+        target_type="user",
+        target_id=user.id,
+        source_ip=source_ip,
+        details={"email": user.email, **details},
+    )
+
+
 @dataclass(frozen=True)
 class AuditFilter:
     """Which events to list; every criterion is optional and they combine with AND.

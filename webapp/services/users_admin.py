@@ -217,14 +217,9 @@ def change_role(
         session.rollback()
         raise ConflictError("the last active admin cannot be demoted")
     previous, user.role = user.role, role
-    audit.record(
-        session,
-        action="admin.role_changed",
-        actor=actor,
-        target_type="user",
-        target_id=user.id,
-        source_ip=source_ip,
-        details={"email": user.email, "from": previous, "to": role},
+    details = {"from": previous, "to": role}
+    audit.record_account_change(
+        session, "admin.role_changed", actor=actor, user=user, source_ip=source_ip, **details
     )
     session.commit()
     return user
@@ -275,14 +270,13 @@ def reset_password(
             session.rollback()
             raise
     accounts.set_password(user, password)
-    audit.record(
+    audit.record_account_change(
         session,
-        action="admin.password_reset",
+        "admin.password_reset",
         actor=actor,
-        target_type="user",
-        target_id=user.id,
+        user=user,
         source_ip=source_ip,
-        details={"email": user.email, "generated": generated is not None},
+        generated=generated is not None,
     )
     session.commit()
     return user, generated
@@ -325,14 +319,14 @@ def delete_user(
         "conversations": counts[0],
         "messages": counts[1],
     }
-    audit.record(
+    audit.record_account_change(
         session,
-        action="admin.user_deleted",
+        "admin.user_deleted",
         actor=actor,
-        target_type="user",
-        target_id=user.id,
+        user=user,
         source_ip=source_ip,
-        details={k: v for k, v in deleted.items() if k != "id"},
+        conversations=deleted["conversations"],
+        messages=deleted["messages"],
     )
     session.flush()
     session.execute(delete(User).where(User.id == user.id))

@@ -1,18 +1,10 @@
-"""Create users, conversations and messages.
-
-Revision ID: 0001
-Revises:
-Create Date: 2025-11-25 16:00:00
-"""
+"""Create users, conversations and messages."""
 
 import sqlalchemy as sa
 from alembic import op
 
-# revision identifiers, used by Alembic.
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,18 +1,10 @@
-"""Add users.token_version: raising it revokes every token the user holds.
-
-Revision ID: 0002
-Revises: 0001
-Create Date: 2025-12-01 10:00:00
-"""
+"""Add users.token_version: raising it revokes every token the user holds."""
 
 import sqlalchemy as sa
 from alembic import op
 
-# revision identifiers, used by Alembic.
 revision = "0002"
 down_revision = "0001"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

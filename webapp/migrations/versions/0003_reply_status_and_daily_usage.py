@@ -1,18 +1,10 @@
-"""Record how each reply was made (status, latency, cache, fallback); count daily token usage.
-
-Revision ID: 0003
-Revises: 0002
-Create Date: 2025-12-08 10:00:00
-"""
+"""Record how each reply was made (status, latency, cache, fallback); count daily token usage."""
 
 import sqlalchemy as sa
 from alembic import op
 
-# revision identifiers, used by Alembic.
 revision = "0003"
 down_revision = "0002"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

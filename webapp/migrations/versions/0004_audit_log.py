@@ -1,19 +1,11 @@
-"""Add the append-only audit log of admin actions and security events; index message times.
-
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-11-25 18:40:00
-"""
+"""Add the append-only audit log of admin actions and security events; index message times."""
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-# revision identifiers, used by Alembic.
 revision = "0004"
 down_revision = "0003"
-branch_labels = None
-depends_on = None
 
 # Refuse to change history, even for the application's own database role. TRUNCATE (the
 # operator's explicit, table-wide purge, and the test suite's reset) is not a row change and

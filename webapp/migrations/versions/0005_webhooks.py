@@ -1,19 +1,11 @@
-"""Add webhooks, their queued deliveries (an outbox) and the log of every delivery attempt.
-
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-11-25 19:00:00
-"""
+"""Add webhooks, their queued deliveries (an outbox) and the log of every delivery attempt."""
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-# revision identifiers, used by Alembic.
 revision = "0005"
 down_revision = "0004"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -4,10 +4,6 @@ Addresses were stored trimmed and lower-cased; the canonical form also applies N
 nameprep, so a full-width look-alike of an address is that address. An address whose canonical
 form another account already holds (a look-alike registered before this revision) is left as
 it is and reported: no account is merged or lost, and an operator decides which one to keep.
-
-Revision ID: 0006
-Revises: 0005
-Create Date: 2026-12-03 06:30:00
 """
 
 import logging
@@ -18,11 +14,8 @@ from alembic import op
 from webapp.emails import canonical_email
 from webapp.models import EMAIL_MAX_LENGTH
 
-# revision identifiers, used by Alembic.
 revision = "0006"
 down_revision = "0005"
-branch_labels = None
-depends_on = None
 
 logger = logging.getLogger("alembic.runtime.migration")
 

@@ -1,6 +1,6 @@
 // The account pages: sign in, register, profile (display name, password, sign out everywhere).
-import { ApiError, api, requireUser, signedOut } from "./api.js";
-import { clearErrors, limitMessage, notify, showAccount, showError } from "./ui.js";
+import { ApiError, api, signedOut } from "./api.js";
+import { clearErrors, limitMessage, notify, showAccount, showError, signedInUser } from "./ui.js";
 
 const REASONS = {
   expired: "Your session has ended. Please sign in again.",
@@ -93,13 +93,8 @@ function registerPage() {
 }
 
 async function profilePage() {
-  let user;
-  try {
-    user = await requireUser();
-  } catch {
-    return;
-  }
-  showAccount(user);
+  const user = await signedInUser();
+  if (!user) return;
   document.getElementById("profile-email").textContent = user.email;
   document.getElementById("profile-role").textContent = user.role;
 

@@ -1,8 +1,8 @@
 // The admin pages over the admin API: dashboard (totals, usage charts), users, audit log,
 // webhooks with their deliveries, system status. Each page renders what the API answers; a
 // part whose route this server does not have (404) says so instead of failing the page.
-import { ApiError, api, requireUser } from "./api.js";
-import { clearErrors, el, formatTime, notify, showAccount, showError } from "./ui.js";
+import { ApiError, api } from "./api.js";
+import { clearErrors, el, formatTime, notify, showError, signedInUser } from "./ui.js";
 
 const ADMIN = "/api/v1/admin";
 const SVG = "http://www.w3.org/2000/svg";
@@ -492,13 +492,8 @@ async function status() {
 const PAGES = { dashboard, users, audit, webhooks, status };
 
 async function start() {
-  let user;
-  try {
-    user = await requireUser();
-  } catch {
-    return;
-  }
-  showAccount(user);
+  const user = await signedInUser();
+  if (!user) return;
   if (user.role !== "admin") {
     // Only the refusal: none of the page's (empty) controls, nor the admin navigation.
     for (const node of [...main.children]) {

@@ -1,5 +1,5 @@
 // Pieces every page shares: the account menu, form errors next to their fields, notices.
-import { signOut } from "./api.js";
+import { requireUser, signOut } from "./api.js";
 
 /** Create an element with properties and children (text is always set as text, never HTML). */
 export function el(tag, props = {}, ...children) {
@@ -39,6 +39,21 @@ export function showAccount(user) {
       alert(error.message);
     }
   });
+}
+
+/**
+ * Return the signed-in user with the account menu shown, or null when there is none (the page
+ * is then on its way to the sign-in page).
+ */
+export async function signedInUser() {
+  let user;
+  try {
+    user = await requireUser();
+  } catch {
+    return null;
+  }
+  showAccount(user);
+  return user;
 }
 
 /** Clear a form's error and success messages. */
