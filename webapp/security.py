@@ -219,29 +219,22 @@ def _invalid_token(reason: str) -> tuple[Response, int]:
     return _unauthorized(f"Invalid token: {reason}.")
 
 
-@jwt.expired_token_loader
-def _expired_token(_header: dict[str, Any], _data: dict[str, Any]) -> tuple[Response, int]:
-    return _unauthorized("Token has expired.")
+def _refusal(message: str) -> Callable[[dict[str, Any], dict[str, Any]], tuple[Response, int]]:
+    def refuse(_header: dict[str, Any], _data: dict[str, Any]) -> tuple[Response, int]:
+        return _unauthorized(message)
+
+    return refuse
 
 
-@jwt.revoked_token_loader
-def _revoked_token(_header: dict[str, Any], _data: dict[str, Any]) -> tuple[Response, int]:
-    return _unauthorized("Token has been revoked.")
-
-
-@jwt.needs_fresh_token_loader
-def _stale_token(_header: dict[str, Any], _data: dict[str, Any]) -> tuple[Response, int]:
-    return _unauthorized("A fresh token is required; log in again.")
-
-
-@jwt.user_lookup_error_loader
-def _unknown_user(_header: dict[str, Any], _data: dict[str, Any]) -> tuple[Response, int]:
-    return _unauthorized("The account for this token does not exist or is disabled.")
-
-
-@jwt.token_verification_failed_loader
-def _verification_failed(_header: dict[str, Any], _data: dict[str, Any]) -> tuple[Response, int]:
-    return _unauthorized("Token claims verification failed.")
+# What the client is told for each way a token can be refused after it was decoded.
+for _register, _message in (
+    (jwt.expired_token_loader, "Token has expired."),
+    (jwt.revoked_token_loader, "Token has been revoked."),
+    (jwt.needs_fresh_token_loader, "A fresh token is required; log in again."),
+    (jwt.user_lookup_error_loader, "The account for this token does not exist or is disabled."),
+    (jwt.token_verification_failed_loader, "Token claims verification failed."),
+):
+    _register(_refusal(_message))
 
 
 def admin_required(view: Callable[_P, _R]) -> Callable[_P, _R]:

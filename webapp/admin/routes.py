@@ -148,6 +148,17 @@ def delete_user(user_id: int) -> dict[str, Any]:
     return {"deleted": deleted}
 
 
+def _set_active(user_id: int, *, active: bool) -> dict[str, Any]:
+    user = accounts.set_user_active(
+        db.session(),
+        user_id=user_id,
+        active=active,
+        actor=current_user,
+        source_ip=request.remote_addr,
+    )
+    return {"user": accounts.user_to_dict(user)}
+
+
 @bp.post(f"/users/{_USER}/disable")
 @admin_required
 def disable_user(user_id: int) -> dict[str, Any]:
@@ -155,28 +166,14 @@ def disable_user(user_id: int) -> dict[str, Any]:
 
     409 for the last active admin; 404 for an unknown id.
     """
-    user = accounts.set_user_active(
-        db.session(),
-        user_id=user_id,
-        active=False,
-        actor=current_user,
-        source_ip=request.remote_addr,
-    )
-    return {"user": accounts.user_to_dict(user)}
+    return _set_active(user_id, active=False)
 
 
 @bp.post(f"/users/{_USER}/enable")
 @admin_required
 def enable_user(user_id: int) -> dict[str, Any]:
     """Enable a disabled account; it must log in again (its old tokens stay revoked)."""
-    user = accounts.set_user_active(
-        db.session(),
-        user_id=user_id,
-        active=True,
-        actor=current_user,
-        source_ip=request.remote_addr,
-    )
-    return {"user": accounts.user_to_dict(user)}
+    return _set_active(user_id, active=True)
 
 
 @bp.post(f"/users/{_USER}/password")

@@ -8,6 +8,7 @@ them, stream them, stop them and wait for them.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from typing import Any, Literal
 
 from flask import Blueprint, Response, current_app, request, url_for
@@ -95,6 +96,24 @@ def _respond(started: replies.StartedReply) -> Response | tuple[Any, ...]:
     return {"message": message, "reply": chat.message_to_dict(reply)}, 201
 
 
+def _answer(
+    start: Callable[..., replies.StartedReply], conversation_id: int, **fields: Any
+) -> Response | tuple[Any, ...]:
+    # Get the bot before storing anything: a bot that cannot be built is a server fault, and
+    # should not leave an unanswered message behind.
+    bot = get_bot(current_app)
+    started = start(
+        db.session(),
+        get_runner(current_app),
+        bot,
+        user_id=current_user.id,
+        conversation_id=conversation_id,
+        quota=current_app.extensions["settings"].llm_daily_token_quota,
+        **fields,
+    )
+    return _respond(started)
+
+
 @bp.post(f"/conversations/{_CONVERSATION}/messages")
 @jwt_required()
 @accepts(body=MessageCreate)
@@ -105,19 +124,7 @@ def post_message(conversation_id: int, body: MessageCreate) -> Response | tuple[
     respond-async``: 202 at once, with the reply's links). Server-Sent Events with ``Accept:
     text/event-stream`` or ``?stream=1``.
     """
-    # Get the bot before storing anything: a bot that cannot be built is a server fault, and
-    # should not leave an unanswered message behind.
-    bot = get_bot(current_app)
-    started = replies.start_reply(
-        db.session(),
-        get_runner(current_app),
-        bot,
-        user_id=current_user.id,
-        conversation_id=conversation_id,
-        content=body.content,
-        quota=current_app.extensions["settings"].llm_daily_token_quota,
-    )
-    return _respond(started)
+    return _answer(replies.start_reply, conversation_id, content=body.content)
 
 
 @bp.post(f"/conversations/{_CONVERSATION}/regenerate")
@@ -126,16 +133,7 @@ def post_message(conversation_id: int, body: MessageCreate) -> Response | tuple[
 def regenerate(conversation_id: int, body: Regenerate) -> Response | tuple[Any, ...]:
     """Replace the conversation's last reply with a new one; answered like ``post_message``."""
     del body  # no fields: an empty object or no body, anything else is refused
-    bot = get_bot(current_app)
-    started = replies.regenerate_reply(
-        db.session(),
-        get_runner(current_app),
-        bot,
-        user_id=current_user.id,
-        conversation_id=conversation_id,
-        quota=current_app.extensions["settings"].llm_daily_token_quota,
-    )
-    return _respond(started)
+    return _answer(replies.regenerate_reply, conversation_id)
 
 
 @bp.get(f"/replies/{_REPLY}")

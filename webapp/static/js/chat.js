@@ -406,38 +406,39 @@ async function startReply(path, body) {
   return answer;
 }
 
-async function sendMessage(content) {
+/** Start a reply with `start` (which returns it) and follow it as it is generated. */
+async function generate(start) {
   clearNotice();
   setBusy(true);
   try {
-    const conversation = state.conversation || (await createConversation());
-    const answer = await startReply(`${CHAT}/conversations/${conversation.id}/messages`, { content });
-    dom.input.value = "";
-    // The first message names the conversation: show it in the list.
-    loadConversations();
-    addView(answer.message);
-    const view = addView(answer.reply);
-    follow(answer.reply.id, view);
+    const reply = await start();
+    follow(reply.id, addView(reply));
   } catch (error) {
     setBusy(false);
     showProblem(error);
   }
 }
 
-async function regenerateReply() {
+function sendMessage(content) {
+  return generate(async () => {
+    const conversation = state.conversation || (await createConversation());
+    const answer = await startReply(`${CHAT}/conversations/${conversation.id}/messages`, { content });
+    dom.input.value = "";
+    // The first message names the conversation: show it in the list.
+    loadConversations();
+    addView(answer.message);
+    return answer.reply;
+  });
+}
+
+function regenerateReply() {
   if (!state.conversation || state.reply) return;
-  clearNotice();
-  setBusy(true);
-  try {
+  return generate(async () => {
     const answer = await startReply(`${CHAT}/conversations/${state.conversation.id}/regenerate`, {});
     const last = views[views.length - 1];
     if (last && last.message.role === "assistant") removeView(last);
-    const view = addView(answer.reply);
-    follow(answer.reply.id, view);
-  } catch (error) {
-    setBusy(false);
-    showProblem(error);
-  }
+    return answer.reply;
+  });
 }
 
 async function stopReply() {
