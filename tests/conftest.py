@@ -218,24 +218,27 @@ def _can_ping(url: str) -> bool:
         client.close()
 
 
+def _given_or_throwaway(
+    variable: str, throwaway: Callable[[], contextlib.AbstractContextManager[str]]
+) -> Iterator[str]:
+    """Yield the URL named by ``variable``, or else one of a throwaway server run meanwhile."""
+    if url := os.environ.get(variable):
+        yield url
+        return
+    with throwaway() as url:
+        yield url
+
+
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     """URL of the test database (``postgresql://``, as an operator would write it)."""
-    if url := os.environ.get("TEST_DATABASE_URL"):
-        yield url
-        return
-    with _throwaway_postgres() as url:
-        yield url
+    yield from _given_or_throwaway("TEST_DATABASE_URL", _throwaway_postgres)
 
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """URL of the test Redis."""
-    if url := os.environ.get("TEST_REDIS_URL"):
-        yield url
-        return
-    with _throwaway_redis() as url:
-        yield url
+    yield from _given_or_throwaway("TEST_REDIS_URL", _throwaway_redis)
 
 
 @pytest.fixture(scope="session")

@@ -188,42 +188,24 @@ def check_internal_path(edge: Edge) -> str:
 def check_schema_fuzz(edge: Edge) -> str:
     # Imported here: only this check needs it (a dev dependency, as for the integration tests).
     import schemathesis
-    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import given
     from hypothesis.errors import Unsatisfiable
-    from schemathesis.checks import not_a_server_error
+    from schema_fuzz import CHECKS, fuzz_settings
     from schemathesis.core.failures import FailureGroup
     from schemathesis.generation import GenerationMode
-    from schemathesis.specs.openapi.checks import (
-        content_type_conformance,
-        response_schema_conformance,
-        status_code_conformance,
-    )
 
-    checks = [
-        not_a_server_error,
-        status_code_conformance,
-        content_type_conformance,
-        response_schema_conformance,
-    ]
     tokens = edge.tokens()
     failures: list[str] = []
     operations = 0
 
     def fuzz(operation: Any, headers: dict[str, str], mode: GenerationMode) -> None:
-        @settings(
-            max_examples=FUZZ_EXAMPLES,
-            derandomize=True,
-            deadline=None,
-            database=None,
-            phases=[Phase.explicit, Phase.generate],
-            suppress_health_check=list(HealthCheck),
-        )
+        @fuzz_settings(FUZZ_EXAMPLES, derandomize=True)
         @given(case=operation.as_strategy(generation_mode=mode))
         def run(case: Any) -> None:
             response = case.call(
                 base_url=edge.base, headers=headers, verify=edge.verify, timeout=60
             )
-            case.validate_response(response, checks=checks)
+            case.validate_response(response, checks=CHECKS)
 
         run()
 

@@ -25,9 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import requests
-import urllib3
-from smoke import describe_error, summarize
+from smoke import ApiSession, parse_client_args
 
 USER_AGENT = "chatbot-restore-check/1"
 
@@ -36,38 +34,16 @@ class CheckFailedError(Exception):
     """The system did not hold or answer what it should."""
 
 
-class Api:
+class Api(ApiSession):
     """A small JSON API client for one deployment."""
 
     def __init__(self, base_url: str, *, insecure: bool, timeout: float) -> None:
         """Prepare a session; nothing is sent yet."""
-        self.base_url = base_url.rstrip("/")
-        self.verify = not insecure
-        self.timeout = timeout
-        self.token = ""
-        self.session = requests.Session()
-        self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+        super().__init__(base_url, insecure=insecure, timeout=timeout, user_agent=USER_AGENT)
 
     def call(self, method: str, path: str, expect: int, body: Any = None) -> Any:
         """Send one request; return the decoded body, or raise CheckFailedError."""
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        try:
-            response = self.session.request(
-                method,
-                self.base_url + path,
-                json=body,
-                headers=headers,
-                timeout=self.timeout,
-                verify=self.verify,
-            )
-        except requests.RequestException as exc:
-            raise CheckFailedError(f"{method} {path}: {describe_error(exc)}") from exc
-        if response.status_code != expect:
-            raise CheckFailedError(
-                f"{method} {path}: expected {expect}, got {response.status_code}: "
-                f"{summarize(response)}"
-            )
-        return response.json()
+        return self.send(method, path, expect, body, failure=CheckFailedError).json()
 
     def login(self, email: str, password: str) -> None:
         """Log in and keep the access token for the following calls."""
@@ -155,9 +131,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--conversations", type=int, default=5, help="conversations to create")
     parser.add_argument("--messages", type=int, default=2, help="messages per conversation")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
-    args = parser.parse_args(argv)
-    if not args.base_url.startswith("https://"):
-        parser.error(f"--base-url must be an https:// URL, not {args.base_url!r}")
+    args = parse_client_args(parser, argv)
     if args.conversations < 1 or args.messages < 1:
         parser.error("--conversations and --messages must be at least 1")
     return args
@@ -166,8 +140,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the action; print one line; return the exit status."""
     args = parse_args(argv)
-    if args.insecure:
-        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
     api = Api(args.base_url, insecure=args.insecure, timeout=args.timeout)
     try:
         if args.action == "create":

@@ -33,8 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-import urllib3
-from smoke import describe_error, parse_sse, summarize
+from smoke import ApiSession, describe_error, parse_client_args, parse_sse
 
 USER_AGENT = "chatbot-rolling-load/1"
 READ_SIZE = 65536
@@ -76,21 +75,18 @@ class Tally:
                     )
 
 
-class Client:
+class Client(ApiSession):
     """One simulated user with its own HTTP session (keep-alive connection to nginx)."""
 
     def __init__(self, args: argparse.Namespace, tally: Tally) -> None:
         """Prepare a session; nothing is sent yet."""
-        self.base_url = args.base_url.rstrip("/")
-        self.verify = not args.insecure
-        self.timeout = args.timeout
+        super().__init__(
+            args.base_url, insecure=args.insecure, timeout=args.timeout, user_agent=USER_AGENT
+        )
         self.tally = tally
-        self.session = requests.Session()
-        self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
         suffix = secrets.token_hex(6)
         self.email = f"load-{suffix}@example.com"
         self.password = secrets.token_urlsafe(18)
-        self.token = ""
 
     def call(
         self,
@@ -102,29 +98,16 @@ class Client:
         stream: bool = False,
     ) -> requests.Response:
         """Send one request; raise RequestFailedError unless it answers `expect`."""
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        if stream:
-            headers["Accept"] = "text/event-stream"
-        try:
-            response = self.session.request(
-                method,
-                self.base_url + path,
-                json=body,
-                headers=headers,
-                timeout=self.timeout,
-                verify=self.verify,
-                allow_redirects=False,
-                stream=stream,
-            )
-        except requests.RequestException as exc:
-            raise RequestFailedError(f"{method} {path}: {describe_error(exc)}") from exc
-        if response.status_code != expect:
-            summary = summarize(response)
-            response.close()
-            raise RequestFailedError(
-                f"{method} {path}: expected {expect}, got {response.status_code}: {summary}"
-            )
-        return response
+        return self.send(
+            method,
+            path,
+            expect,
+            body,
+            failure=RequestFailedError,
+            headers={"Accept": "text/event-stream"} if stream else None,
+            allow_redirects=False,
+            stream=stream,
+        )
 
     def setup(self) -> None:
         """Register this client's user and log in."""
@@ -260,9 +243,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--stop-file", help="stop once this file exists")
     parser.add_argument("--ready-file", help="written once every worker has logged in")
     parser.add_argument("--report", help="also write the JSON report to this file")
-    args = parser.parse_args(argv)
-    if not args.base_url.startswith("https://"):
-        parser.error(f"--base-url must be an https:// URL, not {args.base_url!r}")
+    args = parse_client_args(parser, argv)
     if args.workers < 1 or args.max_requests < 1 or args.duration <= 0 or args.timeout <= 0:
         parser.error("--workers, --max-requests, --duration and --timeout must be positive")
     if args.pause < 0:
@@ -273,8 +254,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the load; print the report; return the exit status."""
     args = parse_args(argv)
-    if args.insecure:
-        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
     report = run(args)
     text = json.dumps(report, indent=2, sort_keys=True)
     if args.report:

@@ -157,6 +157,53 @@ def summarize(response: requests.Response) -> str:
     return json.dumps(body)[:160]
 
 
+class ApiSession:
+    """A session with one deployment's JSON API (restore_check's and rolling_load's clients)."""
+
+    def __init__(self, base_url: str, *, insecure: bool, timeout: float, user_agent: str) -> None:
+        """Prepare a session; nothing is sent yet."""
+        self.base_url = base_url.rstrip("/")
+        self.verify = not insecure
+        self.timeout = timeout
+        self.token = ""
+        self.session = requests.Session()
+        self.session.headers.update({"User-Agent": user_agent, "Accept": "application/json"})
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        expect: int,
+        body: Any = None,
+        *,
+        failure: type[Exception],
+        headers: dict[str, str] | None = None,
+        **options: Any,
+    ) -> requests.Response:
+        """Send one request, with the token once there is one; raise ``failure`` unless it
+        answers ``expect``. ``options`` go to requests (``stream``, ``allow_redirects``)."""
+        sent = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        try:
+            response = self.session.request(
+                method,
+                self.base_url + path,
+                json=body,
+                headers={**sent, **(headers or {})},
+                timeout=self.timeout,
+                verify=self.verify,
+                **options,
+            )
+        except requests.RequestException as exc:
+            raise failure(f"{method} {path}: {describe_error(exc)}") from exc
+        if response.status_code != expect:
+            summary = summarize(response)
+            response.close()
+            raise failure(
+                f"{method} {path}: expected {expect}, got {response.status_code}: {summary}"
+            )
+        return response
+
+
 class Runner:
     """Run named checks in order and print one line per check."""
 
@@ -678,6 +725,22 @@ def _json(event: SseEvent) -> dict[str, Any]:
     return value
 
 
+def parse_client_args(
+    parser: argparse.ArgumentParser, argv: list[str] | None
+) -> argparse.Namespace:
+    """Parse the command line of a client of the deployed nginx (this one, restore_check's and
+    rolling_load's): ``--base-url`` must be an https:// URL naming a host, and ``--insecure``
+    (a self-signed certificate, accepted on purpose) silences urllib3's warning per request.
+    """
+    args = parser.parse_args(argv)
+    parts = urlsplit(args.base_url)
+    if parts.scheme != "https" or not parts.hostname:
+        parser.error(f"--base-url must be an https:// URL, not {args.base_url!r}")
+    if args.insecure:
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    return args
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse and validate the command line."""
     parser = argparse.ArgumentParser(
@@ -717,10 +780,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=120.0,
         help="seconds for a whole streamed reply (default 120)",
     )
-    args = parser.parse_args(argv)
-    parts = urlsplit(args.base_url)
-    if parts.scheme != "https" or not parts.hostname:
-        parser.error(f"--base-url must be an https:// URL, not {args.base_url!r}")
+    args = parse_client_args(parser, argv)
     if args.http_url and urlsplit(args.http_url).scheme != "http":
         parser.error(f"--http-url must be an http:// URL, not {args.http_url!r}")
     if bool(args.admin_email) != bool(args.admin_password):
@@ -732,10 +792,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the smoke test; return the exit status."""
-    args = parse_args(argv)
-    if args.insecure:
-        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-    return Smoke(args).run()
+    return Smoke(parse_args(argv)).run()
 
 
 if __name__ == "__main__":

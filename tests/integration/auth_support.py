@@ -1,4 +1,4 @@
-"""Helpers shared by the auth, token and limit tests: error checks, token surgery, cookies."""
+"""Helpers shared by the auth, token and limit tests: token surgery, cookies, signed-in clients."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import Any
 import jwt as pyjwt
 from flask import Flask
 from flask.testing import FlaskClient
-from werkzeug.test import TestResponse
 
 from tests.integration.conftest import DEFAULT_PASSWORD
 
@@ -30,15 +29,8 @@ ACCESS_CSRF_COOKIE = "csrf_access_token"
 REFRESH_CSRF_COOKIE = "csrf_refresh_token"
 
 
-def assert_error(response: TestResponse, status: int, code: str, field: str | None = None) -> dict:
-    """Assert an error response in the shared shape and return its ``error`` member."""
-    assert response.status_code == status, response.get_data(as_text=True)
-    error = response.get_json()["error"]
-    assert error["code"] == code, error
-    assert error["message"]
-    if field is not None:
-        assert error["field"] == field
-    return error
+def _cookie_path(name: str) -> str:
+    return "/api/v1/auth/" if name == REFRESH_COOKIE else "/"
 
 
 def b64(data: dict[str, Any]) -> str:
@@ -79,10 +71,6 @@ class BrowserSession:
     def refresh_csrf(self) -> dict[str, str]:
         """The header carrying the refresh CSRF token."""
         return {"X-CSRF-TOKEN": self.cookie(REFRESH_CSRF_COOKIE) or ""}
-
-
-def _cookie_path(name: str) -> str:
-    return "/api/v1/auth/" if name == REFRESH_COOKIE else "/"
 
 
 def browser_login(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.waiting import EVENT_TIMEOUT, wait_for
@@ -124,6 +124,36 @@ def reply_row(app: Flask, reply_id: int) -> Message | None:
         row = db.session.get(Message, reply_id)
         db.session.remove()
         return row
+
+
+def insert_streaming_reply(app: Flask, conversation_id: int, question: str | None = None) -> int:
+    """Store what a killed worker leaves: a streaming reply whose lease nobody renews.
+
+    Args:
+        app: The app whose database to write.
+        conversation_id: The conversation the reply belongs to.
+        question: When given, the user message stored before the reply.
+
+    Returns:
+        The reply's id.
+    """
+    with app.app_context():
+        if question is not None:
+            db.session.execute(
+                insert(Message).values(
+                    conversation_id=conversation_id, role="user", content=question
+                )
+            )
+        reply_id = db.session.scalar(
+            insert(Message)
+            .values(
+                conversation_id=conversation_id, role="assistant", content="", status="streaming"
+            )
+            .returning(Message.id)
+        )
+        db.session.commit()
+        db.session.remove()
+        return reply_id
 
 
 def wait_until_finished(app: Flask, reply_id: int) -> Message:

@@ -8,8 +8,6 @@ lines in process, including the configured secret values.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,13 +15,12 @@ import pytest
 import requests
 
 from tests.conftest import free_port
+from tests.integration.gunicorn_support import start_gunicorn
 from tests.waiting import EVENT_TIMEOUT, stop, wait_for
 from webapp.logs import REQUEST_ID_HEADER
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-GUNICORN = Path(sys.executable).parent / "gunicorn"
 PASSWORD = "Log-test passphrase 8"
 
 # The logging lines of roles/app/templates/etc/chatbot/gunicorn.conf.py.j2, and a bind address.
@@ -49,15 +46,9 @@ def gunicorn_auth(
 ) -> Iterator[tuple[str, Path]]:
     """Run the auth service under gunicorn; yield its URL and the file its stderr goes to."""
     port = free_port()
-    config = tmp_path / "gunicorn.conf.py"
-    config.write_text(CONFIG.format(port=port))
-    env = {**subprocess_env, "PYTHONPATH": str(REPO), "RATE_LIMIT_REQUESTS": "1000000"}
     stderr = tmp_path / "stderr.log"
     stdout = tmp_path / "stdout.log"
-    with stderr.open("wb") as err, stdout.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(GUNICORN), "--config", str(config)], cwd=REPO, env=env, stdout=out, stderr=err
-        )
+    proc = start_gunicorn(tmp_path, CONFIG.format(port=port), subprocess_env, stdout, stderr)
     url = f"http://127.0.0.1:{port}"
 
     def healthy() -> bool:

@@ -9,7 +9,8 @@ import pytest
 from flask_jwt_extended import create_access_token
 from sqlalchemy import select, text
 
-from tests.integration.auth_support import assert_error, b64, claims
+from tests.assertions import assert_error
+from tests.integration.auth_support import b64, claims
 from webapp.extensions import db
 from webapp.models import User
 from webapp.services import accounts

@@ -7,7 +7,7 @@ import threading
 import pytest
 from sqlalchemy import text
 
-from tests.integration.auth_support import assert_error
+from tests.assertions import assert_error
 from tests.integration.conftest import DEFAULT_PASSWORD
 from tests.waiting import join, wait_for
 from webapp.errors import ConflictError

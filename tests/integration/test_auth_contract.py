@@ -4,15 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.auth_support import (
-    CONVERSATIONS,
-    LOGIN,
-    ME,
-    PASSWORD,
-    REGISTER,
-    SESSION,
-    assert_error,
-)
+from tests.assertions import assert_error
+from tests.integration.auth_support import CONVERSATIONS, LOGIN, ME, PASSWORD, REGISTER, SESSION
 from webapp.app import MAX_CONTENT_LENGTH
 
 pytestmark = pytest.mark.integration

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.assertions import assert_error
 from tests.integration.auth_support import (
     ACCESS_COOKIE,
     ACCESS_CSRF_COOKIE,
@@ -16,7 +17,6 @@ from tests.integration.auth_support import (
     REFRESH_CSRF_COOKIE,
     SESSION,
     STATS,
-    assert_error,
     browser_login,
     claims,
     copy_cookie,

@@ -14,6 +14,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import Field
 from sqlalchemy import select
 
+from tests.assertions import assert_error, bad_text_bodies
 from tests.waiting import EVENT_TIMEOUT
 from webapp.bot import Bot
 from webapp.chat.runtime import BOT_EXTENSION, get_bot
@@ -62,14 +63,6 @@ def parse_sse(text: str) -> list[dict[str, Any]]:
             {"id": int(fields["id"]), "event": fields["event"], "data": json.loads(fields["data"])}
         )
     return events
-
-
-def assert_error(response, status: int, code: str, field: str | None = None) -> None:
-    assert response.status_code == status, response.get_data(as_text=True)
-    error = response.get_json()["error"]
-    assert error["code"] == code
-    if field is not None:
-        assert error["field"] == field
 
 
 @pytest.fixture
@@ -267,12 +260,7 @@ def test_bot_is_built_once_per_app(app, client, alice, monkeypatch):
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({}, "content"),
-        ({"content": None}, "content"),
-        ({"content": ""}, "content"),
-        ({"content": "   \n "}, "content"),
-        ({"content": 7}, "content"),
-        ({"content": "x" * 8001}, "content"),
+        *bad_text_bodies("content", max_length=8000, blank="   \n "),
         ({"content": "a\x00b"}, "content"),
         ({"content": "hi", "role": "assistant"}, "role"),
     ],

@@ -10,7 +10,9 @@ import pytest
 from sqlalchemy import func, select, update
 from werkzeug.routing import Rule
 
-from tests.integration.auth_support import assert_error, browser_login
+from tests.assertions import assert_error, bad_text_bodies
+from tests.integration.auth_support import browser_login
+from tests.integration.paging_support import all_pages
 from webapp.app import create_app
 from webapp.bot import ReplyRecord
 from webapp.extensions import db
@@ -62,20 +64,10 @@ def list_ids(client, tokens, **params: Any) -> list[int]:
     return [c["id"] for c in response.get_json()["conversations"]]
 
 
-def all_pages(client, tokens, **params: Any) -> list[list[int]]:
+def conversation_pages(client, tokens, **params: Any) -> list[list[int]]:
     """Follow ``next_cursor`` to the end; return the ids of each page."""
-    pages: list[list[int]] = []
-    cursor = None
-    while True:
-        query = {**params, **({"cursor": cursor} if cursor else {})}
-        response = client.get(CONVERSATIONS, query_string=query, headers=tokens.headers)
-        assert response.status_code == 200, response.get_json()
-        body = response.get_json()
-        pages.append([c["id"] for c in body["conversations"]])
-        cursor = body["next_cursor"]
-        if cursor is None:
-            return pages
-        assert len(pages) < 100, "the cursor never ends"
+    pages = all_pages(client, CONVERSATIONS, tokens.headers, "conversations", **params)
+    return [[c["id"] for c in page] for page in pages]
 
 
 def conversation_state(app, conversation_id: int) -> tuple[Any, ...]:
@@ -101,7 +93,7 @@ def test_pages_cover_every_conversation_once_newest_activity_first(app, client, 
     ids = [new_conversation(client, alice, title=f"c{n}")["id"] for n in range(5)]
     new_conversation(client, mallory, title="not alice's")
 
-    pages = all_pages(client, alice, limit=2)
+    pages = conversation_pages(client, alice, limit=2)
 
     assert pages == [ids[4:2:-1], ids[2:0:-1], ids[:1]]
 
@@ -112,7 +104,7 @@ def test_equal_timestamps_are_ordered_by_id_across_pages(app, client, alice):
     same = datetime(2025, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
     set_updated_at(app, same, *ids)
 
-    assert all_pages(client, alice, limit=1) == [[i] for i in reversed(ids)]
+    assert conversation_pages(client, alice, limit=1) == [[i] for i in reversed(ids)]
 
 
 def test_a_page_neither_repeats_nor_skips_when_the_list_changes(app, client, alice):
@@ -136,7 +128,7 @@ def test_a_page_neither_repeats_nor_skips_when_the_list_changes(app, client, ali
 
 def test_default_page_size_is_20_and_100_is_allowed(app, client, alice):
     ids = [new_conversation(client, alice)["id"] for _ in range(21)]
-    assert [len(page) for page in all_pages(client, alice)] == [20, 1]
+    assert [len(page) for page in conversation_pages(client, alice)] == [20, 1]
     assert list_ids(client, alice, limit=100) == list(reversed(ids))
 
 
@@ -227,7 +219,7 @@ def test_search_pages_with_the_cursor(app, client, alice):
             add_messages(app, conversation["id"], ("user", "needle in here"))
             matching.append(conversation["id"])
     # Adding messages directly left updated_at alone: creation order decides.
-    assert all_pages(client, alice, q="needle", limit=2) == [matching[:0:-1], matching[:1]]
+    assert conversation_pages(client, alice, q="needle", limit=2) == [matching[:0:-1], matching[:1]]
 
 
 def test_search_finds_text_of_an_exchange_through_the_api(client, alice):
@@ -260,12 +252,7 @@ def test_rename_trims_and_keeps_the_place_in_the_list(app, client, alice):
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({}, "title"),
-        ({"title": None}, "title"),
-        ({"title": ""}, "title"),
-        ({"title": "   "}, "title"),
-        ({"title": "x" * 201}, "title"),
-        ({"title": 5}, "title"),
+        *bad_text_bodies("title", max_length=200),
         ({"title": "two\nlines"}, "title"),
         ({"title": "ok", "user_id": 2}, "user_id"),
         ({"title": "ok", "updated_at": "2020-01-01T00:00:00Z"}, "updated_at"),

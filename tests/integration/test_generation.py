@@ -4,11 +4,11 @@ server: what each reply records, fallback, cache, failures, regenerate, concurre
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import insert
 
 from tests.fakes.openai_server import reply_text, reply_tokens
 from tests.integration.generation_support import (
     SSE,
+    insert_streaming_reply,
     message_rows,
     messages_url,
     new_conversation,
@@ -21,9 +21,7 @@ from tests.integration.generation_support import (
 from tests.integration.test_metrics import scrape, value
 from tests.integration.test_openapi_served import Contract
 from tests.waiting import EVENT_TIMEOUT, wait_for
-from webapp.extensions import db
 from webapp.llm.factory import MAX_RETRIES
-from webapp.models import Message
 
 pytestmark = pytest.mark.integration
 
@@ -277,17 +275,7 @@ def test_beyond_the_concurrent_replies_of_a_process_new_ones_get_503(app, chat, 
 def test_a_reply_abandoned_by_a_dead_process_is_settled_as_failed(app, chat, alice, fake_openai):
     client = chat().test_client()
     cid = new_conversation(client, alice)
-    # What a killed worker leaves: a streaming reply whose lease nobody renews.
-    with app.app_context():
-        db.session.execute(
-            insert(Message).values(conversation_id=cid, role="user", content="lost?")
-        )
-        dead_id = db.session.scalar(
-            insert(Message)
-            .values(conversation_id=cid, role="assistant", content="", status="streaming")
-            .returning(Message.id)
-        )
-        db.session.commit()
+    dead_id = insert_streaming_reply(app, cid, question="lost?")
 
     events = parse_sse(client.get(reply_url(dead_id, "/events"), headers=alice.headers).text)
     assert [(e.event, e.data["error"]["code"]) for e in events] == [("error", "upstream_error")]
@@ -300,13 +288,7 @@ def test_a_reply_abandoned_by_a_dead_process_is_settled_as_failed(app, chat, ali
 def test_posting_settles_an_abandoned_reply_too(app, chat, alice, fake_openai):
     client = chat().test_client()
     cid = new_conversation(client, alice)
-    with app.app_context():
-        dead_id = db.session.scalar(
-            insert(Message)
-            .values(conversation_id=cid, role="assistant", content="", status="streaming")
-            .returning(Message.id)
-        )
-        db.session.commit()
+    dead_id = insert_streaming_reply(app, cid)
 
     assert post(client, alice, cid).status_code == 201
     assert reply_row(app, dead_id).status == "failed"

@@ -13,19 +13,16 @@ from __future__ import annotations
 import json
 import re
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.integration.gunicorn_support import REPO, start_gunicorn
 from tests.waiting import stop, wait_for
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-GUNICORN = Path(sys.executable).parent / "gunicorn"
 TEMPLATE = REPO / "roles/app/templates/etc/chatbot/gunicorn.conf.py.j2"
 SOCKET_TIMEOUT = 30.0
 # The longest request line nginx relays (its URI limit, roles/nginx) plus the method and protocol.
@@ -50,23 +47,14 @@ def _listening(port: int) -> bool:
 def gunicorn_port(
     tmp_path: Path, subprocess_env: dict[str, str], migrated_database: None, unused_port: int
 ) -> Iterator[int]:
-    config = tmp_path / "gunicorn.conf.py"
-    config.write_text(
+    config = (
         f'bind = "127.0.0.1:{unused_port}"\n'
         'wsgi_app = "webapp.wsgi.auth:app"\n'
         'worker_class = "gthread"\nworkers = 1\nthreads = 4\nkeepalive = 75\n'
         'accesslog = None\nerrorlog = "-"\n' + _deployed_limits() + "\n"
     )
     log = tmp_path / "gunicorn.log"
-    env = {**subprocess_env, "PYTHONPATH": str(REPO), "RATE_LIMIT_REQUESTS": "1000000"}
-    with log.open("wb") as log_file:
-        proc = subprocess.Popen(
-            [str(GUNICORN), "--config", str(config)],
-            cwd=REPO,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
+    proc = start_gunicorn(tmp_path, config, subprocess_env, log)
     try:
         wait_for(
             lambda: _listening(unused_port),

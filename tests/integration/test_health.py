@@ -10,15 +10,26 @@ from webapp.health.routes import release_name
 pytestmark = pytest.mark.integration
 
 
-def test_health_names_the_service(client):
-    response = client.get("/health")
+@pytest.mark.parametrize(
+    ("probe", "expected"),
+    [
+        pytest.param(
+            "/health",
+            # release: a checkout, not a release directory
+            {"status": "ok", "service": "all", "version": __version__, "release": None},
+            id="health names the service",
+        ),
+        pytest.param(
+            "/ready",
+            {"status": "ok", "service": "all", "checks": {"database": "ok", "redis": "ok"}},
+            id="ready when database and redis answer",
+        ),
+    ],
+)
+def test_probes_answer_ok(client, probe, expected):
+    response = client.get(probe)
     assert response.status_code == 200
-    assert response.get_json() == {
-        "status": "ok",
-        "service": "all",
-        "version": __version__,
-        "release": None,  # a checkout, not a release directory
-    }
+    assert response.get_json() == expected
 
 
 @pytest.mark.parametrize(
@@ -40,16 +51,6 @@ def test_every_service_has_health_and_ready(make_app, service):
     ready = client.get("/ready")
     assert ready.status_code == 200
     assert ready.get_json()["service"] == service
-
-
-def test_ready_when_database_and_redis_answer(client):
-    response = client.get("/ready")
-    assert response.status_code == 200
-    assert response.get_json() == {
-        "status": "ok",
-        "service": "all",
-        "checks": {"database": "ok", "redis": "ok"},
-    }
 
 
 def test_ready_is_503_naming_redis_when_redis_is_unreachable(make_app, unused_port):

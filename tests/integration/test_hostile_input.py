@@ -22,6 +22,7 @@ from flask_jwt_extended import create_access_token
 from werkzeug.routing import Rule
 from werkzeug.test import TestResponse
 
+from tests.assertions import assert_names_field
 from tests.integration.auth_support import resign
 from webapp.app import MAX_CONTENT_LENGTH
 from webapp.extensions import db
@@ -44,19 +45,14 @@ UNLIMITED = {
 }
 _PLACEHOLDER = re.compile(r"<(?:(?P<converter>[a-z]+)(?:\([^)]*\))?:)?(?P<name>[a-z_]+)>")
 
+# Numbers no id column holds and words that are no number: hostile in a path and in a query.
+NOT_AN_ID = ("0", "-1", str(2**31), str(2**63), "9" * 20, "1e3", "abc", "%00")
 # Path ids no column holds, or that are no ids at all.
 HOSTILE_IDS = (
-    "0",
-    "-1",
+    *NOT_AN_ID,
     "+1",
-    str(2**31),
-    str(2**63),
-    "9" * 20,
     "1.5",
-    "1e3",
-    "abc",
     "%C2%B9",  # superscript one: a digit to str.isdigit, not to int()
-    "%00",
 )
 HOSTILE_STRINGS = ("..%2F..%2Fetc%2Fpasswd", "%00", "%ED%A0%80", "x" * 2000)
 
@@ -68,14 +64,7 @@ def _cursor(*values: Any) -> str:
 # Sent to every documented query parameter, whatever its type.
 HOSTILE_QUERY_VALUES = (
     "",
-    "-1",
-    "0",
-    str(2**31),
-    str(2**63),
-    "9" * 20,
-    "1e3",
-    "abc",
-    "%00",
+    *NOT_AN_ID,
     "%ED%A0%80",
     "x" * 3000,
     "9999-12-31",
@@ -449,24 +438,7 @@ def test_an_audit_cursor_takes_the_whole_bigint_range(client, auth):
     largest = client.get(f"/api/v1/admin/audit?cursor={2**63 - 1}", headers=admin.headers)
     assert largest.status_code == 200, largest.get_json()
     beyond = client.get(f"/api/v1/admin/audit?cursor={2**63}", headers=admin.headers)
-    assert beyond.status_code == 400
-    assert beyond.get_json()["error"]["field"] == "cursor"
-
-
-@pytest.mark.parametrize(
-    ("query", "field"),
-    [
-        ("until=9999-12-31", "until"),
-        ("until=0001-01-05", "until"),
-        ("since=0001-01-01&until=0001-01-02", "until"),
-        ("since=9999-12-31&until=9999-12-31", "until"),
-    ],
-)
-def test_usage_days_past_the_calendar_ends_are_a_400(client, auth, query, field):
-    admin = auth.admin()
-    response = client.get(f"/api/v1/admin/usage?{query}", headers=admin.headers)
-    assert response.status_code == 400, response.get_json()
-    assert response.get_json()["error"]["field"] == field
+    assert_names_field(beyond, "cursor")
 
 
 def test_the_last_usage_day_is_accepted(client, auth):

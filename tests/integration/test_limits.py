@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.assertions import assert_error
 from tests.integration.auth_support import (
     CONVERSATIONS,
     LOGIN,
@@ -19,7 +20,6 @@ from tests.integration.auth_support import (
     REGISTER,
     SESSION,
     STATS,
-    assert_error,
 )
 from tests.integration.conftest import DEFAULT_PASSWORD, bearer
 

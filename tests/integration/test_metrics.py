@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.integration.generation_support import messages_url, new_conversation
 from webapp import metrics
 from webapp.chat.runtime import get_runner
 
@@ -25,6 +28,25 @@ def scrape(client) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
 def value(samples, name: str, **labels: str) -> float:
     """Return one sample's value, 0 when the series does not exist (yet)."""
     return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def grown(before, after, name: str, **labels: str) -> float:
+    """Return how much one series grew between two scrapes."""
+    return value(after, name, **labels) - value(before, name, **labels)
+
+
+def post_first_message(client, auth, content: str, accept: str | None = None, **options: Any):
+    """Sign up, open a conversation, scrape, then post ``content`` to it.
+
+    Returns:
+        The user's headers, the conversation id, the scrape before the post, and the response.
+    """
+    tokens = auth.signup()
+    cid = new_conversation(client, tokens)
+    before = scrape(client)
+    headers = tokens.headers if accept is None else {**tokens.headers, "Accept": accept}
+    response = client.post(messages_url(cid), json={"content": content}, headers=headers, **options)
+    return tokens.headers, cid, before, response
 
 
 @pytest.mark.parametrize("service", ["auth", "chat", "admin"])
@@ -65,27 +87,12 @@ def test_requests_are_counted_by_url_rule_not_raw_path(make_app, auth):
 
     route = "/api/v1/chat/conversations/<int:conversation_id>"
     labels = {"service": "chat", "method": "GET", "route": route}
-    assert (
-        value(after, "http_requests_total", **labels, status="404")
-        - value(before, "http_requests_total", **labels, status="404")
-        == 3
-    )
-    assert (
-        value(after, "http_request_duration_seconds_count", **labels)
-        - value(before, "http_request_duration_seconds_count", **labels)
-        == 3
-    )
+    assert grown(before, after, "http_requests_total", **labels, status="404") == 3
+    assert grown(before, after, "http_request_duration_seconds_count", **labels) == 3
     unmatched = {"service": "chat", "method": "GET", "route": "<unmatched>", "status": "404"}
-    assert (
-        value(after, "http_requests_total", **unmatched)
-        - value(before, "http_requests_total", **unmatched)
-        == 2
-    )
+    assert grown(before, after, "http_requests_total", **unmatched) == 2
     other = {"service": "chat", "method": "other", "route": "<unmatched>", "status": "405"}
-    assert (
-        value(after, "http_requests_total", **other) - value(before, "http_requests_total", **other)
-        == 1
-    )
+    assert grown(before, after, "http_requests_total", **other) == 1
     # No series names a raw path or a made-up method.
     for _name, series in after:
         labels_of = dict(series)
@@ -108,62 +115,34 @@ def test_logins_are_counted_by_result(client, auth):
     auth.login(password="not the password either")
     after = scrape(client)
     for result, expected in (("success", 1), ("failure", 2)):
-        delta = value(after, "auth_logins_total", result=result) - value(
-            before, "auth_logins_total", result=result
-        )
+        delta = grown(before, after, "auth_logins_total", result=result)
         assert delta == expected, result
 
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_model_replies_are_counted_with_tokens_and_duration(client, auth, stream):
-    headers = auth.signup().headers
-    cid = client.post("/api/v1/chat/conversations", json={}, headers=headers).get_json()[
-        "conversation"
-    ]["id"]
-    before = scrape(client)
-    response = client.post(
-        f"/api/v1/chat/conversations/{cid}/messages",
-        json={"content": "Hello there"},
-        headers={**headers, "Accept": "text/event-stream" if stream else "application/json"},
-    )
+    accept = "text/event-stream" if stream else "application/json"
+    headers, cid, before, response = post_first_message(client, auth, "Hello there", accept)
     body = response.get_data(as_text=True)  # consumes the stream to its end
     assert response.status_code == (200 if stream else 201), body
     after = scrape(client)
 
     model = "offline"
-    assert (
-        value(after, "llm_requests_total", model=model, outcome="success")
-        - value(before, "llm_requests_total", model=model, outcome="success")
-        == 1
-    )
-    assert (
-        value(after, "llm_request_duration_seconds_count", model=model)
-        - value(before, "llm_request_duration_seconds_count", model=model)
-        == 1
-    )
+    assert grown(before, after, "llm_requests_total", model=model, outcome="success") == 1
+    assert grown(before, after, "llm_request_duration_seconds_count", model=model) == 1
     reply = client.get(f"/api/v1/chat/conversations/{cid}", headers=headers).get_json()[
         "conversation"
     ]["messages"][-1]
     for direction, field in (("in", "tokens_in"), ("out", "tokens_out")):
-        delta = value(after, "llm_tokens_total", model=model, direction=direction) - value(
-            before, "llm_tokens_total", model=model, direction=direction
-        )
+        delta = grown(before, after, "llm_tokens_total", model=model, direction=direction)
         assert delta == reply[field] > 0, direction
 
 
 def test_a_reply_the_client_abandons_is_still_generated_and_counted(app, client, auth):
     # Generation does not depend on the connection: a client that leaves after the first token
     # can come back for the reply (see test_streaming.py); only a stop cancels it.
-    headers = auth.signup().headers
-    cid = client.post("/api/v1/chat/conversations", json={}, headers=headers).get_json()[
-        "conversation"
-    ]["id"]
-    before = scrape(client)
-    response = client.post(
-        f"/api/v1/chat/conversations/{cid}/messages",
-        json={"content": "Tell me a long story"},
-        headers={**headers, "Accept": "text/event-stream"},
-        buffered=False,
+    _, _, before, response = post_first_message(
+        client, auth, "Tell me a long story", "text/event-stream", buffered=False
     )
     received = b""
     for chunk in response.response:
@@ -175,9 +154,7 @@ def test_a_reply_the_client_abandons_is_still_generated_and_counted(app, client,
     after = scrape(client)
     for outcome, expected in (("cancelled", 0), ("success", 1)):
         labels = {"model": "offline", "outcome": outcome}
-        delta = value(after, "llm_requests_total", **labels) - value(
-            before, "llm_requests_total", **labels
-        )
+        delta = grown(before, after, "llm_requests_total", **labels)
         assert delta == expected, outcome
 
 
@@ -189,21 +166,11 @@ def test_failed_generation_is_counted_as_an_error(app, client, auth):
 
     failing = FakeListChatModel(responses=["never sent"], error_on_chunk_number=0)
     app.extensions[BOT_EXTENSION] = Bot(failing, model_name="offline")
-    headers = auth.signup().headers
-    cid = client.post("/api/v1/chat/conversations", json={}, headers=headers).get_json()[
-        "conversation"
-    ]["id"]
-    before = scrape(client)
-    response = client.post(
-        f"/api/v1/chat/conversations/{cid}/messages", json={"content": "Hi"}, headers=headers
-    )
+    _, _, before, response = post_first_message(client, auth, "Hi")
     assert response.status_code == 502
     after = scrape(client)
     labels = {"model": "offline", "outcome": "error"}
-    assert (
-        value(after, "llm_requests_total", **labels) - value(before, "llm_requests_total", **labels)
-        == 1
-    )
+    assert grown(before, after, "llm_requests_total", **labels) == 1
 
 
 def test_unknown_llm_outcome_is_refused():
@@ -217,5 +184,5 @@ def test_fallback_and_cache_hit_counters(client):
     metrics.record_llm_cache_hit()
     metrics.record_llm_cache_hit()
     after = scrape(client)
-    assert value(after, "llm_fallbacks_total") - value(before, "llm_fallbacks_total") == 1
-    assert value(after, "llm_cache_hits_total") - value(before, "llm_cache_hits_total") == 2
+    assert grown(before, after, "llm_fallbacks_total") == 1
+    assert grown(before, after, "llm_cache_hits_total") == 2

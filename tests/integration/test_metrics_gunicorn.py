@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,6 +21,7 @@ import requests
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.integration.gunicorn_support import start_gunicorn
 from tests.waiting import EVENT_TIMEOUT, stop, wait_for
 
 pytestmark = pytest.mark.integration
@@ -31,8 +31,6 @@ WORKERS = 3
 MAX_BURSTS = 5
 REQUESTS = 300
 UNMATCHED_REQUESTS = 30
-REPO = Path(__file__).resolve().parents[2]
-GUNICORN = Path(sys.executable).parent / "gunicorn"
 
 HEALTH = {"service": "auth", "method": "GET", "route": "/health"}
 UNMATCHED = {"service": "auth", "method": "GET", "route": "<unmatched>", "status": "404"}
@@ -103,25 +101,9 @@ def gunicorn(
     unused_port: int,
 ) -> Iterator[Gunicorn]:
     port = unused_port
-    config = tmp_path / "gunicorn.conf.py"
-    config.write_text(CONFIG.format(port=port, workers=WORKERS))
-    env = {
-        **subprocess_env,
-        "PROMETHEUS_MULTIPROC_DIR": str(multiproc_dir),
-        # The app's general rate limit (per client address) must not turn these requests,
-        # all from 127.0.0.1, into 429s.
-        "RATE_LIMIT_REQUESTS": "1000000",
-        "PYTHONPATH": str(REPO),
-    }
+    env = {**subprocess_env, "PROMETHEUS_MULTIPROC_DIR": str(multiproc_dir)}
     log = tmp_path / "gunicorn.log"
-    with log.open("wb") as log_file:
-        proc = subprocess.Popen(
-            [str(GUNICORN), "--config", str(config)],
-            cwd=REPO,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
+    proc = start_gunicorn(tmp_path, CONFIG.format(port=port, workers=WORKERS), env, log)
     server = Gunicorn(proc, f"http://127.0.0.1:{port}", log)
     try:
         _wait_for(

@@ -8,11 +8,11 @@ from typing import Any
 import openai
 import pytest
 import requests
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
+from tests.fakes.bot_io import InMemoryHistoryStore, RecordingSink, story_store
 from tests.fakes.openai_server import FakeOpenAIServer, reply_text, reply_tokens
 from tests.waiting import EVENT_TIMEOUT
-from webapp.bot import Bot, NullSink, ReplyRecord
+from webapp.bot import Bot
 from webapp.llm.factory import MAX_RETRIES, PLACEHOLDER_API_KEY
 
 pytestmark = pytest.mark.integration
@@ -34,47 +34,16 @@ class LLMSettings:
     openai_api_key: str = ""
 
 
-class InMemoryHistoryStore:
-    """A HistoryStore holding one conversation in memory."""
-
-    def __init__(self, history: list[BaseMessage]) -> None:
-        self.history = history
-        self.saved: list[dict[str, Any]] = []
-
-    def load_history(self, conversation_id: int) -> list[BaseMessage]:
-        return list(self.history)
-
-    def save_reply(self, conversation_id: int, reply: ReplyRecord) -> dict[str, Any]:
-        message = {
-            "id": len(self.saved) + 1,
-            "conversation_id": conversation_id,
-            "role": "assistant",
-            "content": reply.content,
-            "model": reply.model,
-            "status": reply.status,
-            "fallback": reply.fallback,
-            "tokens_in": reply.tokens_in,
-            "tokens_out": reply.tokens_out,
-        }
-        self.saved.append(message)
-        return message
-
-
-class RecordingSink(NullSink):
-    """Collects the tokens."""
-
-    def __init__(self) -> None:
-        self.tokens: list[str] = []
-
-    def token(self, text: str) -> None:
-        self.tokens.append(text)
+def bot_on(server: FakeOpenAIServer, model: str, **settings: Any) -> Bot:
+    """Return a Bot answering with ``model`` through the fake server, other settings as given."""
+    return Bot.from_settings(
+        LLMSettings(llm_model=model, openai_base_url=server.base_url, **settings)
+    )
 
 
 @pytest.fixture
 def store() -> InMemoryHistoryStore:
-    return InMemoryHistoryStore(
-        [HumanMessage("Hello"), AIMessage("Hi! What can I do?"), HumanMessage("Tell me a story")]
-    )
+    return story_store(CONVERSATION_ID)
 
 
 def run(bot: Bot, store: InMemoryHistoryStore) -> tuple[list[str], dict[str, Any]]:
@@ -89,14 +58,9 @@ def test_streamed_reply_arrives_token_by_token(
     fake_openai: FakeOpenAIServer, store: InMemoryHistoryStore
 ) -> None:
     fake_openai.configure("chat-model", tokens=12, token_delay=0.002)
-    settings = LLMSettings(
-        llm_model="chat-model",
-        openai_base_url=fake_openai.base_url,
-        llm_max_tokens=40,
-        llm_temperature=0.25,
-    )
+    bot = bot_on(fake_openai, "chat-model", llm_max_tokens=40, llm_temperature=0.25)
 
-    texts, message = run(Bot.from_settings(settings), store)
+    texts, message = run(bot, store)
 
     assert texts == reply_tokens("chat-model", 12)
     assert message["content"] == reply_text("chat-model", 12)
@@ -112,7 +76,7 @@ def test_streamed_reply_arrives_token_by_token(
     assert body["stream_options"] == {"include_usage": True}
     assert [m["content"] for m in body["messages"]] == [
         "Hello",
-        "Hi! What can I do?",
+        "Hi, how can I help?",
         "Tell me a story",
     ]
     assert request.headers["authorization"] == f"Bearer {PLACEHOLDER_API_KEY}"
@@ -121,11 +85,9 @@ def test_streamed_reply_arrives_token_by_token(
 def test_configured_api_key_is_sent(
     fake_openai: FakeOpenAIServer, store: InMemoryHistoryStore
 ) -> None:
-    settings = LLMSettings(
-        llm_model="chat-model", openai_base_url=fake_openai.base_url, openai_api_key="sk-local"
-    )
+    bot = bot_on(fake_openai, "chat-model", openai_api_key="sk-local")
 
-    _, message = run(Bot.from_settings(settings), store)
+    _, message = run(bot, store)
 
     assert message["content"] == reply_text("chat-model", 8)
     assert fake_openai.chat_requests()[0].headers["authorization"] == "Bearer sk-local"
@@ -135,10 +97,7 @@ def test_configured_api_key_is_sent(
 def test_failing_primary_falls_back(
     fake_openai: FakeOpenAIServer, store: InMemoryHistoryStore, failure: str
 ) -> None:
-    settings = LLMSettings(
-        llm_model=failure, llm_fallback_model="backup-model", openai_base_url=fake_openai.base_url
-    )
-    bot = Bot.from_settings(settings)
+    bot = bot_on(fake_openai, failure, llm_fallback_model="backup-model")
 
     texts, message = run(bot, store)
 
@@ -157,13 +116,7 @@ def test_hanging_primary_times_out_and_falls_back(
     # The hang outlasts any wait of the test: only the client's timeout can end it. (The backup
     # answers under the same timeout, so it is not as short as the test could make it.)
     fake_openai.configure("slow-primary", mode="hang", hang_seconds=EVENT_TIMEOUT)
-    settings = LLMSettings(
-        llm_model="slow-primary",
-        llm_fallback_model="backup-model",
-        openai_base_url=fake_openai.base_url,
-        llm_timeout=1.0,
-    )
-    bot = Bot.from_settings(settings)
+    bot = bot_on(fake_openai, "slow-primary", llm_fallback_model="backup-model", llm_timeout=1.0)
 
     _, message = run(bot, store)
 
@@ -181,13 +134,9 @@ def test_primary_dying_mid_reply_is_a_failed_reply_not_a_fallback(
     # Tokens already went out: appending the fallback's whole reply to them would garble the
     # answer, so the fallback only covers a primary that failed before its first token.
     fake_openai.configure("flaky-model", tokens=10, drop_after=3)
-    settings = LLMSettings(
-        llm_model="flaky-model",
-        llm_fallback_model="backup-model",
-        openai_base_url=fake_openai.base_url,
-    )
+    bot = bot_on(fake_openai, "flaky-model", llm_fallback_model="backup-model")
 
-    texts, message = run(Bot.from_settings(settings), store)
+    texts, message = run(bot, store)
 
     assert texts == reply_tokens("flaky-model", 3)
     assert message["status"] == "failed"
@@ -198,11 +147,9 @@ def test_primary_dying_mid_reply_is_a_failed_reply_not_a_fallback(
 def test_offline_model_as_fallback(
     fake_openai: FakeOpenAIServer, store: InMemoryHistoryStore
 ) -> None:
-    settings = LLMSettings(
-        llm_model="error500", llm_fallback_model="offline", openai_base_url=fake_openai.base_url
-    )
+    bot = bot_on(fake_openai, "error500", llm_fallback_model="offline")
 
-    texts, message = run(Bot.from_settings(settings), store)
+    texts, message = run(bot, store)
 
     assert message["model"] == "offline"
     assert message["content"].startswith("[offline model]")
@@ -213,11 +160,9 @@ def test_max_tokens_cuts_the_reply(
     fake_openai: FakeOpenAIServer, store: InMemoryHistoryStore
 ) -> None:
     fake_openai.configure("chat-model", tokens=30)
-    settings = LLMSettings(
-        llm_model="chat-model", openai_base_url=fake_openai.base_url, llm_max_tokens=5
-    )
+    bot = bot_on(fake_openai, "chat-model", llm_max_tokens=5)
 
-    _, message = run(Bot.from_settings(settings), store)
+    _, message = run(bot, store)
 
     assert message["content"] == reply_text("chat-model", 5)
     assert message["tokens_out"] == 5

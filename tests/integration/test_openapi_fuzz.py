@@ -19,18 +19,13 @@ from typing import Any
 import pytest
 import schemathesis
 from flask import Flask
-from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis import given, seed
 from hypothesis.errors import Unsatisfiable
-from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
 from schemathesis.core.transport import Response
 from schemathesis.generation import GenerationMode
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
+from tests.deploy.schema_fuzz import CHECKS, fuzz_settings
 from tests.integration.auth_support import ME
 from tests.integration.conftest import DEFAULT_PASSWORD, AuthActions
 from tests.waiting import wait_for
@@ -44,12 +39,6 @@ pytestmark = pytest.mark.integration
 # Examples per operation, role and generation mode. Enough to reach every documented response
 # of an operation's validation (missing, wrong type, out of range) within a few minutes overall.
 MAX_EXAMPLES = 12
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_schema_conformance,
-]
 METHODS = ("get", "put", "post", "patch", "delete")
 
 
@@ -146,14 +135,7 @@ def test_every_response_agrees_with_the_document(app, make_app, service, role):
             # A fixed seed per operation and mode: the same examples on every run, different
             # ones for each operation.
             @seed(zlib.crc32(f"{role} {method} {path} {mode.value}".encode()))
-            @settings(
-                max_examples=MAX_EXAMPLES,
-                deadline=None,
-                database=None,
-                # No shrinking: the first failing example is reported, which keeps runs short.
-                phases=[Phase.explicit, Phase.generate],
-                suppress_health_check=list(HealthCheck),
-            )
+            @fuzz_settings(MAX_EXAMPLES)
             @given(case=operation.as_strategy(generation_mode=mode))
             def run(case: Any) -> None:
                 response = case.call(headers=caller.headers)

@@ -4,13 +4,13 @@ app instance, stop reaching the model server, and replies that outlive their con
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import insert
 from sqlalchemy.orm import sessionmaker
 
 from tests.fakes.openai_server import reply_text, reply_tokens
 from tests.integration.generation_support import (
     SSE,
     Event,
+    insert_streaming_reply,
     iter_events,
     messages_url,
     new_conversation,
@@ -22,7 +22,6 @@ from tests.integration.generation_support import (
     wait_until_finished,
 )
 from webapp.extensions import db, get_redis
-from webapp.models import Message
 from webapp.replies import keys, stream
 
 pytestmark = pytest.mark.integration
@@ -265,13 +264,8 @@ def test_the_reader_sends_keepalives_while_the_model_is_silent(app, chat, alice)
     chat_app = chat()
     client = chat_app.test_client()
     cid = new_conversation(client, alice)
+    reply_id = insert_streaming_reply(app, cid)
     with app.app_context():
-        reply_id = db.session.scalar(
-            insert(Message)
-            .values(conversation_id=cid, role="assistant", content="", status="streaming")
-            .returning(Message.id)
-        )
-        db.session.commit()
         sessions = sessionmaker(bind=db.engine)
     redis = get_redis(chat_app)
     redis.set(f"chat:reply:{reply_id}:lease", "1", ex=30)

@@ -12,6 +12,7 @@ import jwt as pyjwt
 import pytest
 from flask.testing import FlaskClient
 
+from tests.assertions import assert_error
 from tests.integration.auth_support import (
     CONVERSATIONS,
     LOGOUT,
@@ -19,7 +20,6 @@ from tests.integration.auth_support import (
     PASSWORD,
     REFRESH,
     STATS,
-    assert_error,
     b64,
     claims,
     resign,

@@ -17,7 +17,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from tests.integration.auth_support import ACCESS_COOKIE, ME, assert_error, browser_login
+from tests.assertions import assert_error
+from tests.integration.auth_support import ACCESS_COOKIE, ME, browser_login
 from tests.integration.conftest import AppFactory, AuthActions
 from webapp.extensions import db
 from webapp.models import AuditEvent

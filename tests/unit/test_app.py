@@ -12,6 +12,7 @@ import pytest
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from tests.assertions import assert_error
 from webapp.app import MAX_CONTENT_LENGTH, create_app
 from webapp.rate_limits import RATE_LIMITER_EXTENSION
 from webapp.settings import Settings
@@ -58,20 +59,17 @@ def test_factory_registers_create_admin_and_db_commands(app):
 
 def test_unknown_route_is_json_404(app):
     response = app.test_client().get("/api/v1/nothing")
-    assert response.status_code == 404
-    assert response.get_json()["error"]["code"] == "not_found"
+    assert_error(response, 404, "not_found")
 
 
 def test_wrong_method_is_json_405(app):
     response = app.test_client().get("/api/v1/auth/login")
-    assert response.status_code == 405
-    assert response.get_json()["error"]["code"] == "method_not_allowed"
+    assert_error(response, 405, "method_not_allowed")
 
 
 def test_non_json_body_is_415(app):
     response = app.test_client().post("/api/v1/auth/login", data="a=b", content_type="text/plain")
-    assert response.status_code == 415
-    assert response.get_json()["error"]["code"] == "unsupported_media_type"
+    assert_error(response, 415, "unsupported_media_type")
 
 
 def test_body_over_the_limit_is_413(app):
@@ -103,14 +101,12 @@ def test_unknown_field_is_rejected_before_anything_is_stored(app):
 
 def test_protected_route_without_token_is_401(app):
     response = app.test_client().get("/api/v1/auth/me")
-    assert response.status_code == 401
-    assert response.get_json()["error"]["code"] == "unauthorized"
+    assert_error(response, 401, "unauthorized")
 
 
 def test_garbage_bearer_token_is_401(app):
     response = app.test_client().get("/api/v1/auth/me", headers={"Authorization": "Bearer abc"})
-    assert response.status_code == 401
-    assert response.get_json()["error"]["code"] == "unauthorized"
+    assert_error(response, 401, "unauthorized")
 
 
 def test_health_needs_no_dependency(app):

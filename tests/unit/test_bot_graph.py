@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import field
 from types import SimpleNamespace
 from typing import Any
 
@@ -17,65 +17,13 @@ from langchain_core.language_models.fake_chat_models import (
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
+from tests.fakes.bot_io import InMemoryHistoryStore, RecordingSink, story_store
 from tests.waiting import EVENT_TIMEOUT, join
-from webapp.bot import Bot, Context, ReplyRecord, ReplyResult, build_graph, nodes
+from webapp.bot import Bot, Context, ReplyResult, build_graph, nodes
 from webapp.llm.cache import CachedReply
 from webapp.llm.offline import OfflineChatModel
 
 CONVERSATION_ID = 7
-
-
-class InMemoryHistoryStore:
-    """A HistoryStore over a dict, recording every call in order."""
-
-    def __init__(self, history: dict[int, list[BaseMessage]]) -> None:
-        self.history = history
-        self.calls: list[str] = []
-        self.saved: list[dict[str, Any]] = []
-
-    def load_history(self, conversation_id: int) -> list[BaseMessage]:
-        self.calls.append("load_history")
-        return list(self.history.get(conversation_id, []))
-
-    def save_reply(self, conversation_id: int, reply: ReplyRecord) -> dict[str, Any]:
-        self.calls.append("save_reply")
-        message = {
-            "id": len(self.saved) + 100,
-            "conversation_id": conversation_id,
-            "role": "assistant",
-            "content": reply.content,
-            "model": reply.model,
-            "status": reply.status,
-            "tokens_in": reply.tokens_in,
-            "tokens_out": reply.tokens_out,
-            "latency_ms": reply.latency_ms,
-            "cached": reply.cached,
-            "fallback": reply.fallback,
-        }
-        self.saved.append(message)
-        if reply.status != "failed":
-            self.history.setdefault(conversation_id, []).append(AIMessage(reply.content))
-        return message
-
-
-@dataclass
-class RecordingSink:
-    """A ReplySink that records tokens and results; asks to stop after `stop_after` tokens."""
-
-    stop_after: int | None = None
-    tokens: list[str] = field(default_factory=list)
-    results: list[ReplyResult] = field(default_factory=list)
-    stop_checks: int = 0
-
-    def token(self, text: str) -> None:
-        self.tokens.append(text)
-
-    def stop_requested(self) -> bool:
-        self.stop_checks += 1
-        return self.stop_after is not None and len(self.tokens) >= self.stop_after
-
-    def finish(self, result: ReplyResult) -> None:
-        self.results.append(result)
 
 
 class DictCache:
@@ -134,15 +82,7 @@ class CountingModel(BaseChatModel):
 
 @pytest.fixture
 def store() -> InMemoryHistoryStore:
-    return InMemoryHistoryStore(
-        {
-            CONVERSATION_ID: [
-                HumanMessage("Hello"),
-                AIMessage("Hi, how can I help?"),
-                HumanMessage("Tell me a story"),
-            ]
-        }
-    )
+    return story_store(CONVERSATION_ID)
 
 
 def fake_model(*replies: str | AIMessage) -> GenericFakeChatModel:

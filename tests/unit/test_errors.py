@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from flask import Flask, abort
 
+from tests.assertions import assert_error
 from webapp.error_handlers import register_error_handlers
 from webapp.errors import (
     ApiError,
@@ -90,29 +91,25 @@ def test_unexpected_exception_is_a_500_without_internals(app, caplog):
 
 def test_unknown_route_is_json_404(app):
     response = app.test_client().get("/nowhere")
-    assert response.status_code == 404
+    assert_error(response, 404, "not_found")
     assert response.is_json
-    assert response.get_json()["error"]["code"] == "not_found"
 
 
 def test_wrong_method_is_json_405_keeping_the_allow_header(app):
     response = app.test_client().get("/validate")
-    assert response.status_code == 405
-    assert response.get_json()["error"]["code"] == "method_not_allowed"
+    assert_error(response, 405, "method_not_allowed")
     assert "POST" in response.headers["Allow"]
     assert response.mimetype == "application/json"
 
 
 def test_too_large_body_is_json_413(app):
     response = app.test_client().post("/upload", data="x" * 11)
-    assert response.status_code == 413
-    assert response.get_json()["error"]["code"] == "payload_too_large"
+    assert_error(response, 413, "payload_too_large")
 
 
 def test_other_http_errors_keep_their_status(app):
     response = app.test_client().get("/gone")
-    assert response.status_code == 410
-    assert response.get_json()["error"]["code"] == "gone"
+    assert_error(response, 410, "gone")
 
 
 @pytest.mark.parametrize(
