@@ -35,6 +35,11 @@ _USER = id_rule("user_id", User.id)
 _CONVERSATION = id_rule("conversation_id", Conversation.id)
 
 
+def acting_admin() -> audit.Actor:
+    """Return the admin making this request, and from where, for the audit log."""
+    return audit.Actor(user=current_user, source_ip=request.remote_addr)
+
+
 def _next(cursor: int | None) -> str | None:
     return None if cursor is None else str(cursor)
 
@@ -129,11 +134,7 @@ def get_user(user_id: int) -> dict[str, Any]:
 def update_user(user_id: int, body: RoleChange) -> dict[str, Any]:
     """Change a user's role: ``{"role": "admin" | "user"}``; 409 for the last active admin."""
     user = users_admin.change_role(
-        db.session(),
-        actor=current_user,
-        user_id=user_id,
-        role=body.role,
-        source_ip=request.remote_addr,
+        db.session(), actor=acting_admin(), user_id=user_id, role=body.role
     )
     return {"user": accounts.user_to_dict(user)}
 
@@ -142,19 +143,13 @@ def update_user(user_id: int, body: RoleChange) -> dict[str, Any]:
 @admin_required
 def delete_user(user_id: int) -> dict[str, Any]:
     """Delete a user with their conversations and messages; 409 for the last active admin."""
-    deleted = users_admin.delete_user(
-        db.session(), actor=current_user, user_id=user_id, source_ip=request.remote_addr
-    )
+    deleted = users_admin.delete_user(db.session(), actor=acting_admin(), user_id=user_id)
     return {"deleted": deleted}
 
 
 def _set_active(user_id: int, *, active: bool) -> dict[str, Any]:
     user = accounts.set_user_active(
-        db.session(),
-        user_id=user_id,
-        active=active,
-        actor=current_user,
-        source_ip=request.remote_addr,
+        db.session(), user_id=user_id, active=active, actor=acting_admin()
     )
     return {"user": accounts.user_to_dict(user)}
 
@@ -186,10 +181,9 @@ def reset_password(user_id: int, body: PasswordReset) -> dict[str, Any]:
     """
     user, generated = users_admin.reset_password(
         db.session(),
-        actor=current_user,
+        actor=acting_admin(),
         user_id=user_id,
         password=body.password,
-        source_ip=request.remote_addr,
     )
     result: dict[str, Any] = {"user": accounts.user_to_dict(user)}
     if generated is not None:
@@ -222,10 +216,6 @@ def list_user_conversations(user_id: int, query: UserConversationsQuery) -> dict
 def get_user_conversation(user_id: int, conversation_id: int) -> dict[str, Any]:
     """Return one of a user's conversations with its messages, oldest first (audited)."""
     conversation = users_admin.read_conversation(
-        db.session(),
-        actor=current_user,
-        user_id=user_id,
-        conversation_id=conversation_id,
-        source_ip=request.remote_addr,
+        db.session(), actor=acting_admin(), user_id=user_id, conversation_id=conversation_id
     )
     return {"conversation": conversation_service.conversation_with_messages_to_dict(conversation)}

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app, request
-from flask_jwt_extended import current_user
+from flask import Response, current_app
 
-from webapp.admin.routes import bp
+from webapp.admin.routes import acting_admin, bp
 from webapp.extensions import db
 from webapp.models import Webhook, WebhookDelivery
 from webapp.request_models.admin import DeliveryListQuery, NoQuery, WebhookCreate, WebhookUpdate
@@ -32,10 +31,6 @@ def _settings() -> Settings:
     return settings
 
 
-def _actor() -> webhooks.Actor:
-    return webhooks.Actor(user=current_user, source_ip=request.remote_addr)
-
-
 @bp.post("/webhooks")
 @admin_required
 @accepts(body=WebhookCreate)
@@ -49,7 +44,7 @@ def create_webhook(body: WebhookCreate) -> tuple[dict[str, Any], int]:
         events=body.events or [],
         description=body.description or "",
         active=True if body.active is None else body.active,
-        actor=_actor(),
+        actor=acting_admin(),
         allowed_networks=settings.webhook_allowed_networks,
         signing_enabled=bool(settings.webhook_secret),
     )
@@ -82,7 +77,7 @@ def update_webhook(webhook_id: int, body: WebhookUpdate) -> dict[str, Any]:
         webhooks.WebhookChanges(
             url=body.url, events=body.events, description=body.description, active=body.active
         ),
-        actor=_actor(),
+        actor=acting_admin(),
         allowed_networks=_settings().webhook_allowed_networks,
     )
     return {"webhook": webhooks.webhook_to_dict(webhook)}
@@ -92,7 +87,7 @@ def update_webhook(webhook_id: int, body: WebhookUpdate) -> dict[str, Any]:
 @admin_required
 def delete_webhook(webhook_id: int) -> Response:
     """Delete a webhook and its deliveries."""
-    webhooks.delete_webhook(db.session(), webhook_id, actor=_actor())
+    webhooks.delete_webhook(db.session(), webhook_id, actor=acting_admin())
     return Response(status=204)
 
 
@@ -100,7 +95,7 @@ def delete_webhook(webhook_id: int) -> Response:
 @admin_required
 def test_webhook(webhook_id: int) -> tuple[dict[str, Any], int]:
     """Queue a ``ping`` delivery to the webhook; follow it in its deliveries."""
-    delivery = webhooks.send_ping(db.session(), webhook_id, actor=_actor())
+    delivery = webhooks.send_ping(db.session(), webhook_id, actor=acting_admin())
     return {"delivery": webhooks.delivery_to_dict(delivery)}, 202
 
 
@@ -134,5 +129,5 @@ def get_delivery(webhook_id: int, delivery_id: int) -> dict[str, Any]:
 @admin_required
 def redeliver(webhook_id: int, delivery_id: int) -> tuple[dict[str, Any], int]:
     """Queue a finished delivery again, as a new delivery (409 while it is still retried)."""
-    delivery = webhooks.redeliver(db.session(), webhook_id, delivery_id, actor=_actor())
+    delivery = webhooks.redeliver(db.session(), webhook_id, delivery_id, actor=acting_admin())
     return {"delivery": webhooks.delivery_to_dict(delivery)}, 202

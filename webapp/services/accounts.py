@@ -520,8 +520,7 @@ def set_user_active(
     *,
     user_id: int,
     active: bool,
-    actor: User | None = None,
-    source_ip: str | None = None,
+    actor: audit.Actor | None = None,
 ) -> User:
     """Enable or disable an account; disabling revokes every token it holds.
 
@@ -532,9 +531,8 @@ def set_user_active(
         session: Database session; committed.
         user_id: The account's id.
         active: True to enable, False to disable.
-        actor: The admin doing it; when given, an audit event is recorded in the same
-            transaction (``admin.user_disabled`` / ``admin.user_enabled``).
-        source_ip: The admin's client address, for the audit event.
+        actor: The admin doing it, and from where; when given, an audit event is recorded in
+            the same transaction (``admin.user_disabled`` / ``admin.user_enabled``).
 
     Returns:
         The updated user.
@@ -556,6 +554,6 @@ def set_user_active(
         user.is_active = True
     if actor is not None:
         action = "admin.user_enabled" if active else "admin.user_disabled"
-        audit.record_account_change(session, action, actor=actor, user=user, source_ip=source_ip)
+        audit.record_account_change(session, action, actor=actor, user=user)
     session.commit()
     return user

@@ -152,23 +152,29 @@ def record(
     return event
 
 
+@dataclass(frozen=True)
+class Actor:
+    """The admin acting, for the audit log.
+
+    Attributes:
+        user: The admin.
+        source_ip: The client's address.
+    """
+
+    user: User
+    source_ip: str | None = None
+
+
 def record_account_change(
-    session: Session,
-    action: str,
-    *,
-    actor: User,
-    user: User,
-    source_ip: str | None,
-    **details: Any,
+    session: Session, action: str, *, actor: Actor, user: User, **details: Any
 ) -> AuditEvent:
     """Add the audit event of an admin's change to an account (see `record`).
 
     Args:
         session: Database session; the caller commits.
         action: Dotted action name (``admin.role_changed``).
-        actor: The admin who acted.
+        actor: The admin who acted, and from where.
         user: The account changed; its id is the target, its email the first detail.
-        source_ip: The admin's client address.
         **details: Further details (``from``, ``to``).
 
     Returns:
@@ -177,10 +183,10 @@ def record_account_change(
     return record(
         session,
         action=action,
-        actor=actor,
+        actor=actor.user,
         target_type="user",
         target_id=user.id,
-        source_ip=source_ip,
+        source_ip=actor.source_ip,
         details={"email": user.email, **details},
     )
 

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from webapp.errors import ConflictError, ValidationError
 from webapp.models import USER_ROLES, Conversation, DailyUsage, Message, User, isoformat_utc
 from webapp.services import accounts, audit
+from webapp.services.audit import Actor
 from webapp.services.conversations import get_conversation, like_pattern
 from webapp.validation import check_text
 
@@ -185,9 +186,7 @@ def _last_active_admin(session: Session, user: User) -> bool:
     return user.is_admin and user.is_active and not accounts.lock_other_active_admins(session, user)
 
 
-def change_role(
-    session: Session, *, actor: User, user_id: int, role: str, source_ip: str | None = None
-) -> User:
+def change_role(session: Session, *, actor: Actor, user_id: int, role: str) -> User:
     """Promote a user to admin or demote an admin to user.
 
     Takes effect on the user's next request: the role is read from the database each time,
@@ -195,10 +194,9 @@ def change_role(
 
     Args:
         session: Database session; committed.
-        actor: The admin doing it.
+        actor: The admin doing it, and from where.
         user_id: The account to change.
         role: ``user`` or ``admin``.
-        source_ip: The admin's client address, for the audit log.
 
     Returns:
         The updated user (unchanged, and nothing recorded, if it already had the role).
@@ -218,9 +216,7 @@ def change_role(
         raise ConflictError("the last active admin cannot be demoted")
     previous, user.role = user.role, role
     details = {"from": previous, "to": role}
-    audit.record_account_change(
-        session, "admin.role_changed", actor=actor, user=user, source_ip=source_ip, **details
-    )
+    audit.record_account_change(session, "admin.role_changed", actor=actor, user=user, **details)
     session.commit()
     return user
 
@@ -228,19 +224,17 @@ def change_role(
 def reset_password(
     session: Session,
     *,
-    actor: User,
+    actor: Actor,
     user_id: int,
     password: str | None,
-    source_ip: str | None = None,
 ) -> tuple[User, GeneratedPassword | None]:
     """Set a user's password and revoke every session they have.
 
     Args:
         session: Database session; committed.
-        actor: The admin doing it.
+        actor: The admin doing it, and from where.
         user_id: The account.
         password: The new password, checked against the policy; None to generate a random one.
-        source_ip: The admin's client address, for the audit log.
 
     Returns:
         The user, and the generated password (None when ``password`` was given). The password
@@ -275,23 +269,20 @@ def reset_password(
         "admin.password_reset",
         actor=actor,
         user=user,
-        source_ip=source_ip,
         generated=generated is not None,
     )
     session.commit()
     return user, generated
 
 
-def delete_user(
-    session: Session, *, actor: User, user_id: int, source_ip: str | None = None
-) -> dict[str, Any]:
+def delete_user(session: Session, *, actor: Actor, user_id: int) -> dict[str, Any]:
     """Delete a user with their conversations, messages and daily usage rows.
 
     Args:
         session: Database session; committed.
-        actor: The admin doing it (may be the user, if another active admin remains).
+        actor: The admin doing it, and from where (may be the user, if another active admin
+            remains).
         user_id: The account.
-        source_ip: The admin's client address, for the audit log.
 
     Returns:
         What was deleted: ``{"id", "email", "conversations", "messages"}``.
@@ -324,7 +315,6 @@ def delete_user(
         "admin.user_deleted",
         actor=actor,
         user=user,
-        source_ip=source_ip,
         conversations=deleted["conversations"],
         messages=deleted["messages"],
     )
@@ -338,10 +328,9 @@ def delete_user(
 def read_conversation(
     session: Session,
     *,
-    actor: User,
+    actor: Actor,
     user_id: int,
     conversation_id: int,
-    source_ip: str | None = None,
 ) -> Conversation:
     """Return one of a user's conversations for an admin to read, and record that they did.
 
@@ -350,10 +339,9 @@ def read_conversation(
 
     Args:
         session: Database session; committed (the audit event).
-        actor: The admin reading.
+        actor: The admin reading, and from where.
         user_id: The conversation's owner.
         conversation_id: The conversation.
-        source_ip: The admin's client address, for the audit log.
 
     Returns:
         The conversation (its messages load on access, oldest first).
@@ -365,10 +353,10 @@ def read_conversation(
     audit.record(
         session,
         action="admin.conversation_viewed",
-        actor=actor,
+        actor=actor.user,
         target_type="conversation",
         target_id=conversation.id,
-        source_ip=source_ip,
+        source_ip=actor.source_ip,
         details={"user_id": user_id},
     )
     session.commit()

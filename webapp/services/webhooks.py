@@ -27,7 +27,6 @@ from webapp.models import (
     WEBHOOK_EVENTS,
     WEBHOOK_URL_MAX_LENGTH,
     Message,
-    User,
     Webhook,
     WebhookAttempt,
     WebhookDelivery,
@@ -35,6 +34,7 @@ from webapp.models import (
     utcnow,
 )
 from webapp.services import audit
+from webapp.services.audit import Actor
 from webapp.services.conversations import message_to_dict
 from webapp.validation import check_text
 from webapp.webhooks.addresses import IPNetwork, RefusedAddressError, resolve_target
@@ -63,19 +63,6 @@ __all__ = [
 PING_EVENT = "ping"
 """Sent by ``POST /webhooks/<id>/test`` to that webhook only, whatever it subscribes to."""
 _UNSIGNABLE = "Webhooks cannot be signed: WEBHOOK_SECRET is not set on the server."
-
-
-@dataclass(frozen=True)
-class Actor:
-    """The admin acting, for the audit log.
-
-    Attributes:
-        user: The admin.
-        source_ip: The client's address.
-    """
-
-    user: User
-    source_ip: str | None = None
 
 
 @dataclass(frozen=True)
