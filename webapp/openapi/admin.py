@@ -11,7 +11,7 @@ from typing import Any
 from webapp.models import User, max_id
 from webapp.openapi import admin_webhooks
 from webapp.openapi import chat as chat_document
-from webapp.openapi.components import USER_AUTH, json_response, ref, responses
+from webapp.openapi.components import admin_operation, all_required, ok, page, ref
 from webapp.openapi.from_models import query_parameters, request_body, schemas
 from webapp.request_models import admin as models
 from webapp.services import audit
@@ -43,38 +43,6 @@ _CONVERSATION_ID = {
 _TIMESTAMP = {"type": "string", "format": "date-time"}
 _DAY = {"type": "string", "format": "date"}
 _COUNT = {"type": "integer", "minimum": 0}
-_NEXT_CURSOR = {
-    "type": ["string", "null"],
-    "description": "Pass as `cursor` for the next page; null on the last page.",
-}
-_BODY_ERRORS = ("400", "413", "415")
-
-
-def _operation(
-    operation_id: str,
-    summary: str,
-    success: Document,
-    *errors: str,
-    description: str | None = None,
-    parameters: list[Document] | None = None,
-    body: Document | None = None,
-) -> Document:
-    operation: Document = {
-        "tags": ["admin"],
-        "operationId": operation_id,
-        "summary": summary,
-        "security": USER_AUTH,
-    }
-    if description:
-        operation["description"] = description
-    if parameters:
-        operation["parameters"] = parameters
-    if body is not None:
-        operation["requestBody"] = body
-        errors = (*_BODY_ERRORS, *errors)
-    operation["responses"] = responses(success, "401", "403", *errors, "429")
-    return operation
-
 
 _USAGE_FIGURES = {
     "messages": {**_COUNT, "description": "Messages users sent."},
@@ -87,35 +55,16 @@ _MILLISECONDS = {"type": ["number", "null"], "minimum": 0}
 
 SCHEMAS: dict[str, Document] = {
     **schemas(models.RoleChange, models.PasswordReset),
-    "Stats": {
-        "type": "object",
-        "required": ["users", "conversations", "messages"],
-        "properties": {
+    "Stats": all_required(
+        {
             "users": _COUNT,
             "conversations": _COUNT,
             "messages": _COUNT,
-        },
-    },
-    "UserList": {
-        "type": "object",
-        "required": ["users", "next_cursor"],
-        "properties": {
-            "users": {"type": "array", "description": "In id order.", "items": ref("User")},
-            "next_cursor": _NEXT_CURSOR,
-        },
-    },
-    "UserUsage": {
-        "type": "object",
-        "required": [
-            "conversations",
-            "messages",
-            "replies",
-            "tokens_in",
-            "tokens_out",
-            "quota_tokens_today",
-            "last_message_at",
-        ],
-        "properties": {
+        }
+    ),
+    "UserList": page("users", "User", "In id order."),
+    "UserUsage": all_required(
+        {
             "conversations": _COUNT,
             **_USAGE_FIGURES,
             "quota_tokens_today": {
@@ -123,13 +72,9 @@ SCHEMAS: dict[str, Document] = {
                 "description": "Tokens today's daily quota counted (UTC day).",
             },
             "last_message_at": {"type": ["string", "null"], "format": "date-time"},
-        },
-    },
-    "UserDetail": {
-        "type": "object",
-        "required": ["user", "usage"],
-        "properties": {"user": ref("User"), "usage": ref("UserUsage")},
-    },
+        }
+    ),
+    "UserDetail": all_required({"user": ref("User"), "usage": ref("UserUsage")}),
     "PasswordResetResult": {
         "type": "object",
         "required": ["user"],
@@ -143,36 +88,20 @@ SCHEMAS: dict[str, Document] = {
             },
         },
     },
-    "DeletedUser": {
-        "type": "object",
-        "required": ["deleted"],
-        "properties": {
-            "deleted": {
-                "type": "object",
-                "required": ["id", "email", "conversations", "messages"],
-                "properties": {
+    "DeletedUser": all_required(
+        {
+            "deleted": all_required(
+                {
                     "id": {"type": "integer", "minimum": 1},
                     "email": {"type": "string", "format": "email"},
                     "conversations": _COUNT,
                     "messages": _COUNT,
-                },
-            }
-        },
-    },
-    "AuditEvent": {
-        "type": "object",
-        "required": [
-            "id",
-            "created_at",
-            "action",
-            "actor_id",
-            "actor_email",
-            "target_type",
-            "target_id",
-            "source_ip",
-            "details",
-        ],
-        "properties": {
+                }
+            )
+        }
+    ),
+    "AuditEvent": all_required(
+        {
             "id": {"type": "integer", "minimum": 1},
             "created_at": _TIMESTAMP,
             "action": {
@@ -196,35 +125,16 @@ SCHEMAS: dict[str, Document] = {
                 "description": "The client's address (behind nginx: from X-Forwarded-For).",
             },
             "details": {"type": "object", "description": "Secrets are never stored here."},
-        },
-    },
-    "AuditEventList": {
-        "type": "object",
-        "required": ["events", "next_cursor"],
-        "properties": {
-            "events": {"type": "array", "description": "Newest first.", "items": ref("AuditEvent")},
-            "next_cursor": _NEXT_CURSOR,
-        },
-    },
-    "UsageReport": {
-        "type": "object",
-        "required": ["since", "until", "user_id", "totals", "days", "models", "top_users"],
-        "properties": {
+        }
+    ),
+    "AuditEventList": page("events", "AuditEvent", "Newest first."),
+    "UsageReport": all_required(
+        {
             "since": _DAY,
             "until": _DAY,
             "user_id": {"type": ["integer", "null"]},
-            "totals": {
-                "type": "object",
-                "required": [
-                    *_USAGE_FIGURES,
-                    "failed_replies",
-                    "cache_hit_rate",
-                    "fallback_rate",
-                    "latency_p50_ms",
-                    "latency_p95_ms",
-                    "quota_tokens",
-                ],
-                "properties": {
+            "totals": all_required(
+                {
                     **_USAGE_FIGURES,
                     "failed_replies": _COUNT,
                     "cache_hit_rate": {
@@ -246,56 +156,41 @@ SCHEMAS: dict[str, Document] = {
                         "description": "Tokens the daily quota counted in the range; kept when"
                         " conversations are deleted, not counting cache hits.",
                     },
-                },
-            },
+                }
+            ),
             "days": {
                 "type": "array",
                 "description": "Days with any activity, oldest first.",
-                "items": {
-                    "type": "object",
-                    "required": ["day", *_USAGE_FIGURES, "quota_tokens"],
-                    "properties": {"day": _DAY, **_USAGE_FIGURES, "quota_tokens": _COUNT},
-                },
+                "items": all_required({"day": _DAY, **_USAGE_FIGURES, "quota_tokens": _COUNT}),
             },
             "models": {
                 "type": "array",
                 "description": "Per model that wrote replies, most replies first.",
-                "items": {
-                    "type": "object",
-                    "required": [
-                        "model",
-                        "replies",
-                        "tokens_in",
-                        "tokens_out",
-                        "cached",
-                        "fallback",
-                    ],
-                    "properties": {
+                "items": all_required(
+                    {
                         "model": {"type": ["string", "null"]},
                         "replies": _COUNT,
                         "tokens_in": _COUNT,
                         "tokens_out": _COUNT,
                         "cached": _COUNT,
                         "fallback": _COUNT,
-                    },
-                },
+                    }
+                ),
             },
             "top_users": {
                 "type": "array",
                 "description": "Most tokens first.",
-                "items": {
-                    "type": "object",
-                    "required": ["user_id", "email", "display_name", *_USAGE_FIGURES],
-                    "properties": {
+                "items": all_required(
+                    {
                         "user_id": {"type": "integer", "minimum": 1},
                         "email": {"type": "string"},
                         "display_name": {"type": "string"},
                         **_USAGE_FIGURES,
-                    },
-                },
+                    }
+                ),
             },
-        },
-    },
+        }
+    ),
     "ComponentStatus": {
         "type": "object",
         "required": ["status"],
@@ -325,10 +220,8 @@ SCHEMAS: dict[str, Document] = {
             },
         },
     },
-    "SystemStatus": {
-        "type": "object",
-        "required": ["status", "version", "database", "redis", "model", "services"],
-        "properties": {
+    "SystemStatus": all_required(
+        {
             "status": {
                 "type": "string",
                 "enum": ["ok", "degraded"],
@@ -343,8 +236,8 @@ SCHEMAS: dict[str, Document] = {
                 "description": "Each service's `/health`, at the URLs of STATUS_SERVICE_URLS.",
                 "additionalProperties": ref("ComponentStatus"),
             },
-        },
-    },
+        }
+    ),
 }
 # The conversation shapes are the chat API's: an admin reads what the user sees.
 for _name in (
@@ -366,10 +259,10 @@ def _set_active(*, enable: bool) -> Document:
         " last active admin cannot be disabled (409)."
     )
     return {
-        "post": _operation(
+        "post": admin_operation(
             f"{verb}User",
             f"{verb.capitalize()} a user",
-            {"200": json_response("UserEnvelope", "The user, updated.")},
+            ok("UserEnvelope", "The user, updated."),
             "404",
             # Only disabling can conflict: the last active admin must stay.
             *(() if enable else ("409",)),
@@ -380,27 +273,27 @@ def _set_active(*, enable: bool) -> Document:
 
 PATHS: Document = {
     "/api/v1/admin/stats": {
-        "get": _operation(
+        "get": admin_operation(
             "getStats",
             "Counts of users, conversations and messages",
-            {"200": json_response("Stats", "The counts.")},
+            ok("Stats", "The counts."),
         )
     },
     "/api/v1/admin/status": {
-        "get": _operation(
+        "get": admin_operation(
             "getSystemStatus",
             "State of the database, Redis, model provider, migrations and services",
-            {"200": json_response("SystemStatus", "Each part's state (200 even when degraded).")},
+            ok("SystemStatus", "Each part's state (200 even when degraded)."),
             description="Every check is bounded by a short timeout. The model provider is asked"
             " for its model list (the key is never shown); the built-in offline model is"
             " always `ok`.",
         )
     },
     "/api/v1/admin/usage": {
-        "get": _operation(
+        "get": admin_operation(
             "getUsage",
             "Messages, tokens, cache and fallback rates, latency, top users",
-            {"200": json_response("UsageReport", "The figures of the range.")},
+            ok("UsageReport", "The figures of the range."),
             "400",
             description="Computed from the stored messages, by UTC day. Unknown or repeated"
             " parameters are a 400 naming them.",
@@ -408,46 +301,46 @@ PATHS: Document = {
         )
     },
     "/api/v1/admin/audit": {
-        "get": _operation(
+        "get": admin_operation(
             "listAuditEvents",
             "The audit log, newest first",
-            {"200": json_response("AuditEventList", "A page of events.")},
+            ok("AuditEventList", "A page of events."),
             "400",
             description="Append-only: the database refuses to change or delete an event.",
             parameters=query_parameters(models.AuditQuery),
         )
     },
     "/api/v1/admin/users": {
-        "get": _operation(
+        "get": admin_operation(
             "listUsers",
             "Find users",
-            {"200": json_response("UserList", "A page of users.")},
+            ok("UserList", "A page of users."),
             "400",
             parameters=query_parameters(models.UserListQuery),
         )
     },
     "/api/v1/admin/users/{user_id}": {
         "parameters": [_USER_ID],
-        "get": _operation(
+        "get": admin_operation(
             "getUser",
             "A user with a summary of their usage",
-            {"200": json_response("UserDetail", "The user.")},
+            ok("UserDetail", "The user."),
             "404",
         ),
-        "patch": _operation(
+        "patch": admin_operation(
             "changeUserRole",
             "Promote or demote a user",
-            {"200": json_response("UserEnvelope", "The user, updated.")},
+            ok("UserEnvelope", "The user, updated."),
             "404",
             "409",
             description="Takes effect on the user's next request. The last active admin cannot"
             " be demoted (409). Recorded as `admin.role_changed`.",
             body=request_body(models.RoleChange, description="The new role."),
         ),
-        "delete": _operation(
+        "delete": admin_operation(
             "deleteUser",
             "Delete a user with their conversations",
-            {"200": json_response("DeletedUser", "What was deleted.")},
+            ok("DeletedUser", "What was deleted."),
             "404",
             "409",
             description="Their conversations, messages and daily usage rows go with them; the"
@@ -465,10 +358,10 @@ PATHS: Document = {
     },
     "/api/v1/admin/users/{user_id}/password": {
         "parameters": [_USER_ID],
-        "post": _operation(
+        "post": admin_operation(
             "resetUserPassword",
             "Reset a user's password",
-            {"200": json_response("PasswordResetResult", "The user (and a generated password).")},
+            ok("PasswordResetResult", "The user (and a generated password)."),
             "404",
             description="Every session of the user ends at once. Recorded as"
             " `admin.password_reset` (never with the password).",
@@ -481,10 +374,10 @@ PATHS: Document = {
     },
     "/api/v1/admin/users/{user_id}/conversations": {
         "parameters": [_USER_ID],
-        "get": _operation(
+        "get": admin_operation(
             "listUserConversations",
             "A user's conversations (read-only)",
-            {"200": json_response("ConversationList", "A page, as the user would see it.")},
+            ok("ConversationList", "A page, as the user would see it."),
             "400",
             "404",
             parameters=query_parameters(models.UserConversationsQuery),
@@ -492,10 +385,10 @@ PATHS: Document = {
     },
     "/api/v1/admin/users/{user_id}/conversations/{conversation_id}": {
         "parameters": [_USER_ID, _CONVERSATION_ID],
-        "get": _operation(
+        "get": admin_operation(
             "getUserConversation",
             "One of a user's conversations with its messages (read-only)",
-            {"200": json_response("ConversationDetailEnvelope", "The conversation.")},
+            ok("ConversationDetailEnvelope", "The conversation."),
             "404",
             description="Every read is recorded in the audit log (`admin.conversation_viewed`).",
         ),

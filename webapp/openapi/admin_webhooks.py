@@ -13,7 +13,17 @@ from webapp.models import (
     WebhookDelivery,
     max_id,
 )
-from webapp.openapi.components import USER_AUTH, json_response, ref, responses
+from webapp.openapi.components import (
+    accepted,
+    admin_operation,
+    all_required,
+    created,
+    envelope,
+    no_content,
+    ok,
+    page,
+    ref,
+)
 from webapp.openapi.from_models import query_parameters, request_body, schemas
 from webapp.request_models import admin as models
 from webapp.services.webhooks import PING_EVENT
@@ -54,19 +64,8 @@ _URL = {
 
 SCHEMAS: dict[str, Document] = {
     **schemas(models.WebhookCreate, models.WebhookUpdate),
-    "Webhook": {
-        "type": "object",
-        "required": [
-            "id",
-            "url",
-            "events",
-            "active",
-            "description",
-            "created_by",
-            "created_at",
-            "updated_at",
-        ],
-        "properties": {
+    "Webhook": all_required(
+        {
             "id": {"type": "integer", "minimum": 1},
             "url": _URL,
             "events": _EVENTS,
@@ -78,22 +77,12 @@ SCHEMAS: dict[str, Document] = {
             },
             "created_at": _TIME,
             "updated_at": _TIME,
-        },
-    },
-    "WebhookEnvelope": {
-        "type": "object",
-        "required": ["webhook"],
-        "properties": {"webhook": ref("Webhook")},
-    },
-    "WebhookList": {
-        "type": "object",
-        "required": ["webhooks"],
-        "properties": {"webhooks": {"type": "array", "items": ref("Webhook")}},
-    },
-    "WebhookAttempt": {
-        "type": "object",
-        "required": ["attempted_at", "status_code", "duration_ms", "error"],
-        "properties": {
+        }
+    ),
+    "WebhookEnvelope": envelope("webhook", "Webhook"),
+    "WebhookList": all_required({"webhooks": {"type": "array", "items": ref("Webhook")}}),
+    "WebhookAttempt": all_required(
+        {
             "attempted_at": _TIME,
             "status_code": {
                 "type": ["integer", "null"],
@@ -105,26 +94,10 @@ SCHEMAS: dict[str, Document] = {
                 "type": ["string", "null"],
                 "description": "Why the attempt failed; null when it succeeded.",
             },
-        },
-    },
-    "WebhookDelivery": {
-        "type": "object",
-        "required": [
-            "id",
-            "webhook_id",
-            "event",
-            "payload",
-            "status",
-            "attempts",
-            "next_attempt_at",
-            "last_status_code",
-            "last_error",
-            "redelivery_of",
-            "created_at",
-            "updated_at",
-            "attempt_log",
-        ],
-        "properties": {
+        }
+    ),
+    "WebhookDelivery": all_required(
+        {
             "id": {"type": "integer", "minimum": 1},
             "webhook_id": {"type": "integer", "minimum": 1},
             "event": {"type": "string", "enum": [*WEBHOOK_EVENTS, PING_EVENT]},
@@ -146,99 +119,67 @@ SCHEMAS: dict[str, Document] = {
             "created_at": _TIME,
             "updated_at": _TIME,
             "attempt_log": {"type": "array", "items": ref("WebhookAttempt")},
-        },
-    },
-    "WebhookDeliveryEnvelope": {
-        "type": "object",
-        "required": ["delivery"],
-        "properties": {"delivery": ref("WebhookDelivery")},
-    },
-    "WebhookDeliveryPage": {
-        "type": "object",
-        "required": ["deliveries", "next_cursor"],
-        "properties": {
-            "deliveries": {"type": "array", "items": ref("WebhookDelivery")},
-            "next_cursor": {
-                "type": ["string", "null"],
-                "description": "Pass as `cursor` for the next page; null on the last page.",
-            },
-        },
-    },
+        }
+    ),
+    "WebhookDeliveryEnvelope": envelope("delivery", "WebhookDelivery"),
+    "WebhookDeliveryPage": page("deliveries", "WebhookDelivery"),
 }
-
-
-def _operation(
-    operation_id: str, summary: str, outcomes: Document, *errors: str, **extra: Any
-) -> Document:
-    return {
-        "tags": ["admin"],
-        "operationId": operation_id,
-        "summary": summary,
-        "security": USER_AUTH,
-        **extra,
-        "responses": responses(outcomes, "401", "403", *errors, "429"),
-    }
-
-
-_BODY_ERRORS = ("400", "413", "415")
 
 PATHS: Document = {
     _PREFIX: {
-        "get": _operation(
+        "get": admin_operation(
             "listWebhooks",
             "List webhooks",
-            {"200": json_response("WebhookList", "Every webhook, oldest first.")},
+            ok("WebhookList", "Every webhook, oldest first."),
             "400",
         ),
-        "post": _operation(
+        "post": admin_operation(
             "createWebhook",
             "Register a webhook",
-            {"201": json_response("WebhookEnvelope", "The webhook.")},
-            *_BODY_ERRORS,
+            created("WebhookEnvelope", "The webhook."),
             "409",
             description="409 when WEBHOOK_SECRET is not set (deliveries could not be signed).",
-            requestBody=request_body(models.WebhookCreate, description="The webhook."),
+            body=request_body(models.WebhookCreate, description="The webhook."),
         ),
     },
     f"{_PREFIX}/{{webhook_id}}": {
         "parameters": [_WEBHOOK_ID],
-        "get": _operation(
+        "get": admin_operation(
             "getWebhook",
             "Show a webhook",
-            {"200": json_response("WebhookEnvelope", "The webhook.")},
+            ok("WebhookEnvelope", "The webhook."),
             "404",
         ),
-        "patch": _operation(
+        "patch": admin_operation(
             "updateWebhook",
             "Change a webhook",
-            {"200": json_response("WebhookEnvelope", "The webhook, updated.")},
-            *_BODY_ERRORS,
+            ok("WebhookEnvelope", "The webhook, updated."),
             "404",
-            requestBody=request_body(models.WebhookUpdate, description="Fields to change."),
+            body=request_body(models.WebhookUpdate, description="Fields to change."),
         ),
-        "delete": _operation(
+        "delete": admin_operation(
             "deleteWebhook",
             "Delete a webhook and its deliveries",
-            {"204": {"description": "Deleted; queued deliveries are dropped."}},
+            no_content("Deleted; queued deliveries are dropped."),
             "404",
         ),
     },
     f"{_PREFIX}/{{webhook_id}}/test": {
         "parameters": [_WEBHOOK_ID],
-        "post": _operation(
+        "post": admin_operation(
             "testWebhook",
             "Queue a ping to the webhook",
-            {"202": json_response("WebhookDeliveryEnvelope", "The queued `ping` delivery.")},
+            accepted("WebhookDeliveryEnvelope", "The queued `ping` delivery."),
             "404",
             description="Sent to this webhook only, even while it is paused.",
         ),
     },
     f"{_PREFIX}/{{webhook_id}}/deliveries": {
         "parameters": [_WEBHOOK_ID],
-        "get": _operation(
+        "get": admin_operation(
             "listWebhookDeliveries",
             "List a webhook's deliveries with every attempt",
-            {"200": json_response("WebhookDeliveryPage", "Deliveries, newest first.")},
+            ok("WebhookDeliveryPage", "Deliveries, newest first."),
             "400",
             "404",
             parameters=query_parameters(models.DeliveryListQuery),
@@ -246,19 +187,19 @@ PATHS: Document = {
     },
     f"{_PREFIX}/{{webhook_id}}/deliveries/{{delivery_id}}": {
         "parameters": [_WEBHOOK_ID, _DELIVERY_ID],
-        "get": _operation(
+        "get": admin_operation(
             "getWebhookDelivery",
             "Show one delivery with every attempt",
-            {"200": json_response("WebhookDeliveryEnvelope", "The delivery.")},
+            ok("WebhookDeliveryEnvelope", "The delivery."),
             "404",
         ),
     },
     f"{_PREFIX}/{{webhook_id}}/deliveries/{{delivery_id}}/redeliver": {
         "parameters": [_WEBHOOK_ID, _DELIVERY_ID],
-        "post": _operation(
+        "post": admin_operation(
             "redeliverWebhookDelivery",
             "Send a finished delivery again",
-            {"202": json_response("WebhookDeliveryEnvelope", "The new delivery, queued.")},
+            accepted("WebhookDeliveryEnvelope", "The new delivery, queued."),
             "404",
             "409",
             description="Queues a new delivery of the same event and payload, with fresh"

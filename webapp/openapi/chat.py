@@ -5,7 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from webapp.models import Conversation, max_id
-from webapp.openapi.components import USER_AUTH, json_response, ref, responses
+from webapp.openapi.components import (
+    Operations,
+    all_required,
+    created,
+    envelope,
+    json_response,
+    no_content,
+    ok,
+    page,
+    ref,
+)
 from webapp.openapi.from_models import query_parameters, request_body, schemas
 from webapp.request_models import chat as models
 
@@ -40,26 +50,22 @@ def _with_messages(message_schema: str) -> Document:
     return {
         "allOf": [
             ref("Conversation"),
-            {
-                "type": "object",
-                "required": ["messages"],
-                "properties": {
+            all_required(
+                {
                     "messages": {
                         "type": "array",
                         "description": "Oldest first.",
                         "items": ref(message_schema),
                     }
-                },
-            },
+                }
+            ),
         ]
     }
 
 
 _CONVERSATION_SCHEMAS: dict[str, Document] = {
-    "Conversation": {
-        "type": "object",
-        "required": ["id", "title", "created_at", "updated_at"],
-        "properties": {
+    "Conversation": all_required(
+        {
             "id": {"type": "integer", "minimum": 1},
             "title": {
                 "type": ["string", "null"],
@@ -73,49 +79,23 @@ _CONVERSATION_SCHEMAS: dict[str, Document] = {
                 "description": "Last activity: creation or the last message stored. Renaming"
                 " does not change it.",
             },
-        },
-    },
+        }
+    ),
     "ConversationWithMessages": _with_messages("Message"),
-    "ConversationEnvelope": {
-        "type": "object",
-        "required": ["conversation"],
-        "properties": {"conversation": ref("Conversation")},
-    },
-    "ConversationDetailEnvelope": {
-        "type": "object",
-        "required": ["conversation"],
-        "properties": {"conversation": ref("ConversationWithMessages")},
-    },
-    "ConversationList": {
-        "type": "object",
-        "required": ["conversations", "next_cursor"],
-        "properties": {
-            "conversations": {
-                "type": "array",
-                "description": "Most recently active first.",
-                "items": ref("Conversation"),
-            },
-            "next_cursor": {
-                "type": ["string", "null"],
-                "description": "Pass as `cursor` for the next page; null on the last page.",
-            },
-        },
-    },
-    "ConversationExport": {
-        "type": "object",
-        "description": "A conversation exported as a JSON file.",
-        "required": ["format", "version", "exported_at", "conversation"],
-        "properties": {
+    "ConversationEnvelope": envelope("conversation", "Conversation"),
+    "ConversationDetailEnvelope": envelope("conversation", "ConversationWithMessages"),
+    "ConversationList": page("conversations", "Conversation", "Most recently active first."),
+    "ConversationExport": all_required(
+        {
             "format": {"const": "chatbot.conversation"},
             "version": {"const": 1},
             "exported_at": _TIMESTAMP,
             "conversation": _with_messages("ExportedMessage"),
         },
-    },
-    "ExportedMessage": {
-        "type": "object",
-        "required": ["id", "role", "content", "model", "tokens_in", "tokens_out", "created_at"],
-        "properties": {
+        description="A conversation exported as a JSON file.",
+    ),
+    "ExportedMessage": all_required(
+        {
             "id": {"type": "integer", "minimum": 1},
             "role": {"type": "string", "enum": ["user", "assistant"]},
             "content": {"type": "string"},
@@ -123,129 +103,92 @@ _CONVERSATION_SCHEMAS: dict[str, Document] = {
             "tokens_in": {"type": "integer", "minimum": 0},
             "tokens_out": {"type": "integer", "minimum": 0},
             "created_at": _TIMESTAMP,
-        },
-    },
+        }
+    ),
 }
 
-_LIST_PARAMETERS = query_parameters(models.ConversationListQuery)
+_operation = Operations("chat", errors=("401", "429"))
+_STRICT_QUERY = "Unknown or repeated query parameters are a 400 naming them."
 
 _CONVERSATION_PATHS: Document = {
     "/api/v1/chat/conversations": {
-        "post": {
-            "tags": ["chat"],
-            "operationId": "createConversation",
-            "summary": "Start a conversation",
-            "security": USER_AUTH,
-            "requestBody": request_body(
+        "post": _operation(
+            "createConversation",
+            "Start a conversation",
+            created("ConversationEnvelope", "The new conversation."),
+            "403",
+            body=request_body(
                 models.ConversationCreate, description="Optionally a title.", required=False
             ),
-            "responses": responses(
-                {"201": json_response("ConversationEnvelope", "The new conversation.")},
-                "400",
-                "401",
-                "403",
-                "413",
-                "415",
-                "429",
-            ),
-        },
-        "get": {
-            "tags": ["chat"],
-            "operationId": "listConversations",
-            "summary": "List or search the caller's conversations, a page at a time",
-            "description": "Unknown or repeated query parameters are a 400 naming them.",
-            "security": USER_AUTH,
-            "parameters": _LIST_PARAMETERS,
-            "responses": responses(
-                {"200": json_response("ConversationList", "A page of conversations.")},
-                "400",
-                "401",
-                "429",
-            ),
-        },
+        ),
+        "get": _operation(
+            "listConversations",
+            "List or search the caller's conversations, a page at a time",
+            ok("ConversationList", "A page of conversations."),
+            "400",
+            description=_STRICT_QUERY,
+            parameters=query_parameters(models.ConversationListQuery),
+        ),
     },
     "/api/v1/chat/conversations/{conversation_id}": {
         "parameters": [_CONVERSATION_ID],
-        "get": {
-            "tags": ["chat"],
-            "operationId": "getConversation",
-            "summary": "One conversation with its messages",
-            "security": USER_AUTH,
-            "responses": responses(
-                {"200": json_response("ConversationDetailEnvelope", "The conversation.")},
-                "401",
-                "404",
-                "429",
-            ),
-        },
-        "patch": {
-            "tags": ["chat"],
-            "operationId": "renameConversation",
-            "summary": "Rename a conversation",
-            "description": "Any field besides `title` is a 400 naming it.",
-            "security": USER_AUTH,
-            "requestBody": request_body(models.ConversationRename, description="The new title."),
-            "responses": responses(
-                {"200": json_response("ConversationEnvelope", "The renamed conversation.")},
-                "400",
-                "401",
-                "403",
-                "404",
-                "413",
-                "415",
-                "429",
-            ),
-        },
-        "delete": {
-            "tags": ["chat"],
-            "operationId": "deleteConversation",
-            "summary": "Delete a conversation and all its messages",
-            "security": USER_AUTH,
-            "responses": responses(
-                {"204": {"description": "Deleted, with its messages."}}, "401", "403", "404", "429"
-            ),
-        },
+        "get": _operation(
+            "getConversation",
+            "One conversation with its messages",
+            ok("ConversationDetailEnvelope", "The conversation."),
+            "404",
+        ),
+        "patch": _operation(
+            "renameConversation",
+            "Rename a conversation",
+            ok("ConversationEnvelope", "The renamed conversation."),
+            "403",
+            "404",
+            description="Any field besides `title` is a 400 naming it.",
+            body=request_body(models.ConversationRename, description="The new title."),
+        ),
+        "delete": _operation(
+            "deleteConversation",
+            "Delete a conversation and all its messages",
+            no_content("Deleted, with its messages."),
+            "403",
+            "404",
+        ),
     },
     "/api/v1/chat/conversations/{conversation_id}/export": {
         "parameters": [_CONVERSATION_ID],
-        "get": {
-            "tags": ["chat"],
-            "operationId": "exportConversation",
-            "summary": "Download a conversation with all its messages (JSON or Markdown)",
-            "description": "Unknown or repeated query parameters are a 400 naming them.",
-            "security": USER_AUTH,
-            "parameters": query_parameters(models.ConversationExportQuery),
-            "responses": responses(
-                {
-                    "200": {
-                        "description": "The file, as an attachment.",
-                        "headers": {
-                            "Content-Disposition": {
-                                "description": "`attachment` with a file name such as"
-                                ' `"conversation-12-trip-planning.md"` (ASCII letters, digits'
-                                " and dashes).",
-                                "schema": {"type": "string"},
+        "get": _operation(
+            "exportConversation",
+            "Download a conversation with all its messages (JSON or Markdown)",
+            {
+                "200": {
+                    "description": "The file, as an attachment.",
+                    "headers": {
+                        "Content-Disposition": {
+                            "description": "`attachment` with a file name such as"
+                            ' `"conversation-12-trip-planning.md"` (ASCII letters, digits'
+                            " and dashes).",
+                            "schema": {"type": "string"},
+                        }
+                    },
+                    "content": {
+                        "application/json": {"schema": ref("ConversationExport")},
+                        "text/markdown": {
+                            "schema": {
+                                "type": "string",
+                                "description": "A `#` heading with the title, then one"
+                                " `##` heading per message (speaker, model, time)"
+                                " followed by its text as written.",
                             }
                         },
-                        "content": {
-                            "application/json": {"schema": ref("ConversationExport")},
-                            "text/markdown": {
-                                "schema": {
-                                    "type": "string",
-                                    "description": "A `#` heading with the title, then one"
-                                    " `##` heading per message (speaker, model, time)"
-                                    " followed by its text as written.",
-                                }
-                            },
-                        },
-                    }
-                },
-                "400",
-                "401",
-                "404",
-                "429",
-            ),
-        },
+                    },
+                }
+            },
+            "400",
+            "404",
+            description=_STRICT_QUERY,
+            parameters=query_parameters(models.ConversationExportQuery),
+        ),
     },
 }
 
@@ -260,23 +203,8 @@ _REPLY_ID = {
 }
 
 _MESSAGE_SCHEMAS: dict[str, Document] = {
-    "Message": {
-        "type": "object",
-        "required": [
-            "id",
-            "conversation_id",
-            "role",
-            "content",
-            "model",
-            "tokens_in",
-            "tokens_out",
-            "status",
-            "latency_ms",
-            "cached",
-            "fallback",
-            "created_at",
-        ],
-        "properties": {
+    "Message": all_required(
+        {
             "id": {"type": "integer", "minimum": 1},
             "conversation_id": {"type": "integer", "minimum": 1},
             "role": {"type": "string", "enum": ["user", "assistant"]},
@@ -314,52 +242,36 @@ _MESSAGE_SCHEMAS: dict[str, Document] = {
                 "description": "Answered by the fallback model because the primary failed.",
             },
             "created_at": _TIMESTAMP,
-        },
-    },
-    "Exchange": {
-        "type": "object",
-        "required": ["message", "reply"],
-        "properties": {
+        }
+    ),
+    "Exchange": all_required(
+        {
             "message": {**ref("Message"), "description": "The caller's stored message."},
             "reply": {**ref("Message"), "description": "The bot's stored reply."},
-        },
-    },
-    "ReplyLinks": {
-        "type": "object",
-        "required": ["reply", "events", "stop"],
-        "properties": {
+        }
+    ),
+    "ReplyLinks": all_required(
+        {
             "reply": {"type": "string", "description": "`GET`: the reply as stored now."},
             "events": {"type": "string", "description": "`GET`: its Server-Sent Events."},
             "stop": {"type": "string", "description": "`POST`: stop generating it."},
-        },
-    },
-    "StartedExchange": {
-        "type": "object",
-        "required": ["message", "reply", "links"],
-        "properties": {
+        }
+    ),
+    "StartedExchange": all_required(
+        {
             "message": {**ref("Message"), "description": "The caller's stored message."},
             "reply": {
                 **ref("Message"),
                 "description": "The reply, still `streaming`: follow `links`.",
             },
             "links": ref("ReplyLinks"),
-        },
-    },
-    "ReplyEnvelope": {
-        "type": "object",
-        "required": ["reply"],
-        "properties": {"reply": ref("Message")},
-    },
-    "QuotaExceeded": {
-        "type": "object",
-        "required": ["error"],
-        "additionalProperties": False,
-        "properties": {
-            "error": {
-                "type": "object",
-                "required": ["code", "message", "retry_after", "resets_at", "limit", "used"],
-                "additionalProperties": False,
-                "properties": {
+        }
+    ),
+    "ReplyEnvelope": envelope("reply", "Message"),
+    "QuotaExceeded": all_required(
+        {
+            "error": all_required(
+                {
                     "code": {"const": "quota_exceeded"},
                     "message": {"type": "string"},
                     "retry_after": {
@@ -374,9 +286,11 @@ _MESSAGE_SCHEMAS: dict[str, Document] = {
                     "limit": {"type": "integer", "minimum": 1, "description": "Tokens per day."},
                     "used": {"type": "integer", "minimum": 0, "description": "Tokens today."},
                 },
-            }
+                additionalProperties=False,
+            )
         },
-    },
+        additionalProperties=False,
+    ),
 }
 
 _EVENT_STREAM = (
@@ -469,85 +383,94 @@ _REPLY_MODES = [
 ]
 
 
-def _reply_responses(created: str) -> Document:
-    result = responses(
-        {
-            "200": _SSE_RESPONSE,
-            "201": json_response("Exchange", created),
-            "202": _ACCEPTED,
-        },
-        "400",
-        "401",
-        "403",
-        "404",
-        "409",
-        "413",
-        "415",
-        "502",
+def _reply_operation(
+    operation_id: str, summary: str, answered: str, *, description: str, body: Document
+) -> Document:
+    """Return an operation that answers a user message (the reply: JSON, streamed or started).
+
+    Args:
+        operation_id: The ``operationId``.
+        summary: The one-line summary.
+        answered: What the 201 carries.
+        description: More prose.
+        body: The ``requestBody``.
+
+    Returns:
+        The operation object.
+    """
+    own = {
+        "200": _SSE_RESPONSE,
+        "201": json_response("Exchange", answered),
+        "202": _ACCEPTED,
+        "429": _QUOTA_OR_RATE_LIMITED,
+        "503": _BUSY,
+    }
+    errors = ("403", "404", "409", "502")
+    return _operation(
+        operation_id,
+        summary,
+        own,
+        *errors,
+        description=description,
+        parameters=_REPLY_MODES,
+        body=body,
     )
-    result["429"] = _QUOTA_OR_RATE_LIMITED
-    result["503"] = _BUSY
-    return result
 
 
 _MESSAGE_PATHS: Document = {
     "/api/v1/chat/conversations/{conversation_id}/messages": {
         "parameters": [_CONVERSATION_ID],
-        "post": {
-            "tags": ["chat"],
-            "operationId": "postMessage",
-            "summary": "Send a message and get the bot's reply",
-            "description": (
+        "post": _reply_operation(
+            "postMessage",
+            "Send a message and get the bot's reply",
+            "The stored message and the complete reply.",
+            description=(
                 "The message is stored before the model is called, so it survives a failed"
                 " generation. The reply is generated in the background, whatever happens to"
                 " this connection: as JSON once complete (201; 502 if the model failed, the"
                 " reply then stored as `failed`), or streamed as Server-Sent Events. 409 while"
                 " another reply of the conversation is being generated."
             ),
-            "security": USER_AUTH,
-            "parameters": _REPLY_MODES,
-            "requestBody": request_body(models.MessageCreate, description="The message."),
-            "responses": _reply_responses("The stored message and the complete reply."),
-        },
+            body=request_body(models.MessageCreate, description="The message."),
+        ),
     },
     "/api/v1/chat/conversations/{conversation_id}/regenerate": {
         "parameters": [_CONVERSATION_ID],
-        "post": {
-            "tags": ["chat"],
-            "operationId": "regenerateReply",
-            "summary": "Replace the last reply with a new one",
-            "description": (
+        "post": _reply_operation(
+            "regenerateReply",
+            "Replace the last reply with a new one",
+            "The user message answered and the new reply.",
+            description=(
                 "Deletes the conversation's last reply (complete, stopped or failed; its tokens"
                 " still count toward today's quota) and answers the last user message again,"
                 " exactly as sending a message does. 409 if there is no message to answer."
             ),
-            "security": USER_AUTH,
-            "parameters": _REPLY_MODES,
-            "requestBody": request_body(
-                models.Regenerate, description="Nothing (or `{}`).", required=False
-            ),
-            "responses": _reply_responses("The user message answered and the new reply."),
-        },
+            body=request_body(models.Regenerate, description="Nothing (or `{}`).", required=False),
+        ),
     },
     "/api/v1/chat/replies/{reply_id}": {
         "parameters": [_REPLY_ID],
-        "get": {
-            "tags": ["chat"],
-            "operationId": "getReply",
-            "summary": "One reply as stored now",
-            "security": USER_AUTH,
-            "responses": responses(
-                {"200": json_response("ReplyEnvelope", "The reply.")}, "401", "404", "429"
-            ),
-        },
+        "get": _operation(
+            "getReply",
+            "One reply as stored now",
+            ok("ReplyEnvelope", "The reply."),
+            "404",
+        ),
     },
     "/api/v1/chat/replies/{reply_id}/events": {
         "parameters": [_REPLY_ID],
-        "get": {
-            "tags": ["chat"],
-            "operationId": "replyEvents",
-            "summary": "Follow a reply as Server-Sent Events, resumable",
-            "description": (
+        "get": _operation(
+            "replyEvents",
+            "Follow a reply as Server-Sent Events, resumable",
+            {
+                "200": {
+                    "description": "The reply's events.",
+                    "content": {"text/event-stream": {"schema": ref("ReplyEvent")}},
+                }
+            },
+            "400",
+            "404",
+            description=(
                 "The reply's events from the first, or after the one named by `Last-Event-ID`"
                 " (the header EventSource sends when it reconnects, or the query parameter):"
                 " each event once, until `done`, `stopped` or `error`. Served by any host"
@@ -555,8 +478,7 @@ _MESSAGE_PATHS: Document = {
                 " `REPLY_STREAM_TTL` seconds, after that only its last event is sent (from"
                 " the database)."
             ),
-            "security": USER_AUTH,
-            "parameters": [
+            parameters=[
                 {
                     "name": "Last-Event-ID",
                     "in": "header",
@@ -572,50 +494,30 @@ _MESSAGE_PATHS: Document = {
                     "schema": _EVENT_ID,
                 },
             ],
-            "responses": responses(
-                {
-                    "200": {
-                        "description": "The reply's events.",
-                        "content": {"text/event-stream": {"schema": ref("ReplyEvent")}},
-                    }
-                },
-                "400",
-                "401",
-                "404",
-                "429",
-            ),
-        },
+        ),
     },
     "/api/v1/chat/replies/{reply_id}/stop": {
         "parameters": [_REPLY_ID],
-        "post": {
-            "tags": ["chat"],
-            "operationId": "stopReply",
-            "summary": "Stop generating a reply, keeping what was generated",
-            "description": (
-                "The generation stops after its next token and closes the model's stream (the"
-                " model stops too); the reply is stored as `stopped` with its text so far, and"
-                " its events end with `stopped`. 202 while the stop is on its way; 200 if the"
-                " reply had already finished (nothing changes)."
-            ),
-            "security": USER_AUTH,
-            "responses": {
-                **responses(
-                    {
-                        "200": json_response("ReplyEnvelope", "The reply had already finished."),
-                        "202": json_response("ReplyEnvelope", "Stopping; the reply as it is now."),
-                    },
-                    "401",
-                    "404",
-                    "429",
-                ),
+        "post": _operation(
+            "stopReply",
+            "Stop generating a reply, keeping what was generated",
+            {
+                "200": json_response("ReplyEnvelope", "The reply had already finished."),
+                "202": json_response("ReplyEnvelope", "Stopping; the reply as it is now."),
                 "503": {
                     "description": "The stream store (Redis) is unavailable: the stop could not"
                     " be recorded; retry. Error code: `service_unavailable`.",
                     "content": {"application/json": {"schema": ref("Error")}},
                 },
             },
-        },
+            "404",
+            description=(
+                "The generation stops after its next token and closes the model's stream (the"
+                " model stops too); the reply is stored as `stopped` with its text so far, and"
+                " its events end with `stopped`. 202 while the stop is on its way; 200 if the"
+                " reply had already finished (nothing changes)."
+            ),
+        ),
     },
 }
 

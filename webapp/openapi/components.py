@@ -1,4 +1,4 @@
-"""Pieces of the OpenAPI documents that every service shares.
+"""Pieces of the OpenAPI documents that the services share, and the builders of their parts.
 
 The schemas mirror what the code returns (`webapp.errors.error_body`, the ``*_to_dict``
 functions of the services); tests validate real responses against them.
@@ -6,17 +6,28 @@ functions of the services); tests validate real responses against them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from webapp.services_list import ALL, SERVICE_NAMES
 
 __all__ = [
+    "BODY_ERRORS",
     "ERROR_RESPONSES",
     "SECURITY_SCHEMES",
     "SHARED_SCHEMAS",
     "USER_AUTH",
+    "Operations",
+    "accepted",
+    "admin_operation",
+    "all_required",
+    "created",
+    "envelope",
     "error_response",
     "json_response",
+    "no_content",
+    "ok",
+    "page",
     "ref",
     "responses",
 ]
@@ -56,6 +67,39 @@ def json_response(schema: str, description: str, **extra: Any) -> Document:
     }
 
 
+def _json_outcome(status: str, schema: str, description: str, **extra: Any) -> dict[str, Document]:
+    return {status: json_response(schema, description, **extra)}
+
+
+def ok(schema: str, description: str, **extra: Any) -> dict[str, Document]:
+    """Return an operation's own responses when it has one outcome: a 200 with a JSON body.
+
+    Args:
+        schema: Name of the body's schema.
+        description: When the response is given.
+        **extra: More fields of the response object (``headers``).
+
+    Returns:
+        ``{"200": <the response object>}``.
+    """
+    return _json_outcome("200", schema, description, **extra)
+
+
+def created(schema: str, description: str) -> dict[str, Document]:
+    """Return an operation's own responses when it has one outcome: a 201 with a JSON body."""
+    return _json_outcome("201", schema, description)
+
+
+def accepted(schema: str, description: str) -> dict[str, Document]:
+    """Return an operation's own responses when it has one outcome: a 202 with a JSON body."""
+    return _json_outcome("202", schema, description)
+
+
+def no_content(description: str) -> dict[str, Document]:
+    """Return an operation's own responses when it has one outcome: a 204 without a body."""
+    return {"204": {"description": description}}
+
+
 def error_response(name: str) -> Document:
     """Return a reference to a shared error response in ``components/responses``.
 
@@ -71,18 +115,72 @@ def error_response(name: str) -> Document:
     return {"$ref": f"#/components/responses/{name}"}
 
 
-def responses(success: dict[str, Document], *errors: str) -> Document:
-    """Return an operation's ``responses``: its successes, then the named shared errors.
+def all_required(properties: Document, **fields: Any) -> Document:
+    """Return the schema of an object whose every property is required.
 
     Args:
-        success: Status code to response object for the successful outcomes.
-        *errors: Status codes of shared error responses (keys of ``ERROR_RESPONSES``).
+        properties: Each property's schema, by name (in the order the code writes them).
+        **fields: More fields of the schema (``description``, ``additionalProperties``).
 
     Returns:
-        The responses object, with ``default`` for any other error (500 and the like).
+        The object schema, ``required`` listing every property.
     """
-    result = dict(success)
-    for status in errors:
+    return {"type": "object", **fields, "required": list(properties), "properties": properties}
+
+
+def envelope(key: str, schema: str) -> Document:
+    """Return the schema of an object that carries one ``schema`` under ``key``.
+
+    Args:
+        key: The one property (``"user"``).
+        schema: Name of its schema (``"User"``).
+
+    Returns:
+        The object schema, ``key`` required.
+    """
+    return all_required({key: ref(schema)})
+
+
+def page(key: str, item: str, description: str | None = None) -> Document:
+    """Return the schema of one page of a list that is read a page at a time by cursor.
+
+    Args:
+        key: The property holding the page's items (``"users"``).
+        item: Name of an item's schema.
+        description: The items' order, when it is worth saying.
+
+    Returns:
+        The object schema: the items and ``next_cursor``, both required.
+    """
+    items: Document = {"type": "array", "items": ref(item)}
+    if description:
+        items["description"] = description
+    return all_required(
+        {
+            key: items,
+            "next_cursor": {
+                "type": ["string", "null"],
+                "description": "Pass as `cursor` for the next page; null on the last page.",
+            },
+        }
+    )
+
+
+def responses(own: dict[str, Document], *errors: str) -> Document:
+    """Return an operation's ``responses``: its own, then the named shared errors.
+
+    Args:
+        own: Status code to response object: the successful outcomes, and any error this
+            operation describes its own way (it replaces the shared one of that status).
+        *errors: Status codes of shared error responses (keys of ``ERROR_RESPONSES``); a
+            repeated one counts once.
+
+    Returns:
+        The responses object, errors in numeric order, with ``default`` for any other error
+        (500 and the like).
+    """
+    result = dict(own)
+    for status in sorted(set(errors) - set(own), key=int):
         result[status] = error_response(status)
     result["default"] = error_response("default")
     return result
@@ -173,14 +271,71 @@ SECURITY_SCHEMES: Document = {
 USER_AUTH: list[Document] = [{"bearerAuth": []}, {"cookieAuth": []}]
 """Security requirement of every endpoint that needs a signed-in user: either scheme."""
 
+BODY_ERRORS = ("400", "413", "415")
+"""Shared errors of every operation that takes a JSON body: invalid, too large, not JSON."""
+
+
+@dataclass(frozen=True)
+class Operations:
+    """Builder of the operations under one tag, which all may give some shared errors.
+
+    Attributes:
+        tag: The operations' tag.
+        errors: Status codes of the shared errors every operation of the tag may give.
+    """
+
+    tag: str
+    errors: tuple[str, ...] = ()
+
+    def __call__(
+        self,
+        operation_id: str,
+        summary: str,
+        own: dict[str, Document],
+        *errors: str,
+        description: str | None = None,
+        security: list[Document] = USER_AUTH,
+        parameters: list[Document] | None = None,
+        body: Document | None = None,
+    ) -> Document:
+        """Return an operation object.
+
+        Args:
+            operation_id: The ``operationId``.
+            summary: The one-line summary.
+            own: The operation's own responses (see :func:`responses`).
+            *errors: Its shared errors besides the tag's and, with a body, ``BODY_ERRORS``.
+            description: More prose, if any.
+            security: The security requirements; ``[]`` for a public operation.
+            parameters: Its own parameters (those of its path are the path's).
+            body: Its ``requestBody``.
+
+        Returns:
+            The operation object.
+        """
+        operation: Document = {"tags": [self.tag], "operationId": operation_id, "summary": summary}
+        if description:
+            operation["description"] = description
+        operation["security"] = security
+        if parameters:
+            operation["parameters"] = parameters
+        if body is not None:
+            operation["requestBody"] = body
+            errors = (*BODY_ERRORS, *errors)
+        operation["responses"] = responses(own, *self.errors, *errors)
+        return operation
+
+
+admin_operation = Operations("admin", errors=("401", "403", "429"))
+"""Builder of the admin service's operations (its users' and its webhooks' routes): each may
+answer 401, 403 (not an admin) and 429."""
+
 SHARED_SCHEMAS: dict[str, Document] = {
-    "Error": {
-        "type": "object",
-        "description": "The one shape of every API error.",
-        "required": ["error"],
-        "additionalProperties": False,
-        "properties": {"error": ref("ErrorDetail")},
-    },
+    "Error": all_required(
+        {"error": ref("ErrorDetail")},
+        description="The one shape of every API error.",
+        additionalProperties=False,
+    ),
     "ErrorDetail": {
         "type": "object",
         "required": ["code", "message"],
@@ -208,10 +363,8 @@ SHARED_SCHEMAS: dict[str, Document] = {
             },
         },
     },
-    "User": {
-        "type": "object",
-        "required": ["id", "email", "display_name", "role", "is_active", "created_at"],
-        "properties": {
+    "User": all_required(
+        {
             "id": {"type": "integer", "minimum": 1},
             "email": {"type": "string", "format": "email", "maxLength": 254},
             "display_name": {"type": "string", "maxLength": 100},
@@ -221,17 +374,11 @@ SHARED_SCHEMAS: dict[str, Document] = {
                 "description": "False once an admin disabled the account.",
             },
             "created_at": {"type": "string", "format": "date-time"},
-        },
-    },
-    "UserEnvelope": {
-        "type": "object",
-        "required": ["user"],
-        "properties": {"user": ref("User")},
-    },
-    "Health": {
-        "type": "object",
-        "required": ["status", "service", "version", "release"],
-        "properties": {
+        }
+    ),
+    "UserEnvelope": envelope("user", "User"),
+    "Health": all_required(
+        {
             "status": {"const": "ok"},
             "service": {"type": "string", "enum": [*SERVICE_NAMES, ALL]},
             "version": {"type": "string", "description": "The app package's version."},
@@ -240,22 +387,20 @@ SHARED_SCHEMAS: dict[str, Document] = {
                 "description": "The deployed release (`<version>-<source hash>`) answering;"
                 " null outside a release directory.",
             },
-        },
-    },
+        }
+    ),
     "Readiness": {
         "type": "object",
         "required": ["status", "service", "checks"],
         "properties": {
             "status": {"type": "string", "enum": ["ok", "unavailable"]},
             "service": {"type": "string", "enum": [*SERVICE_NAMES, ALL]},
-            "checks": {
-                "type": "object",
-                "required": ["database", "redis"],
-                "properties": {
+            "checks": all_required(
+                {
                     "database": {"type": "string", "enum": ["ok", "unavailable"]},
                     "redis": {"type": "string", "enum": ["ok", "unavailable"]},
-                },
-            },
+                }
+            ),
             "error": {
                 **ref("ErrorDetail"),
                 "description": "Present when not ready: `service_unavailable`, naming the"
