@@ -189,13 +189,7 @@ def regenerate_reply(
     day's usage. The new reply is generated, never taken from the cache (it would be the same
     answer again), and replaces the cached one.
 
-    Args:
-        session: Database session; committed.
-        runner: The process's reply runner.
-        bot: The bot to answer with.
-        user_id: The user asking; must own the conversation.
-        conversation_id: The conversation.
-        quota: The daily token quota (0: none).
+    Args: those of `start_reply` but ``content``: the last user message is answered again.
 
     Returns:
         The user message answered, the reply being generated, and its future.
