@@ -18,7 +18,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 # No server error; every status, content type and body as the document says.
-CHECKS = [
+RESPONSE_CHECKS = [
     not_a_server_error,
     status_code_conformance,
     content_type_conformance,

@@ -25,7 +25,7 @@ from schemathesis.core.failures import FailureGroup
 from schemathesis.core.transport import Response
 from schemathesis.generation import GenerationMode
 
-from tests.deploy.schema_fuzz import CHECKS, fuzz_settings
+from tests.deploy.schema_fuzz import RESPONSE_CHECKS, fuzz_settings
 from tests.integration.auth_support import ME
 from tests.integration.conftest import DEFAULT_PASSWORD, AuthActions
 from tests.waiting import wait_for
@@ -141,7 +141,7 @@ def test_every_response_agrees_with_the_document(app, make_app, service, role):
                 response = case.call(headers=caller.headers)
                 _wait_for_replies(served)
                 try:
-                    case.validate_response(response, checks=CHECKS)
+                    case.validate_response(response, checks=RESPONSE_CHECKS)
                 except (Exception, FailureGroup):
                     # Hypothesis' report of a flaky failure does not say what was sent or got.
                     seen.append(_exchange(case, response))

@@ -41,7 +41,6 @@ from webapp.webhooks.addresses import IPNetwork, RefusedAddressError, resolve_ta
 
 __all__ = [
     "PING_EVENT",
-    "Actor",
     "DeliveryFilter",
     "WebhookChanges",
     "attempt_to_dict",
