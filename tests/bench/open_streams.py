@@ -231,8 +231,14 @@ def os_threads(pid: int) -> int:
     return 0
 
 
-def deployed_chat_config(port: int, **overrides: object) -> str:
-    """Render roles/app's gunicorn configuration for the chat service, as deployed."""
+def deployed_chat_config(port: int, *, graceful_timeout: int = 5, **overrides: object) -> str:
+    """Render roles/app's gunicorn configuration for the chat service, as deployed.
+
+    Args:
+        port: The port to listen on (127.0.0.1).
+        graceful_timeout: Seconds a stopping worker lets its requests finish.
+        overrides: Keys of the chat entry of app_services to replace (workers, worker_class).
+    """
     wiring = yaml.safe_load((ROOT / "playbooks/vars/wiring.yml").read_text())
     item = next(s for s in wiring["app_services"] if s["name"] == "chat")
     template = ROOT / "roles/app/templates/etc/chatbot/gunicorn.conf.py.j2"
@@ -244,7 +250,7 @@ def deployed_chat_config(port: int, **overrides: object) -> str:
         item={**item, "port": port, **overrides},
         app_bind_address="127.0.0.1",
         app_gunicorn_timeout=120,
-        app_gunicorn_graceful_timeout=5,
+        app_gunicorn_graceful_timeout=graceful_timeout,
         app_forwarded_allow_ips=["127.0.0.1"],
         app_log_level="WARNING",
         app_root=str(ROOT),
