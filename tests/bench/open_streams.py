@@ -1,16 +1,17 @@
 """Hold many reply streams open on one chat service at once; report their time to first token.
 
 Run on demand, never in the test suite (numbers depend on the machine). Starts what it needs on
-this machine: the OpenAI-compatible test model (first token at once, the second only after
-``--hold`` seconds, so every stream stays open), throwaway PostgreSQL and Redis (unless
+this machine: a test model of its own (`serve_holding_model`: the first token at once, then
+nothing, so every stream stays open), throwaway PostgreSQL and Redis (unless
 ``TEST_DATABASE_URL``/``TEST_REDIS_URL`` name running ones), and the chat service under gunicorn
 with the deployed configuration (roles/app's template, the chat entry of
-playbooks/vars/wiring.yml). Then it opens ``--streams`` streams, ``--rate`` per second, each a
-message posted with ``Accept: text/event-stream`` on a conversation of its own, and keeps every
-one open until all have their first token (or failed). It reports the time to first token of
-the stack and of the model alone (the same raw client, the same number of open streams), p50
-and p99, overall and for the last tenth opened (while nine tenths were already open), the
-errors, and the RSS and PSS of the gunicorn workers with all streams open.
+playbooks/vars/wiring.yml; ``--threads N`` runs the former gthread model instead). Then it opens
+``--streams`` streams, ``--rate`` per second, each a message posted with ``Accept:
+text/event-stream`` on a conversation of its own, and keeps every one open until all have their
+first token (or failed). It reports the time to first token of the stack and of the model alone
+(the same raw client, the same number of open streams), p50 and p99, overall and for the last
+tenth opened (while nine tenths were already open), the errors, and the RSS and PSS of the
+gunicorn workers (and of the whole service, master included) with all streams open.
 
 Example:
     python tests/bench/open_streams.py --streams 1000 --rate 100
@@ -27,6 +28,7 @@ import json
 import secrets
 import selectors
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -44,7 +46,6 @@ import jinja2  # noqa: E402
 import yaml  # noqa: E402
 from flask import Flask  # noqa: E402
 
-from tests.fakes.openai_server import FakeOpenAIServer  # noqa: E402
 from tests.integration.gunicorn_support import start_gunicorn  # noqa: E402
 from tests.waiting import stop, wait_for  # noqa: E402
 from webapp.app import create_app  # noqa: E402
@@ -257,11 +258,75 @@ def deployed_chat_config(port: int, *, graceful_timeout: int = 5, **overrides: o
     )
 
 
+FIRST_CHUNK = {
+    "id": "chatcmpl-hold",
+    "object": "chat.completion.chunk",
+    "created": 0,
+    "model": "open-streams",
+    "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hi"}}],
+}
+MODEL_RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+    + b"data: "
+    + json.dumps(FIRST_CHUNK).encode()
+    + b"\n\n"
+)
+
+
+def serve_holding_model(port: int) -> None:
+    """Serve streamed chat completions that send their first token and then hold, forever.
+
+    One thread and one selector, nothing polled: a thousand held streams cost it nothing while
+    they wait (tests/fakes' server runs a thread per stream that polls its client every 50 ms,
+    which at a thousand streams took more CPU than the stack under test). Ends with its process.
+    """
+    selector = selectors.DefaultSelector()
+    listener = socket.create_server(("127.0.0.1", port), backlog=4096)
+    listener.setblocking(False)
+    selector.register(listener, selectors.EVENT_READ, None)
+    requests: dict[socket.socket, bytearray] = {}
+    while True:
+        for key, _ in selector.select():
+            if key.data is None:
+                with contextlib.suppress(BlockingIOError):
+                    conn, _ = listener.accept()
+                    conn.setblocking(False)
+                    requests[conn] = bytearray()
+                    selector.register(conn, selectors.EVENT_READ, conn)
+                continue
+            conn = key.data
+            data = b""
+            with contextlib.suppress(BlockingIOError, ConnectionError):
+                data = conn.recv(65536)
+            if not data:
+                selector.unregister(conn)
+                conn.close()
+                requests.pop(conn, None)
+                continue
+            buffer = requests[conn]
+            buffer += data
+            head, sep, body = bytes(buffer).partition(b"\r\n\r\n")
+            length = next(
+                (
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                ),
+                0,
+            )
+            if sep and len(body) >= length:
+                # Held: the socket stays registered only to notice the client leaving.
+                conn.setblocking(True)
+                conn.sendall(MODEL_RESPONSE)
+                conn.setblocking(False)
+                buffer.clear()
+
+
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--serve-model", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=100.0, help="streams opened per second")
-    parser.add_argument("--hold", type=float, default=600.0, help="seconds to the 2nd token")
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--warmup", type=int, default=20, help="streams before the measured ones")
     parser.add_argument("--threads", type=int, default=0, help="gthread with this many threads")
@@ -276,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     from tests.conftest import _given_or_throwaway, _throwaway_postgres, _throwaway_redis
 
     args = _parse_args(argv)
+    if args.serve_model:
+        serve_holding_model(args.serve_model)
     model = "open-streams"
     with contextlib.ExitStack() as stack:
         database_url = stack.enter_context(
@@ -284,19 +351,26 @@ def main(argv: list[str] | None = None) -> int:
         redis_url = stack.enter_context(
             contextlib.contextmanager(_given_or_throwaway)("TEST_REDIS_URL", _throwaway_redis)
         )
-        server = stack.enter_context(FakeOpenAIServer())
-        server.configure(model, tokens=2, token_delay=args.hold)
+        # The test model in a process of its own, so that it does not share this client's GIL.
+        model_port = _free_port()
+        model_proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--serve-model", str(model_port)],
+            cwd=ROOT,
+        )
+        stack.callback(stop, model_proc)
+        wait_for(lambda: _listening(model_port), "the test model listening", interval=0.1)
+        model_url = f"http://127.0.0.1:{model_port}"
         env = {
             "PATH": "/usr/bin:/bin",
             "DATABASE_URL": database_url,
             "REDIS_URL": redis_url,
             "SECRET_KEY": secrets.token_urlsafe(48),
-            "OPENAI_BASE_URL": server.base_url,
+            "OPENAI_BASE_URL": f"{model_url}/v1",
             "LLM_MODEL": model,
-            "LLM_TIMEOUT": f"{args.hold + 60:g}",
+            "LLM_TIMEOUT": f"{args.timeout * 4:g}",
             "LLM_CACHE_TTL": "0",
             # Every stream may land on one worker: none is refused as busy.
-            "LLM_MAX_CONCURRENT_REPLIES": str(args.streams),
+            "LLM_MAX_CONCURRENT_REPLIES": str(args.warmup + args.streams),
             "LLM_DAILY_TOKEN_QUOTA": "100000000",
             "RATE_LIMIT_REQUESTS": "1000000",
             "REGISTER_RATE_LIMIT": "1000 per minute",
@@ -361,19 +435,18 @@ def main(argv: list[str] | None = None) -> int:
             "stream": True,
             "messages": [{"role": "user", "content": "x"}],
         }
-        host, model_port = server.url.removeprefix("http://").split(":")
         model_streams = [
             Stream(
-                http_request(host, int(model_port), "/v1/chat/completions", model_body, {}),
+                http_request("127.0.0.1", model_port, "/v1/chat/completions", model_body, {}),
                 marker=MODEL_TOKEN,
             )
             for _ in range(args.streams)
         ]
+        # The stack's streams are closed now; the model's own, at the same pace.
         with open_streams(
-            (host, int(model_port)), model_streams, timeout=args.timeout, rate=args.rate
+            ("127.0.0.1", model_port), model_streams, timeout=args.timeout, rate=args.rate
         ) as done:
             result["model"] = summary(done)
-        server.stop()
         result["overhead_ms"] = {
             key: round(result["stack"][key] - result["model"][key], 1)
             for key in result["stack"]
@@ -410,6 +483,14 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            return True
+    except OSError:
+        return False
 
 
 def _answers(port: int) -> bool:
