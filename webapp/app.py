@@ -82,8 +82,8 @@ def create_app(service: str = "all", settings: Settings | None = None) -> Flask:
         MAX_CONTENT_LENGTH=MAX_CONTENT_LENGTH,
         SQLALCHEMY_DATABASE_URI=settings.database_url,
         SQLALCHEMY_ENGINE_OPTIONS={
-            # Connections each worker keeps open, and as many again opened for a burst and
-            # closed when it is over; a thread finding all of them in use waits for one
+            # Connections each worker keeps open, and twice as many more opened for a burst
+            # and closed when it is over; a thread finding all of them in use waits for one
             # (pool_timeout). See app_database_pool_size in roles/app/defaults/main.yml.
             "pool_size": settings.database_pool_size,
             "max_overflow": settings.database_pool_size * DATABASE_POOL_OVERFLOW_FACTOR,
