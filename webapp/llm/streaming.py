@@ -38,12 +38,12 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any, Protocol, runtime_checkable
 
 import httpx
 from langchain_core.messages import BaseMessage
 from langchain_openai import ChatOpenAI
+from pydantic import SecretStr
 
 __all__ = [
     "CompletionStream",
@@ -187,7 +187,10 @@ class CompletionStream:
             self.model = model
         usage = payload.get("usage")
         if isinstance(usage, dict):
-            self.usage = (int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+            self.usage = (
+                int(usage.get("prompt_tokens") or 0),
+                int(usage.get("completion_tokens") or 0),
+            )
         for choice in payload.get("choices") or ():
             delta = choice.get("delta") if isinstance(choice, dict) else None
             content = delta.get("content") if isinstance(delta, dict) else None
@@ -216,8 +219,7 @@ def _sse_data(chunks: Iterator[bytes]) -> Iterator[bytes]:
                 value = line[5:]
                 data.append(value[1:] if value.startswith(b" ") else value)
             # Other fields (event:, id:, retry:) and comments (":") carry nothing we use.
-    if data:
-        yield b"\n".join(data)
+    # An event the body ended in the middle of is dropped, as the SSE standard says.
 
 
 def _retry_after(headers: httpx.Headers) -> float | None:
@@ -238,13 +240,17 @@ def _should_retry(response: httpx.Response) -> bool:
         return False
     explicit = response.headers.get("x-should-retry")
     if explicit in ("true", "false"):
-        return explicit == "true"
+        return bool(explicit == "true")
     return response.status_code in _RETRY_STATUSES or response.status_code >= 500
 
 
 def _retry_delay(retries_done: int, headers: httpx.Headers | None) -> float:
     retry_after = _retry_after(headers) if headers is not None else None
-    if retry_after is not None and math.isfinite(retry_after) and 0 < retry_after <= _MAX_RETRY_AFTER:
+    if (
+        retry_after is not None
+        and math.isfinite(retry_after)
+        and 0 < retry_after <= _MAX_RETRY_AFTER
+    ):
         return retry_after
     delay = min(_INITIAL_RETRY_DELAY * 2.0**retries_done, _MAX_RETRY_DELAY)
     return delay * (1 - 0.25 * random.random())  # noqa: S311 - jitter, not a secret
@@ -264,9 +270,7 @@ def _error_message(response: httpx.Response) -> str:
     return f"Error code: {response.status_code} - {message}"
 
 
-def open_completion_stream(
-    client: httpx.Client, body: bytes, max_retries: int
-) -> CompletionStream:
+def open_completion_stream(client: httpx.Client, body: bytes, max_retries: int) -> CompletionStream:
     """POST a streamed chat completion and return its stream once the server answered 2xx.
 
     Args:
@@ -323,15 +327,18 @@ class TextStreamingModel(Protocol):
         ...
 
 
-def _message_dict(message: BaseMessage) -> dict[str, Any]:
-    role = _ROLES.get(message.type)
-    if role is None:
-        msg = f"Cannot send a {message.type!r} message on the lean path"
-        raise TypeError(msg)
-    item: dict[str, Any] = {"content": message.content, "role": role}
-    if message.name:
-        item["name"] = message.name
-    return item
+def _message_dicts(messages: Sequence[BaseMessage]) -> list[dict[str, Any]] | None:
+    # Plain chat turns only; a tool call or tool result is langchain-openai's to convert.
+    items: list[dict[str, Any]] = []
+    for message in messages:
+        role = _ROLES.get(message.type)
+        if role is None or getattr(message, "tool_calls", None):
+            return None
+        item: dict[str, Any] = {"content": message.content, "role": role}
+        if message.name:
+            item["name"] = message.name
+        items.append(item)
+    return items
 
 
 @dataclass(frozen=True)
@@ -349,14 +356,16 @@ class LeanChatOpenAI(ChatOpenAI):
     Everything else (`invoke`, `batch`, tools, structured output) is `ChatOpenAI`'s own.
     """
 
-    @cached_property
     def _lean_endpoint(self) -> _Endpoint | None:
-        # Only what the factory configures is reproduced; a model langchain-openai would send
-        # to the Responses API, or whose system role it renames (o-series), or with extra
-        # parameters, streams through ChatOpenAI.
+        # Worked out per reply (5 us): a copy of the model with other settings must not
+        # stream with the old ones. Only what the factory configures is reproduced; a model
+        # langchain-openai would send to the Responses API, or whose system role it renames
+        # (o-series), or with extra parameters, streams through ChatOpenAI.
         name = self.model_name or ""
+        key = self.openai_api_key
         if (
-            self.model_kwargs
+            not isinstance(key, SecretStr | None)  # a key provider: called per request
+            or self.model_kwargs
             or self.extra_body
             or self.stop
             or (self.n or 1) != 1
@@ -375,10 +384,13 @@ class LeanChatOpenAI(ChatOpenAI):
         fixed["stream_options"] = {"include_usage": True}
         if self.temperature is not None:
             fixed["temperature"] = self.temperature
-        api_key = self.openai_api_key.get_secret_value() if self.openai_api_key else ""
+        api_key = key.get_secret_value() if key is not None else ""
         timeout = self.request_timeout
         return _Endpoint(
-            base_url=self.openai_api_base or "https://api.openai.com/v1",
+            # Where the openai SDK would send it.
+            base_url=self.openai_api_base
+            or os.environ.get("OPENAI_BASE_URL")
+            or "https://api.openai.com/v1",
             api_key=api_key,
             timeout=float(timeout) if isinstance(timeout, int | float) else 600.0,
             max_retries=self.max_retries if self.max_retries is not None else 2,
@@ -389,20 +401,21 @@ class LeanChatOpenAI(ChatOpenAI):
         """Start streaming a reply to the messages as text pieces.
 
         Args:
-            messages: The conversation, oldest first (system, human and AI messages).
+            messages: The conversation, oldest first.
 
         Returns:
-            The open stream, or None when this model must stream through `stream()`.
+            The open stream, or None when this model or these messages (tool calls, tool
+            results) must stream through `stream()`.
 
         Raises:
             ModelResponseError: The server answered with an error (after the retries).
             httpx.HTTPError: Timeout or connection failure (after the retries).
-            TypeError: A message of a kind the lean path does not send.
         """
-        endpoint = self._lean_endpoint
-        if endpoint is None:
+        endpoint = self._lean_endpoint()
+        items = _message_dicts(messages) if endpoint is not None else None
+        if endpoint is None or items is None:
             return None
-        payload = {**endpoint.fixed, "messages": [_message_dict(m) for m in messages]}
+        payload = {**endpoint.fixed, "messages": items}
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         client = model_http_client(endpoint.base_url, endpoint.api_key, endpoint.timeout)
         return open_completion_stream(client, body, endpoint.max_retries)
