@@ -10,7 +10,9 @@ same conversation each time, with each of these clients:
 * sdk-raw: the openai SDK's `with_streaming_response` (its request build and retries), the SSE
   lines parsed with `json` (no pydantic per chunk);
 * lean: `LeanChatOpenAI.open_text_stream()` (webapp.llm.streaming: httpx, SSE lines, `json`);
-* lean-orjson: the same with orjson for the JSON (to see whether it pays for a dependency).
+* lean-orjson: the same with orjson for the JSON (to see whether it pays for a dependency);
+* bot-langchain, bot-lean: a whole `Bot.run` (the LangGraph graph, the generate node, the
+  history and sink stubbed out) around a plain `ChatOpenAI` and around `LeanChatOpenAI`.
 
 For each it prints the CPU time of this process per reply (`time.process_time`), the time to
 the first token (p50/p95) and how many new TCP connections it opened.
@@ -41,6 +43,7 @@ from langchain_openai import ChatOpenAI
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from webapp.bot import Bot, ReplyRecord, ReplyResult  # noqa: E402
 from webapp.llm import streaming  # noqa: E402
 from webapp.llm.streaming import LeanChatOpenAI  # noqa: E402
 
@@ -82,8 +85,9 @@ def start_server(tokens: int, token_delay: float) -> tuple[subprocess.Popen[str]
     return process, line.rsplit(" ", 1)[-1].strip()
 
 
-def langchain_reply(base_url: str) -> Reply:
-    model = ChatOpenAI(
+def chat_openai(base_url: str, cls: type[ChatOpenAI] = ChatOpenAI) -> ChatOpenAI:
+    """Return the model as the factory configures it (webapp.llm.factory)."""
+    return cls(
         model=MODEL,
         base_url=base_url,
         api_key="not-needed",
@@ -94,6 +98,10 @@ def langchain_reply(base_url: str) -> Reply:
         streaming=True,
         stream_usage=True,
     )
+
+
+def langchain_reply(base_url: str) -> Reply:
+    model = chat_openai(base_url)
 
     def reply(first: Callable[[], None]) -> None:
         parts: list[AIMessageChunk] = []
@@ -139,17 +147,8 @@ def sdk_raw_reply(base_url: str) -> Reply:
 
 
 def lean_reply(base_url: str) -> Reply:
-    model = LeanChatOpenAI(
-        model=MODEL,
-        base_url=base_url,
-        api_key="not-needed",
-        max_completion_tokens=64,
-        temperature=0.7,
-        timeout=30,
-        max_retries=1,
-        streaming=True,
-        stream_usage=True,
-    )
+    model = chat_openai(base_url, LeanChatOpenAI)
+    assert isinstance(model, LeanChatOpenAI)
 
     def reply(first: Callable[[], None]) -> None:
         stream = model.open_text_stream(MESSAGES)
@@ -183,11 +182,50 @@ def lean_orjson_reply(base_url: str) -> Reply:
     return with_orjson
 
 
+class _FixedHistory:
+    """A HistoryStore that always answers the same conversation and stores nothing."""
+
+    def load_history(self, conversation_id: int) -> list[BaseMessage]:
+        return list(MESSAGES)
+
+    def save_reply(self, conversation_id: int, reply: ReplyRecord) -> dict[str, Any]:
+        return {"id": 1, "content": reply.content, "tokens_out": reply.tokens_out}
+
+
+class _FirstTokenSink:
+    """A ReplySink that reports the first token and never asks to stop."""
+
+    def __init__(self, first: Callable[[], None]) -> None:
+        self.first = first
+
+    def token(self, text: str) -> None:
+        self.first()
+
+    def stop_requested(self) -> bool:
+        return False
+
+    def finish(self, result: ReplyResult) -> None:
+        assert result.reply.tokens_out > 0
+
+
+def bot_reply(model: ChatOpenAI) -> Reply:
+    bot = Bot(model, model_name=MODEL)
+    store = _FixedHistory()
+
+    def reply(first: Callable[[], None]) -> None:
+        result = bot.run(store, 1, _FirstTokenSink(first))
+        assert result.reply.status == "complete"
+
+    return reply
+
+
 CLIENTS: dict[str, Callable[[str], Reply]] = {
     "langchain": langchain_reply,
     "sdk-raw": sdk_raw_reply,
     "lean": lean_reply,
     "lean-orjson": lean_orjson_reply,
+    "bot-langchain": lambda base_url: bot_reply(chat_openai(base_url)),
+    "bot-lean": lambda base_url: bot_reply(chat_openai(base_url, LeanChatOpenAI)),
 }
 
 
