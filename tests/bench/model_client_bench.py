@@ -246,7 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print one line per client."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replies", type=int, default=300, help="replies per client")
-    parser.add_argument("--round", type=int, default=25, help="replies per client per round")
+    # Short rounds: a client idle for more than 5 s (the pools' keep-alive expiry) would open
+    # a new connection at the start of its next round.
+    parser.add_argument("--round", type=int, default=5, help="replies per client per round")
     parser.add_argument("--tokens", type=int, default=20, help="tokens per reply")
     parser.add_argument("--token-delay", type=float, default=0.005, help="seconds between tokens")
     parser.add_argument("--clients", default=",".join(CLIENTS), help="clients to compare")

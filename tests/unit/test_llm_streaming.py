@@ -1,13 +1,55 @@
-"""The lean streaming path's pieces that need no server: SSE parsing, the per-process clients."""
+"""The lean streaming path without a server: SSE parsing, the stream, the per-process clients."""
 
 from __future__ import annotations
 
+import json
 import os
 
+import httpx
 import pytest
 from langchain_core.messages import HumanMessage
 
-from webapp.llm.streaming import LeanChatOpenAI, _sse_data, model_http_client
+from webapp.llm.streaming import (
+    CompletionStream,
+    LeanChatOpenAI,
+    ModelResponseError,
+    _sse_data,
+    model_http_client,
+)
+
+
+def sse(*payloads: object) -> bytes:
+    """Return an event stream body: one data event per payload, then [DONE]."""
+    events = [f"data: {json.dumps(payload)}\n\n" for payload in payloads]
+    return ("".join(events) + "data: [DONE]\n\n").encode()
+
+
+def chunk(content: str | None = None, **extra: object) -> dict[str, object]:
+    choices = [] if content is None else [{"index": 0, "delta": {"content": content}}]
+    return {"model": "served-model", "choices": choices, **extra}
+
+
+def test_a_completion_stream_yields_the_text_then_knows_usage_and_model() -> None:
+    body = sse(
+        chunk(""),
+        chunk("Hello"),
+        chunk(" world"),
+        chunk(None, usage={"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}),
+    )
+    stream = CompletionStream(httpx.Response(200, content=body))
+
+    assert list(stream) == ["Hello", " world"]
+    assert stream.usage == (5, 2)
+    assert stream.model == "served-model"
+
+
+def test_an_error_event_in_the_stream_raises() -> None:
+    body = sse(chunk("Hel"), {"error": {"message": "overloaded", "type": "server_error"}})
+    texts = iter(CompletionStream(httpx.Response(200, content=body)))
+
+    assert next(texts) == "Hel"
+    with pytest.raises(ModelResponseError, match="overloaded"):
+        next(texts)
 
 
 def test_sse_data_survives_any_split_of_the_bytes() -> None:

@@ -61,10 +61,17 @@ _MAX_RETRY_DELAY = 8.0
 _MAX_RETRY_AFTER = 120.0
 _RETRY_STATUSES = frozenset({408, 409, 429})
 # Keep-alive pool per endpoint. No cap on open connections: the reply runner bounds how many
-# replies stream at once; idle ones are kept for as many replies as usually overlap.
-_POOL_LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=256)
+# replies stream at once; idle ones are kept for as many replies as usually overlap, for 5 s
+# (httpx's and the openai SDK's default): not longer than servers such as uvicorn (vLLM) keep
+# an idle connection, so a reply seldom picks one the server is just closing (a connection
+# the server closed is noticed before it is used, and the retry covers the rest).
+_POOL_LIMITS = httpx.Limits(
+    max_connections=None, max_keepalive_connections=256, keepalive_expiry=5.0
+)
 # How much of an error response is read for the exception message.
 _ERROR_BODY_BYTES = 4096
+# How much is read after [DONE] to keep the connection (normally nothing but the body's end).
+_DRAIN_BYTES = 65536
 _ROLES = {"system": "system", "human": "user", "ai": "assistant"}
 _O_SERIES = re.compile(r"^o\d")
 
@@ -168,8 +175,12 @@ class CompletionStream:
                 if data == b"[DONE]":
                     # Read the rest of the body (only the end of the chunked body should be
                     # left): a connection whose response was read to its end is kept alive.
-                    for _ in chunks:
-                        pass
+                    # A server that keeps sending loses its connection instead.
+                    drained = 0
+                    for chunk in chunks:
+                        drained += len(chunk)
+                        if drained > _DRAIN_BYTES:
+                            break
                     return
                 yield from self._take(json.loads(data))
         finally:
@@ -178,8 +189,8 @@ class CompletionStream:
     def _take(self, payload: Any) -> Iterator[str]:
         if not isinstance(payload, dict):
             return
-        if "error" in payload:
-            error = payload["error"]
+        error = payload.get("error")
+        if error:
             message = error.get("message") if isinstance(error, dict) else None
             raise ModelResponseError(str(message or "An error occurred during streaming"))
         model = payload.get("model")
