@@ -45,7 +45,7 @@ from webapp.bot.events import (
 from webapp.bot.state import State
 from webapp.llm.cache import CachedReply, ReplyCache, cache_key
 from webapp.llm.factory import ChatRunnable, answered_by
-from webapp.llm.streaming import CompletionStream, TextStreamingModel
+from webapp.llm.streaming import TextStreamingModel
 
 logger = logging.getLogger(__name__)
 
@@ -256,61 +256,56 @@ def _stream_model(
     Only the model's own errors are caught (they may lead to the fallback); the sink's errors
     (Redis down) propagate and end the run.
     """
+    attempt = _Attempt(parts=[])
     if isinstance(model, TextStreamingModel):
         try:
             text_stream = model.open_text_stream(messages)
         except Exception as exc:
-            return _Attempt(parts=[], error=exc)
+            attempt.error = exc
+            return attempt
         if text_stream is not None:
-            return _relay_text_stream(text_stream, sink, pieces)
-    attempt = _Attempt(parts=[])
+            _relay(attempt, iter(text_stream), text_stream.close, sink, pieces)
+            attempt.model_name, attempt.usage = text_stream.model, text_stream.usage
+            return attempt
     stream: Iterator[BaseMessage] = iter(model.stream(messages, config))
-    try:
-        while True:
-            try:
-                part = next(stream)
-            except StopIteration:
-                return attempt
-            except Exception as exc:
-                attempt.error = exc
-                return attempt
+
+    def texts() -> Iterator[str]:
+        for part in stream:
             attempt.parts.append(part)
             text = str(part.text)
             if text:
-                pieces.append(text)
-                sink.token(text)
-                if sink.stop_requested():
-                    attempt.stopped = True
-                    return attempt
-    finally:
-        # Closing the model's stream (after a stop, an error, or the end) closes its HTTP
-        # response at once: the model server sees the connection go and stops generating.
-        close = getattr(stream, "close", None)
-        if close is not None:
-            close()
+                yield text
+
+    _relay(attempt, texts(), getattr(stream, "close", None), sink, pieces)
+    return attempt
 
 
-def _relay_text_stream(stream: CompletionStream, sink: ReplySink, pieces: list[str]) -> _Attempt:
-    attempt = _Attempt(parts=[])
-    texts = iter(stream)
+def _relay(
+    attempt: _Attempt,
+    texts: Iterator[str],
+    close: Callable[[], object] | None,
+    sink: ReplySink,
+    pieces: list[str],
+) -> None:
     try:
         while True:
             try:
                 text = next(texts)
             except StopIteration:
-                attempt.model_name, attempt.usage = stream.model, stream.usage
-                return attempt
+                return
             except Exception as exc:
                 attempt.error = exc
-                return attempt
+                return
             pieces.append(text)
             sink.token(text)
             if sink.stop_requested():
                 attempt.stopped = True
-                return attempt
+                return
     finally:
-        # As above: a stop closes the connection, so the server stops generating.
-        stream.close()
+        # Closing the model's stream (after a stop, an error, or the end) closes its HTTP
+        # response at once: the model server sees the connection go and stops generating.
+        if close is not None:
+            close()
 
 
 def _answer(attempt: _Attempt, default_name: str) -> tuple[str, tuple[int, int] | None]:
