@@ -17,14 +17,22 @@ from __future__ import annotations
 import math
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import ScalarSelect, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from webapp.errors import ApiError
 from webapp.models import DailyUsage, isoformat_utc, utcnow
 
-__all__ = ["QuotaExceededError", "add_usage", "check_quota", "next_reset", "tokens_used"]
+__all__ = [
+    "QuotaExceededError",
+    "add_usage",
+    "check_quota",
+    "enforce_quota",
+    "next_reset",
+    "tokens_used",
+    "tokens_used_query",
+]
 
 
 class QuotaExceededError(ApiError):
@@ -80,6 +88,26 @@ def _utc_day(now: datetime) -> date:
     return now.astimezone(UTC).date()
 
 
+def tokens_used_query(*, user_id: int, now: datetime) -> ScalarSelect[int]:
+    """Return the tokens a user's replies cost on the UTC day of ``now``, as a scalar subquery.
+
+    For statements that read the usage along with other things (starting a reply); NULL when
+    nothing was counted that day.
+
+    Args:
+        user_id: The user.
+        now: The time to look at.
+
+    Returns:
+        Prompt plus completion tokens counted that day (NULL: none).
+    """
+    return (
+        select(DailyUsage.tokens_in + DailyUsage.tokens_out)
+        .where(DailyUsage.user_id == user_id, DailyUsage.day == _utc_day(now))
+        .scalar_subquery()
+    )
+
+
 def tokens_used(session: Session, *, user_id: int, now: datetime | None = None) -> int:
     """Return the tokens a user's replies cost models on the UTC day of ``now``.
 
@@ -91,13 +119,23 @@ def tokens_used(session: Session, *, user_id: int, now: datetime | None = None) 
     Returns:
         Prompt plus completion tokens counted today.
     """
-    day = _utc_day(now or utcnow())
-    row = session.execute(
-        select(DailyUsage.tokens_in, DailyUsage.tokens_out).where(
-            DailyUsage.user_id == user_id, DailyUsage.day == day
-        )
-    ).first()
-    return 0 if row is None else int(row.tokens_in + row.tokens_out)
+    used = session.scalar(select(tokens_used_query(user_id=user_id, now=now or utcnow())))
+    return int(used or 0)
+
+
+def enforce_quota(used: int, *, quota: int, now: datetime) -> None:
+    """Refuse a new reply when ``used`` tokens reach the daily quota.
+
+    Args:
+        used: Tokens the user's replies cost today (`tokens_used`).
+        quota: Tokens per UTC day; 0 means no quota.
+        now: The time of the request.
+
+    Raises:
+        QuotaExceededError: If ``quota`` is positive and ``used`` reaches it.
+    """
+    if 0 < quota <= used:
+        raise QuotaExceededError(limit=quota, used=used, now=now)
 
 
 def check_quota(session: Session, *, user_id: int, quota: int, now: datetime | None = None) -> None:
@@ -115,9 +153,7 @@ def check_quota(session: Session, *, user_id: int, quota: int, now: datetime | N
     if quota <= 0:
         return
     now = now or utcnow()
-    used = tokens_used(session, user_id=user_id, now=now)
-    if used >= quota:
-        raise QuotaExceededError(limit=quota, used=used, now=now)
+    enforce_quota(tokens_used(session, user_id=user_id, now=now), quota=quota, now=now)
 
 
 def add_usage(
