@@ -229,16 +229,17 @@ class ReplyRunner:
             return None
         finally:
             session.close()
-            self._done(slot, job.reply_id)
+            self._done(slot, job.reply_id, lease_released=sink.ended)
 
-    def _done(self, slot: ReplySlot, reply_id: int) -> None:
+    def _done(self, slot: ReplySlot, reply_id: int, *, lease_released: bool = False) -> None:
         with self._lock:
             self._running.discard(reply_id)
         self.channels.close(reply_id)
-        try:
-            self.redis.delete(lease_key(reply_id))
-        except Exception:  # the lease expires by itself
-            logger.warning("could not release the lease of reply %s", reply_id, exc_info=True)
+        if not lease_released:
+            try:
+                self.redis.delete(lease_key(reply_id))
+            except Exception:  # the lease expires by itself
+                logger.warning("could not release the lease of reply %s", reply_id, exc_info=True)
         slot.release()
 
 

@@ -7,6 +7,7 @@ reply's ``streaming`` placeholder before any model is called.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
@@ -18,23 +19,23 @@ from typing import Any, cast
 from langchain_core.messages import BaseMessage
 from redis import Redis, RedisError
 from sqlalchemy import (
+    ARRAY,
+    Date,
     DateTime,
     Integer,
     Select,
     String,
     Table,
     Text,
-    column,
+    bindparam,
     delete,
     func,
     insert,
     literal,
     literal_column,
-    null,
     select,
     true,
     update,
-    values,
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
@@ -47,7 +48,7 @@ from webapp.replies.failed import settle_as_failed
 from webapp.replies.keys import MAX_REPLY_SECONDS, lease_key, stop_key
 from webapp.replies.runner import ReplyJob, ReplyRunner
 from webapp.services.chat import MESSAGE_MAX_LENGTH, history_messages, history_query
-from webapp.services.quota import enforce_quota, tokens_used_query
+from webapp.services.quota import enforce_quota, tokens_used_query, utc_day
 from webapp.validation import check_text
 
 __all__ = ["StartedReply", "get_reply", "regenerate_reply", "start_reply", "stop_reply"]
@@ -94,27 +95,28 @@ class _Claim:
     history: list[tuple[int, str, str]]
 
 
-def _claim_statement(
-    *,
-    user_id: int,
-    conversation_id: int,
-    new_messages: Sequence[tuple[str, str, str]],
-    quota: int,
-    now: datetime,
-    guarded: bool,
-) -> Select[Any]:
-    """Build the one statement that starts a reply in the database.
+@functools.cache
+def _claim_statement(*, guarded: bool) -> Select[Any]:
+    """Return the one statement that starts a reply in the database (built once, bound later).
 
     It touches the conversation (``updated_at``, which also locks its row until the
     transaction ends, serialising replies within one conversation), inserts the new messages
-    (role, content, status) in order, and reads what the checks and the generation need: the
-    user's usage today, the replies still streaming, and the history. These reads see the
-    statement's snapshot, taken before the row lock was granted. ``guarded`` makes the
-    statement touch (and insert) nothing when the conversation's row changed after that
-    snapshot (``xmin``, the row version, differs): every transaction that starts or completes a
-    reply updates that row, so a snapshot the guard accepts misses none of them. The caller then
-    locks the row first and runs the statement again unguarded, with a fresh snapshot.
+    (arrays of role, content and status) in order, and reads what the checks and the
+    generation need: the user's usage today, the replies still streaming, and the history.
+    These reads see the statement's snapshot, taken before the row lock was granted.
+    ``guarded`` makes the statement touch (and insert) nothing when the conversation's row
+    changed after that snapshot (``xmin``, the row version, differs): every transaction that
+    starts or completes a reply updates that row, so a snapshot the guard accepts misses none
+    of them. The caller then locks the row first and runs the statement again unguarded, with
+    a fresh snapshot.
+
+    Parameters: ``owner_id`` (the user), ``conversation_id``, ``now``, ``day`` (the UTC day
+    of ``now``), ``roles``, ``contents``, ``statuses``.
     """
+    conversation_id = bindparam("conversation_id", type_=Integer)
+    # Not "user_id": an UPDATE takes parameters named after its table's columns as new values.
+    user_id = bindparam("owner_id", type_=Integer)
+    now = bindparam("now", type_=DateTime(timezone=True))
     conditions = [_CONVERSATIONS.c.id == conversation_id, _CONVERSATIONS.c.user_id == user_id]
     if guarded:
         snapshot = _CONVERSATIONS.alias("snapshot")
@@ -132,13 +134,16 @@ def _claim_statement(
         .returning(_CONVERSATIONS.c.id)
         .cte("touched")
     )
-    rows = values(
-        column("n", Integer),
-        column("role", String),
-        column("content", Text),
-        column("status", String),
-        name="new_messages",
-    ).data([(n, role, content, status) for n, (role, content, status) in enumerate(new_messages)])
+    # unnest(arrays) rather than VALUES: a statement of one shape, whatever the rows.
+    rows = (
+        func.unnest(
+            bindparam("roles", type_=ARRAY(String)),
+            bindparam("contents", type_=ARRAY(Text)),
+            bindparam("statuses", type_=ARRAY(String)),
+        )
+        .table_valued("role", "content", "status", with_ordinality="n")
+        .render_derived(name="new_messages")
+    )
     inserted = (
         insert(_MESSAGES)
         .from_select(
@@ -162,7 +167,7 @@ def _claim_statement(
                 literal(0),
                 literal(False),
                 literal(False),
-                literal(now, DateTime(timezone=True)),
+                now,
             )
             .select_from(touched.join(rows, true()))
             # The ids follow the rows' order: the user message before its reply.
@@ -177,7 +182,7 @@ def _claim_statement(
         select(func.array_agg(aggregate_order_by(inserted.c.id, inserted.c.id)))
         .scalar_subquery()
         .label("ids"),
-        (tokens_used_query(user_id=user_id, now=now) if quota > 0 else null()).label("used"),
+        tokens_used_query(user_id=user_id, day=bindparam("day", type_=Date)).label("used"),
         select(func.array_agg(_MESSAGES.c.id))
         .where(_MESSAGES.c.conversation_id == conversation_id, _MESSAGES.c.status == "streaming")
         .scalar_subquery()
@@ -201,24 +206,32 @@ def _claim(
     user_id: int,
     conversation_id: int,
     new_messages: Sequence[tuple[str, str, str]],
-    quota: int,
     now: datetime,
 ) -> _Claim:
     """Lock the user's conversation, store the new messages and read what the checks need.
 
     One round trip unless the conversation is missing or changed meanwhile (then three).
 
+    Args:
+        session: Database session (not committed).
+        user_id: The user; must own the conversation.
+        conversation_id: The conversation.
+        new_messages: (role, content, status) of the messages to store, in order.
+        now: Their ``created_at``, the conversation's ``updated_at``, the day of the usage.
+
     Raises:
         NotFoundError: If the conversation is not the user's.
     """
-    arguments: dict[str, Any] = {
-        "user_id": user_id,
+    parameters = {
+        "owner_id": user_id,
         "conversation_id": conversation_id,
-        "new_messages": new_messages,
-        "quota": quota,
         "now": now,
+        "day": utc_day(now),
+        "roles": [role for role, _, _ in new_messages],
+        "contents": [content for _, content, _ in new_messages],
+        "statuses": [status for _, _, status in new_messages],
     }
-    row = session.execute(_claim_statement(**arguments, guarded=True)).one()
+    row = session.execute(_claim_statement(guarded=True), parameters).one()
     if row.ids is None:
         # Not the user's conversation, or another transaction changed it after the snapshot
         # (it may still hold the lock): wait for the lock, then claim with a fresh snapshot.
@@ -229,7 +242,7 @@ def _claim(
         )
         if locked is None:
             raise NotFoundError("Conversation not found.")
-        row = session.execute(_claim_statement(**arguments, guarded=False)).one()
+        row = session.execute(_claim_statement(guarded=False), parameters).one()
     return _Claim(
         message_ids=list(row.ids),
         used=int(row.used or 0),
@@ -365,7 +378,6 @@ def start_reply(
                 user_id=user_id,
                 conversation_id=conversation_id,
                 new_messages=[("user", content, "complete"), ("assistant", "", "streaming")],
-                quota=quota,
                 now=now,
             )
             enforce_quota(claim.used, quota=quota, now=now)
@@ -420,7 +432,6 @@ def regenerate_reply(
                 user_id=user_id,
                 conversation_id=conversation_id,
                 new_messages=[("assistant", "", "streaming")],
-                quota=quota,
                 now=now,
             )
             enforce_quota(claim.used, quota=quota, now=now)

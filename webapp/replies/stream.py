@@ -141,6 +141,9 @@ class RedisReplySink:
         self._reply_id = reply_id
         self._key = stream_key(reply_id)
         self._stop_key = stop_key(reply_id)
+        self._lease_key = lease_key(reply_id)
+        # The last event is written, and the lease released with it.
+        self.ended = False
         self._stream_ttl = stream_ttl
         self._channel = channel
         self._flusher = flusher
@@ -272,8 +275,10 @@ class RedisReplySink:
         for event in events:
             self._add(pipe, event)
         pipe.expire(self._key, self._stream_ttl)
-        pipe.delete(self._stop_key)
+        # After the last event: a reader that finds no lease finds the end in the stream.
+        pipe.delete(self._stop_key, self._lease_key)
         pipe.execute()
+        self.ended = True
 
 
 class StreamFlusher:

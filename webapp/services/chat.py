@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
-from sqlalchemy import Select, select, update
+from sqlalchemy import ColumnElement, Select, select, update
 from sqlalchemy.orm import Session
 
 from webapp.bot import ReplyRecord
@@ -40,14 +40,14 @@ HISTORY_LOAD_LIMIT = 200
 HISTORY_STATUSES = ("complete", "stopped")
 
 
-def history_query(conversation_id: int) -> Select[int, str, str]:
+def history_query(conversation_id: int | ColumnElement[int]) -> Select[int, str, str]:
     """Return the query of what the model sees of a conversation: (id, role, content), newest first.
 
     The one definition of the history a reply answers: the runner's store runs it, and starting
     a reply reads it in the transaction that locks the conversation (handing it to the runner).
 
     Args:
-        conversation_id: The conversation.
+        conversation_id: The conversation (or a bound parameter).
 
     Returns:
         Up to ``HISTORY_LOAD_LIMIT`` rows of messages with a status in ``HISTORY_STATUSES``.
@@ -203,11 +203,14 @@ class SqlHistoryStore:
                 tokens_out=reply.tokens_out,
             )
         if message is not None:
-            self.session.execute(
+            untitled = self.session.scalar(
                 update(Conversation)
                 .where(Conversation.id == conversation_id)
                 .values(updated_at=utcnow())
+                .returning(Conversation.title.is_(None))
             )
-            ensure_title(self.session, conversation_id)
+            # Only the first exchange names a conversation: a titled one needs no more reads.
+            if untitled:
+                ensure_title(self.session, conversation_id)
         self.session.commit()
         return message_to_dict(message) if message is not None else None

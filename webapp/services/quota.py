@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import ScalarSelect, select
+from sqlalchemy import ColumnElement, ScalarSelect, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -27,11 +27,11 @@ from webapp.models import DailyUsage, isoformat_utc, utcnow
 __all__ = [
     "QuotaExceededError",
     "add_usage",
-    "check_quota",
     "enforce_quota",
     "next_reset",
     "tokens_used",
     "tokens_used_query",
+    "utc_day",
 ]
 
 
@@ -84,26 +84,29 @@ def next_reset(now: datetime) -> datetime:
     return datetime.combine(today + timedelta(days=1), time(0), tzinfo=UTC)
 
 
-def _utc_day(now: datetime) -> date:
+def utc_day(now: datetime) -> date:
+    """Return the UTC day of ``now``: the day its usage counts toward."""
     return now.astimezone(UTC).date()
 
 
-def tokens_used_query(*, user_id: int, now: datetime) -> ScalarSelect[int]:
-    """Return the tokens a user's replies cost on the UTC day of ``now``, as a scalar subquery.
+def tokens_used_query(
+    *, user_id: int | ColumnElement[int], day: date | ColumnElement[date]
+) -> ScalarSelect[int]:
+    """Return the tokens a user's replies cost on a UTC day, as a scalar subquery.
 
     For statements that read the usage along with other things (starting a reply); NULL when
     nothing was counted that day.
 
     Args:
-        user_id: The user.
-        now: The time to look at.
+        user_id: The user (or a bound parameter).
+        day: The UTC day (`utc_day`, or a bound parameter).
 
     Returns:
         Prompt plus completion tokens counted that day (NULL: none).
     """
     return (
         select(DailyUsage.tokens_in + DailyUsage.tokens_out)
-        .where(DailyUsage.user_id == user_id, DailyUsage.day == _utc_day(now))
+        .where(DailyUsage.user_id == user_id, DailyUsage.day == day)
         .scalar_subquery()
     )
 
@@ -119,7 +122,7 @@ def tokens_used(session: Session, *, user_id: int, now: datetime | None = None) 
     Returns:
         Prompt plus completion tokens counted today.
     """
-    used = session.scalar(select(tokens_used_query(user_id=user_id, now=now or utcnow())))
+    used = session.scalar(select(tokens_used_query(user_id=user_id, day=utc_day(now or utcnow()))))
     return int(used or 0)
 
 
@@ -136,24 +139,6 @@ def enforce_quota(used: int, *, quota: int, now: datetime) -> None:
     """
     if 0 < quota <= used:
         raise QuotaExceededError(limit=quota, used=used, now=now)
-
-
-def check_quota(session: Session, *, user_id: int, quota: int, now: datetime | None = None) -> None:
-    """Refuse a new reply when the user's daily token quota is used up.
-
-    Args:
-        session: Database session.
-        user_id: The user asking for a reply.
-        quota: Tokens per UTC day; 0 means no quota.
-        now: The time of the request (default: now).
-
-    Raises:
-        QuotaExceededError: If the user's replies used ``quota`` tokens or more today.
-    """
-    if quota <= 0:
-        return
-    now = now or utcnow()
-    enforce_quota(tokens_used(session, user_id=user_id, now=now), quota=quota, now=now)
 
 
 def add_usage(
@@ -176,7 +161,7 @@ def add_usage(
     tokens_in, tokens_out = max(tokens_in, 0), max(tokens_out, 0)
     statement = insert(DailyUsage).values(
         user_id=user_id,
-        day=_utc_day(now or utcnow()),
+        day=utc_day(now or utcnow()),
         tokens_in=tokens_in,
         tokens_out=tokens_out,
         replies=1,
