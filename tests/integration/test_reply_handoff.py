@@ -8,7 +8,7 @@ import json
 import threading
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from tests.fakes.openai_server import reply_tokens
 from tests.integration.generation_support import (
@@ -23,7 +23,7 @@ from tests.integration.generation_support import (
     tokens_in,
     wait_until_finished,
 )
-from tests.waiting import wait_for
+from tests.waiting import join, wait_for
 from webapp.chat.runtime import get_bot, get_runner
 from webapp.extensions import db, get_redis
 from webapp.replies import keys, service, stream
@@ -197,3 +197,56 @@ def test_the_sink_writes_a_batch_the_model_went_quiet_after_and_sees_a_stop_with
         assert [e[0] for e in _stream_entries(redis, reply_id)] == [1, 2, 3]
     finally:
         flusher.close()
+
+
+def _backends_blocked_by(app, pid: int) -> list[int]:
+    query = text("SELECT pid FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))")
+    with app.app_context(), db.engine.connect() as connection:
+        return list(connection.execute(query, {"pid": pid}).scalars())
+
+
+def test_a_reply_started_while_the_statement_waited_for_the_lock_is_seen_409(
+    app, chat, alice, fake_openai
+):
+    # The claim statement reads with the snapshot it took before waiting for the row lock; a
+    # reply another transaction started meanwhile must still be seen (the row-version guard).
+    chat_app = chat()
+    client = chat_app.test_client()
+    cid = new_conversation(client, alice)
+    outcome: list[int] = []
+
+    def post_message() -> None:
+        outcome.append(
+            client.post(
+                messages_url(cid), json={"content": "Me too"}, headers=alice.headers
+            ).status_code
+        )
+
+    with chat_app.app_context():
+        engine = db.engine
+    with engine.connect() as first:
+        # Another request, half-way through starting a reply: row locked, reply inserted.
+        transaction = first.begin()
+        first_pid = first.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        first.execute(
+            text("UPDATE conversations SET updated_at = now() WHERE id = :id"), {"id": cid}
+        )
+        other_reply = first.execute(
+            text(
+                "INSERT INTO messages (conversation_id, role, content, status)"
+                " VALUES (:id, 'assistant', '', 'streaming') RETURNING id"
+            ),
+            {"id": cid},
+        ).scalar_one()
+        get_redis(chat_app).set(keys.lease_key(other_reply), "1", ex=60)
+        second = threading.Thread(target=post_message)
+        second.start()
+        wait_for(
+            lambda: _backends_blocked_by(chat_app, first_pid),
+            "the POST waiting for the first transaction's lock",
+            abandon=lambda: None if second.is_alive() else f"it finished first: {outcome}",
+        )
+        transaction.commit()
+    join(second)
+
+    assert outcome == [409]
