@@ -25,10 +25,11 @@ CPU_COMMAND = (
 )
 # The app services whose memory the issue counts (systemd units chatbot@NAME).
 MEMORY_SERVICES = ("auth", "chat", "admin")
-# Proportional set size (kB) of every process in a unit's cgroup, as smem sums it.
+# Proportional set size (kB) of a unit's gunicorn master and its workers (its children), as
+# smem sums it. By process tree, not cgroup: the test host may mount cgroup v1.
 PSS_COMMAND = (
-    "cg=$(systemctl show -P ControlGroup chatbot@{name}.service); "
-    "for p in $(cat /sys/fs/cgroup$cg/cgroup.procs); do "
+    "m=$(systemctl show -P MainPID chatbot@{name}.service); "
+    "for p in $m $(pgrep -P $m); do "
     "awk '/^Pss:/{{print $2}}' /proc/$p/smaps_rollup 2>/dev/null; done "
     "| awk '{{t+=$1}} END{{print t+0}}'"
 )
@@ -99,9 +100,10 @@ def access_log_durations(host: str, request_ids: list[str]) -> dict[str, float]:
 def app_python(host: str) -> str:
     """Return the Python of the deployed release's virtualenv (it has gunicorn)."""
     # The chat service's main process runs gunicorn from the release's virtualenv.
+    # Its argv[0], not /proc/PID/exe: the virtualenv's python is a symlink to the system one.
     pid = run(host, "systemctl show -P MainPID chatbot@chat.service").strip()
-    executable = run(host, f"readlink -f /proc/{pid}/exe").strip()
-    if not executable:
+    executable = run(host, f"tr '\\0' '\\n' < /proc/{pid}/cmdline | head -1").strip()
+    if not executable or pid == "0":
         msg = "chatbot@chat is not running on the test host: no gunicorn to start 'hello' with"
         raise RuntimeError(msg)
     return executable

@@ -413,11 +413,12 @@ async def open_streams(
     }
 
 
-async def cached_reply(args: argparse.Namespace, stack: Stack, count: int) -> dict:
+async def cached_reply(args: argparse.Namespace, stack: Stack) -> dict:
     """Send the same first message in fresh conversations: the first fills the reply cache.
 
     Returns the server time of the cached ones (gunicorn's access log) and their client times.
     """
+    count = args.cached
     text = f"benchmark cached {secrets.token_hex(8)}"
     conversations = await stack.new_conversations(count + 1)
     async with httpx.AsyncClient(timeout=args.timeout, verify=not args.insecure) as client:
@@ -566,7 +567,13 @@ class ModelServer:
 
     def __enter__(self) -> ModelServer:
         """Start the server and wait (bounded) until it answers."""
-        self.process = subprocess.Popen(self.argv, cwd=ROOT)
+        # Its log (and a traceback per client that resets a connection) goes to a file.
+        log_path = ROOT / "build/mock-server.log"
+        log_path.parent.mkdir(exist_ok=True)
+        with log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                self.argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             try:
@@ -627,15 +634,29 @@ def main_async_run(args: argparse.Namespace) -> dict:
                     print(_format_level(result), flush=True)
             figures["litellm_version"] = LITELLM_VERSION if proxy else None
             if args.host:
-                figures["cached"] = loop.run_until_complete(cached_reply(args, stack, args.cached))
-                figures["api_rate"] = loop.run_until_complete(api_rate(args, stack))
+                figures["cached"] = _section(
+                    "cached reply", lambda: loop.run_until_complete(cached_reply(args, stack))
+                )
+                figures["api_rate"] = _section(
+                    "API call vs hello", lambda: loop.run_until_complete(api_rate(args, stack))
+                )
             if steps:
-                figures["capacity"] = loop.run_until_complete(capacity(args, stack, model, steps))
+                figures["capacity"] = _section(
+                    "capacity",
+                    lambda: loop.run_until_complete(capacity(args, stack, model, steps)),
+                )
             if opens:
                 # A slow model keeps every stream open for the whole measurement.
                 model.configure(MODEL, tokens=30, token_delay=0.5)
             for count in opens:
-                result = loop.run_until_complete(open_streams(args, stack, model, count))
+                result = _section(
+                    f"{count} open streams",
+                    lambda count=count: loop.run_until_complete(
+                        open_streams(args, stack, model, count)
+                    ),
+                )
+                if result is None:
+                    continue
                 figures["open_streams"].append(result)
                 print(
                     f"open streams {count:5d}: {result['served']} got their first token, "
@@ -647,11 +668,20 @@ def main_async_run(args: argparse.Namespace) -> dict:
                 )
             if args.host:
                 # After the load: the workers have imported and cached what serving needs.
-                figures["pss_mb"] = test_host.services_pss_mb(args.host)
+                figures["pss_mb"] = _section("PSS", lambda: test_host.services_pss_mb(args.host))
             loop.run_until_complete(stack.client.aclose())
     finally:
         loop.close()
     return figures
+
+
+def _section(name: str, measure: Callable[[], dict]) -> dict | None:
+    """Run one of the measurements after the levels; on failure say why and go on."""
+    try:
+        return measure()
+    except (httpx.HTTPError, subprocess.SubprocessError, OSError, RuntimeError, ValueError) as exc:
+        print(f"{name}: failed: {type(exc).__name__}: {exc}"[:2000], file=sys.stderr, flush=True)
+        return None
 
 
 def _format_level(result: dict) -> str:
