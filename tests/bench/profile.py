@@ -149,8 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         for pid in chat_workers(args.host):
             # Its PID goes to a file: the profile is written when that process gets SIGINT.
             command = (
-                f"{py_spy} record --pid {pid} --rate {args.rate} --format raw --nonblocking "
-                f"{mode} --output /run/py-spy-{pid}.txt & echo $! > /run/py-spy-{pid}.pid; wait"
+                f"{py_spy} record --pid {pid} --rate {args.rate} --format raw --full-filenames "
+                f"--nonblocking {mode} --output /run/py-spy-{pid}.txt & "
+                f"echo $! > /run/py-spy-{pid}.pid; wait"
             )
             recorders.append(
                 (
