@@ -11,10 +11,10 @@
 #      It prints the Markdown table of issue 13 and writes build/bench-results.json.
 # Arguments are passed to stream_bench.py; without any, the full run (about 15 minutes):
 #   tools/bench.sh --levels 1,10,50 --rounds 4 --min-replies 200 \
-#     --capacity 20,40,60,80,100,130,160,200 --open-streams 1000
+#     --capacity 5,10,20,40,60,80,100,130,160,200 --open-streams 1000
 # A quick check that everything works (a few minutes):
 #   tools/bench.sh --levels 1,10 --rounds 2 --min-replies 40 --cached 10 --api-requests 500 \
-#     --capacity 20,40 --open-streams 100
+#     --capacity 5,10,20 --open-streams 100
 # Afterwards `tools/up.sh` puts the host back to its normal settings (offline model, limits).
 # The profile of the chat service during a C=1 run: tools/profile.sh.
 set -euo pipefail
@@ -25,7 +25,7 @@ litellm_version=1.108.7   # tests/bench/litellm_proxy.py: LITELLM_VERSION
 
 if [ $# -eq 0 ]; then
   set -- --levels 1,10,50 --rounds 4 --min-replies 200 \
-    --capacity 20,40,60,80,100,130,160,200 --open-streams 1000
+    --capacity 5,10,20,40,60,80,100,130,160,200 --open-streams 1000
 fi
 
 tools/up.sh
