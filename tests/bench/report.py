@@ -114,10 +114,17 @@ def markdown_table(figures: dict) -> str:
     capacity = figures.get("capacity")
     if capacity:
         last = capacity["steps"][-1] if capacity["steps"] else {}
+        p99 = _number((last.get("ttft_ms") or {}).get("p99"))
+        best = (
+            _number(capacity["replies_per_s"])
+            if capacity["replies_per_s"]
+            else f"none (p99 {p99} ms already at C={last.get('level')})"
+        )
+        if capacity["replies_per_s"]:
+            best += f" (last step C={last.get('level')}: p99 {p99} ms, {last.get('errors')} errors)"
         rows.append(
             f"| streamed replies/s before TTFT p99 passes {capacity['ttft_p99_limit_ms']:.0f} ms "
-            f"| {_number(capacity['replies_per_s'])} (stopped at C={last.get('level')}: p99 "
-            f"{_number((last.get('ttft_ms') or {}).get('p99'))} ms) | | |"
+            f"| {best} | | |"
         )
     for result in figures.get("open_streams", []):
         over = result["overhead_ttft_ms"]
