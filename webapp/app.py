@@ -12,7 +12,7 @@ from webapp import metrics, services_list
 from webapp.commands import register_commands
 from webapp.connections import CONNECT_TIMEOUT, pooled_redis
 from webapp.error_handlers import register_error_handlers
-from webapp.extensions import REDIS_EXTENSION, db, init_cors, migrate
+from webapp.extensions import MIGRATIONS_DIR, REDIS_EXTENSION, db, init_cors
 from webapp.health import bp as health_bp
 from webapp.logs import configure_logging, init_request_ids
 from webapp.openapi import register_api_docs
@@ -32,6 +32,10 @@ MAX_CONTENT_LENGTH = 128 * 1024
 # Redis connections per process for requests (auth checks, rate limits); the chat service's
 # streams use pools of their own (webapp/chat/runtime.py).
 REDIS_POOL_SIZE = 64
+# Seconds after which a pooled PostgreSQL connection is replaced on its next checkout.
+DATABASE_POOL_RECYCLE = 1800
+# Connections a worker may open beyond DATABASE_POOL_SIZE in a burst, per pooled one.
+DATABASE_POOL_OVERFLOW_FACTOR = 2
 
 
 def create_app(service: str = "all", settings: Settings | None = None) -> Flask:
@@ -78,9 +82,17 @@ def create_app(service: str = "all", settings: Settings | None = None) -> Flask:
         MAX_CONTENT_LENGTH=MAX_CONTENT_LENGTH,
         SQLALCHEMY_DATABASE_URI=settings.database_url,
         SQLALCHEMY_ENGINE_OPTIONS={
+            # Connections each worker keeps open, and twice as many more opened for a burst
+            # and closed when it is over; a thread finding all of them in use waits for one
+            # (pool_timeout). See app_database_pool_size in roles/app/defaults/main.yml.
             "pool_size": settings.database_pool_size,
-            # Connections die with database restarts and failovers; test before use.
-            "pool_pre_ping": True,
+            "max_overflow": settings.database_pool_size * DATABASE_POOL_OVERFLOW_FACTOR,
+            # Connections die with database restarts and failovers. They are not tested before
+            # each use (pool_pre_ping: a round trip on every checkout, 3 per streamed reply):
+            # the request that meets a dead one gets a 503 and SQLAlchemy invalidates the
+            # pool (webapp/error_handlers.py). Recycling bounds a connection's age, ahead of
+            # the idle timeouts of firewalls and NAT between app and database hosts.
+            "pool_recycle": DATABASE_POOL_RECYCLE,
             "connect_args": {"connect_timeout": CONNECT_TIMEOUT},
         },
         **jwt_config(settings),
@@ -90,7 +102,13 @@ def create_app(service: str = "all", settings: Settings | None = None) -> Flask:
     app.logger.setLevel(settings.log_level)
 
     db.init_app(app)
-    migrate.init_app(app, db)
+    if service == services_list.ALL:
+        # The `chatbot db` commands run in the CLI's app only: Flask-Migrate loads alembic
+        # (149 modules), which the services' processes would carry for nothing.
+        from flask_migrate import Migrate
+
+        # compare_server_default keeps `chatbot db migrate` honest about defaults (now()).
+        Migrate(app, db, directory=str(MIGRATIONS_DIR), compare_server_default=True)
     # One client (and connection pool) per process; redis-py is thread-safe.
     app.extensions[REDIS_EXTENSION] = pooled_redis(
         settings.redis_url, max_connections=REDIS_POOL_SIZE, socket_timeout=CONNECT_TIMEOUT

@@ -11,6 +11,7 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import Flask, Response, current_app, jsonify, render_template, request
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
 from webapp.errors import ApiError, error_body, http_error_code
@@ -69,6 +70,20 @@ def register_error_handlers(app: Flask) -> None:
         if _wants_html_page():
             return _html_error(500, "An internal error occurred.")
         return error_response(500, "internal_error", "An internal error occurred.")
+
+    @app.errorhandler(DBAPIError)
+    def handle_database_error(exc: DBAPIError) -> tuple[Response, int] | tuple[str, int]:
+        # Pooled connections are not tested before use (a round trip on every checkout): one
+        # that died with a database restart or failover fails its first statement instead.
+        # SQLAlchemy has then invalidated the whole pool, so the next request connects afresh;
+        # this one is told to retry. Any other database error is a bug: a 500.
+        if not exc.connection_invalidated:
+            return handle_unexpected(exc)
+        current_app.logger.warning("database connection lost: %s", exc.orig)
+        message = "The database connection was lost; try again."
+        if _wants_html_page():
+            return _html_error(503, message)
+        return error_response(503, http_error_code(503), message)
 
 
 def _wants_html_page() -> bool:

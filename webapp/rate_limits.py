@@ -71,14 +71,20 @@ def _client_key() -> str:
 def _token_subject() -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
+    csrf_value = None
     if scheme.lower() != "bearer" or not token.strip():
-        token = request.cookies.get(current_app.config["JWT_ACCESS_COOKIE_NAME"], "")
+        config = current_app.config
+        token = request.cookies.get(config["JWT_ACCESS_COOKIE_NAME"], "")
+        # The CSRF value Flask-JWT-Extended will decode the cookie's token with, so that its
+        # decode is the one done here (webapp.extensions.RequestJWTManager keeps it).
+        if config["JWT_COOKIE_CSRF_PROTECT"] and request.method in config["JWT_CSRF_METHODS"]:
+            csrf_value = request.headers.get(config["JWT_ACCESS_CSRF_HEADER_NAME"]) or None
     if not token:
         return None
     try:
         # Signature and expiry are checked (so nobody can spend someone else's budget, or
         # spread over made-up users); revocation is the view's business.
-        subject = decode_token(token.strip()).get("sub")
+        subject = decode_token(token.strip(), csrf_value).get("sub")
     except Exception:  # any unusable token makes the request anonymous
         return None
     return subject if isinstance(subject, str) else None

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
 
-from flask import Flask, Response, current_app
+from flask import Flask, Response, current_app, has_request_context, request
 from flask_jwt_extended import current_user, verify_jwt_in_request
 from flask_jwt_extended.exceptions import CSRFError, WrongTokenError
 from redis import Redis
@@ -62,6 +62,8 @@ CSRF_HEADER = "X-CSRF-TOKEN"
 # The refresh cookie goes only to the auth service's own endpoints (refresh, session, logout);
 # the access cookie to every path, because chat and admin live under other prefixes.
 REFRESH_COOKIE_PATH = "/api/v1/auth/"
+# Where the request keeps the user row its token belongs to (see _token_user).
+_REQUEST_USER = "webapp.request_user"
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -148,8 +150,13 @@ def _token_user(jwt_data: dict[str, Any]) -> User | None:
     if user_id is None:
         return None
     # The identity map keeps the row for the rest of the request: the user loader below and
-    # the view get it without another query.
-    return db.session.get(User, user_id)
+    # the view get it without another query. It holds its objects weakly, though, so the
+    # request keeps a reference; without one, the row loaded for the denylist check was gone
+    # by the time the user loader asked, and was selected again.
+    user = db.session.get(User, user_id)
+    if has_request_context():
+        request.environ[_REQUEST_USER] = user
+    return user
 
 
 @jwt.token_in_blocklist_loader

@@ -1,50 +1,61 @@
-"""Benchmark streamed replies through the whole stack against the model server called directly.
+"""Benchmark streamed replies: our whole stack, the mock model directly, and the LiteLLM proxy.
 
 Run on demand, never in the test suite (numbers depend on the machine). The deployment must use
-the OpenAI-compatible test server this script starts as its model (inventories/bench does:
-`tools/bench.sh` deploys it and runs this script). For each concurrency level it sends replies
-two ways and reports time to first token (TTFT) and whole-reply time at p50/p95/p99:
+the OpenAI-compatible test server this script starts as its model (tests/bench/vars.yml does:
+`tools/bench.sh` deploys it and runs this script). One run measures, side by side:
 
-* direct: the test model server's /v1/chat/completions, streamed (the baseline);
-* stack: nginx -> gunicorn -> Flask -> LangGraph -> model, with auth, persistence and SSE.
+* ours: nginx -> gunicorn -> Flask -> LangGraph -> model, with auth, persistence and SSE;
+* mock: the test model server's /v1/chat/completions, streamed (the baseline);
+* litellm: the LiteLLM proxy (pinned, 2 workers, in its own venv) in front of the same mock,
+  when --litellm names its ``litellm`` executable.
 
-The overhead is stack minus direct. With --host, the CPU time that the host's app, nginx,
-PostgreSQL and Redis processes spent per reply is reported too. --open-streams measures how many
-concurrently open streams one app host keeps serving (each stream must receive its first token).
+For each concurrency level the rounds alternate between the systems (the order rotates each
+round); reported are time to first token (TTFT) and whole-reply time at p50/p95/p99, the TTFT
+overhead over the mock, replies/s, and CPU time per reply of each system's own processes (ours:
+every process of the users chatbot, www-data, postgres and redis on the test host; LiteLLM: its
+process tree; the mock: its process). With --host also: a cached reply's server time (gunicorn's
+access log), the authenticated ``GET /api/v1/chat/conversations`` against a bare gunicorn
+"hello" on the same host, and the PSS of the auth, chat and admin services. --capacity ramps the
+concurrency until TTFT p99 passes 100 ms; --open-streams holds that many streams open at once.
+The side-by-side table is printed in Markdown; --json writes every figure.
 
 Example (what tools/bench.sh runs):
-    python tests/bench/stream_bench.py --base-url https://10.231.0.11 --insecure \\
-        --model-host 10.231.0.1 --model-port 18080 --levels 1,50,200 --host chatbot1
+    python -m tests.bench.stream_bench --base-url https://10.231.0.11 --insecure \\
+        --model-host 10.231.0.1 --model-port 18080 --host chatbot1 \\
+        --litellm build/litellm-venv/bin/litellm --json build/bench-results.json
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import math
+import resource
 import secrets
 import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.bench import host as test_host
+from tests.bench.litellm_proxy import LITELLM_VERSION, LiteLLMProxy, process_tree_cpu_seconds
+from tests.bench.report import markdown_table
 
+ROOT = Path(__file__).resolve().parents[2]
 
 # The model name the deployment asks for (tests/bench/vars.yml: app_llm_model).
 MODEL = "bench"
-# Host processes whose CPU time counts as "our processes" (the app, nginx, PostgreSQL, Redis).
-HOST_USERS = ("chatbot", "www-data", "postgres", "redis")
-# Sum utime+stime (clock ticks) of every process of those users, inside the test host.
-CPU_COMMAND = (
-    "for u in " + " ".join(HOST_USERS) + "; do for p in $(pgrep -u $u); do "
-    "cut -d' ' -f14,15 /proc/$p/stat 2>/dev/null; done; done "
-    "| awk '{t+=$1+$2} END{print t+0}'; getconf CLK_TCK"
-)
+# Capacity: the TTFT p99 the ramp must stay under, and its bound on levels.
+CAPACITY_TTFT_P99_MS = 100.0
+# Concurrent streams of the untimed warm-up (--warm-up replies per system).
+WARM_UP_STREAMS = 4
 
 
 @dataclass
@@ -55,6 +66,7 @@ class Sample:
     total: float = 0.0
     tokens: int = 0
     error: str = ""
+    request_id: str = ""
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -70,24 +82,32 @@ def percentiles(values: list[float]) -> dict[str, float]:
     return {"p50": rank(0.50), "p95": rank(0.95), "p99": rank(0.99)}
 
 
-async def stream_direct(client: httpx.AsyncClient, model_url: str, model: str) -> Sample:
-    """Stream one reply straight from the model server."""
+async def stream_openai(
+    client: httpx.AsyncClient, url: str, model: str, api_key: str | None = None
+) -> Sample:
+    """Stream one reply from an OpenAI-compatible server (the mock, or LiteLLM in front of it)."""
     body = {
         "model": model,
         "stream": True,
         "messages": [{"role": "user", "content": "benchmark"}],
     }
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     sample = Sample()
     started = time.perf_counter()
     try:
-        async with client.stream("POST", f"{model_url}/chat/completions", json=body) as response:
-            response.raise_for_status()
+        async with client.stream(
+            "POST", f"{url}/chat/completions", json=body, headers=headers
+        ) as response:
+            if response.status_code >= 400:
+                await response.aread()
+                sample.error = f"HTTP {response.status_code}: {response.text[:200]}"
+                return sample
             async for line in response.aiter_lines():
                 if not line.startswith("data: ") or line == "data: [DONE]":
                     continue
                 chunk = json.loads(line[6:])
                 choices = chunk.get("choices") or []
-                if choices and choices[0].get("delta", {}).get("content"):
+                if choices and (choices[0].get("delta") or {}).get("content"):
                     if not sample.tokens:
                         sample.ttft = time.perf_counter() - started
                     sample.tokens += 1
@@ -98,20 +118,26 @@ async def stream_direct(client: httpx.AsyncClient, model_url: str, model: str) -
 
 
 async def stream_stack(
-    client: httpx.AsyncClient, base_url: str, token: str, conversation_id: int
+    client: httpx.AsyncClient,
+    base_url: str,
+    token: str,
+    conversation_id: int,
+    content: str | None = None,
 ) -> Sample:
-    """Send one message through the deployed system and read its SSE reply."""
+    """Send one message through the deployed system and read its SSE reply.
+
+    Without ``content`` the text is fresh each time: the same history would be answered from
+    the reply cache.
+    """
     sample = Sample()
     headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
     url = f"{base_url}/api/v1/chat/conversations/{conversation_id}/messages"
     started = time.perf_counter()
     event = ""
     try:
-        # A fresh text each time: the same history would be answered from the reply cache.
-        content = f"benchmark {secrets.token_hex(8)}"
-        async with client.stream(
-            "POST", url, json={"content": content}, headers=headers
-        ) as response:
+        text = content or f"benchmark {secrets.token_hex(8)}"
+        async with client.stream("POST", url, json={"content": text}, headers=headers) as response:
+            sample.request_id = response.headers.get("x-request-id", "")
             if response.status_code >= 400:
                 await response.aread()
                 sample.error = f"HTTP {response.status_code}: {response.text[:200]}"
@@ -154,7 +180,12 @@ class Stack:
             reply = await self.client.post(f"{self.base_url}/api/v1/auth/login", json=body)
             reply.raise_for_status()
             self.tokens.append(reply.json()["access_token"])
-        for index in range(conversations):
+        self.conversations = await self.new_conversations(conversations)
+
+    async def new_conversations(self, count: int) -> list[tuple[str, int]]:
+        """Create conversations spread over the users; return (token, id) of each."""
+        created = []
+        for index in range(count):
             token = self.tokens[index % len(self.tokens)]
             reply = await self.client.post(
                 f"{self.base_url}/api/v1/chat/conversations",
@@ -162,70 +193,148 @@ class Stack:
                 headers={"Authorization": f"Bearer {token}"},
             )
             reply.raise_for_status()
-            self.conversations.append((token, reply.json()["conversation"]["id"]))
+            created.append((token, reply.json()["conversation"]["id"]))
+        return created
 
 
-def host_cpu_seconds(host: str | None) -> float | None:
-    """Return the CPU seconds the host's app, nginx, PostgreSQL and Redis processes used so far."""
-    if not host:
-        return None
-    output = subprocess.run(
-        [str(ROOT / "tools/testbed/host.sh"), "exec", host, "sh", "-c", CPU_COMMAND],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    ).stdout.split()
-    ticks, per_second = float(output[0]), float(output[1])
-    return ticks / per_second
+@dataclass
+class System:
+    """One system under test: how to send it a reply, and the CPU time its processes used."""
+
+    name: str
+    reply: Callable[[int], Awaitable[Sample]]
+    cpu: Callable[[], float | None]
 
 
-async def run_level(args: argparse.Namespace, level: int, stack: Stack, model_url: str) -> dict:
-    """Measure one concurrency level both ways; return the figures."""
-    replies = max(args.min_replies, level * args.rounds)
-    limits = httpx.Limits(max_connections=level + 10, max_keepalive_connections=level + 10)
-    timeout = httpx.Timeout(args.timeout)
-    results = {}
-    async with httpx.AsyncClient(limits=limits, timeout=timeout) as direct_client:
-        results["direct"] = await _drive(
-            level, replies, lambda _worker: stream_direct(direct_client, model_url, MODEL)
-        )
-    cpu_before = host_cpu_seconds(args.host)
-    async with httpx.AsyncClient(
-        limits=limits, timeout=timeout, verify=not args.insecure, http2=False
-    ) as stack_client:
+@dataclass
+class Tally:
+    """What the rounds of one level measured for one system."""
 
-        def one(worker: int):
-            # One conversation per concurrent stream: a conversation has at most one reply
-            # being generated at a time (a second one is refused with 409).
-            token, conversation_id = stack.conversations[worker]
-            return stream_stack(stack_client, args.base_url, token, conversation_id)
+    samples: list[Sample] = field(default_factory=list)
+    seconds: float = 0.0
+    cpu: float | None = 0.0
 
-        started = time.perf_counter()
-        results["stack"] = await _drive(level, replies, one)
-        elapsed = time.perf_counter() - started
-    cpu_after = host_cpu_seconds(args.host)
-    figures = {"level": level, "replies": replies}
-    for way, samples in results.items():
-        good = [s for s in samples if not s.error and s.tokens]
-        figures[way] = {
-            "errors": len(samples) - len(good),
-            "first_error": next((s.error for s in samples if s.error), ""),
+    def figures(self) -> dict:
+        """Return percentiles, rate, errors and CPU per reply."""
+        good = [s for s in self.samples if not s.error and s.tokens]
+        result = {
+            "replies": len(self.samples),
+            "errors": len(self.samples) - len(good),
+            "first_error": next((s.error for s in self.samples if s.error), ""),
             "ttft_ms": percentiles([s.ttft for s in good]),
             "total_ms": percentiles([s.total for s in good]),
             "tokens_mean": statistics.mean([s.tokens for s in good]) if good else 0,
+            "replies_per_s": len(self.samples) / self.seconds if self.seconds else 0.0,
         }
-    figures["stack"]["replies_per_s"] = replies / elapsed
-    if cpu_before is not None and cpu_after is not None:
-        figures["stack"]["host_cpu_ms_per_reply"] = (cpu_after - cpu_before) * 1000 / replies
+        if self.cpu is not None and self.samples:
+            result["cpu_ms_per_reply"] = self.cpu * 1000 / len(self.samples)
+        return result
+
+
+async def measure(system: System, level: int, replies: int, tally: Tally) -> None:
+    """Send `replies` replies to one system from `level` concurrent streams; add to the tally."""
+    cpu_before = system.cpu()
+    started = time.perf_counter()
+    tally.samples += await drive(level, replies, system.reply)
+    tally.seconds += time.perf_counter() - started
+    cpu_after = system.cpu()
+    if cpu_before is None or cpu_after is None or tally.cpu is None:
+        tally.cpu = None
+    else:
+        tally.cpu += cpu_after - cpu_before
+
+
+def make_systems(
+    args: argparse.Namespace,
+    stack: Stack,
+    model: ModelServer,
+    proxy: LiteLLMProxy | None,
+    plain: httpx.AsyncClient,
+    tls: httpx.AsyncClient,
+) -> list[System]:
+    """Return the systems under test, ours first, with clients that live for one level."""
+    model_url = f"{model.url}/v1"
+
+    def ours(worker: int) -> Awaitable[Sample]:
+        # One conversation per concurrent stream: a conversation has at most one reply being
+        # generated at a time (a second one is refused with 409).
+        token, conversation_id = stack.conversations[worker]
+        return stream_stack(tls, args.base_url, token, conversation_id)
+
+    systems = [
+        System("ours", ours, lambda: test_host.cpu_seconds(args.host)),
+        System(
+            "mock",
+            lambda _worker: stream_openai(plain, model_url, MODEL),
+            lambda: process_tree_cpu_seconds(model.pid),
+        ),
+    ]
+    if proxy is not None:
+        systems.append(
+            System(
+                "litellm",
+                lambda _worker: stream_openai(plain, proxy.url, MODEL, proxy.master_key),
+                proxy.cpu_seconds,
+            )
+        )
+    return systems
+
+
+def clients(args: argparse.Namespace, level: int) -> tuple[httpx.AsyncClient, httpx.AsyncClient]:
+    """Return a plain HTTP client (mock, LiteLLM) and a TLS one (ours) for `level` streams."""
+    limits = httpx.Limits(max_connections=level + 10, max_keepalive_connections=level + 10)
+    timeout = httpx.Timeout(args.timeout)
+    plain = httpx.AsyncClient(limits=limits, timeout=timeout)
+    tls = httpx.AsyncClient(limits=limits, timeout=timeout, verify=not args.insecure)
+    return plain, tls
+
+
+async def run_level(
+    args: argparse.Namespace,
+    level: int,
+    stack: Stack,
+    model: ModelServer,
+    proxy: LiteLLMProxy | None,
+) -> dict:
+    """Measure one concurrency level on every system, rounds alternated; return the figures."""
+    replies = max(args.min_replies, level * args.rounds)
+    per_round = max(level, math.ceil(replies / args.rounds))
+    plain, tls = clients(args, level)
+    async with plain, tls:
+        systems = make_systems(args, stack, model, proxy, plain, tls)
+        tallies = {system.name: Tally() for system in systems}
+        for round_number in range(args.rounds):
+            shift = round_number % len(systems)
+            for system in systems[shift:] + systems[:shift]:
+                await measure(system, level, per_round, tallies[system.name])
+    figures: dict = {"level": level, "replies_per_system": per_round * args.rounds}
+    for name, tally in tallies.items():
+        figures[name] = tally.figures()
     figures["overhead_ttft_ms"] = {
-        q: figures["stack"]["ttft_ms"][q] - figures["direct"]["ttft_ms"][q]
-        for q in ("p50", "p95", "p99")
+        name: {
+            q: figures[name]["ttft_ms"][q] - figures["mock"]["ttft_ms"][q]
+            for q in ("p50", "p95", "p99")
+        }
+        for name in tallies
+        if name != "mock"
     }
     return figures
 
 
-async def _drive(level: int, replies: int, make) -> list[Sample]:
+async def warm_up(
+    args: argparse.Namespace, stack: Stack, model: ModelServer, proxy: LiteLLMProxy | None
+) -> None:
+    """Send every system a few untimed replies: first requests import, connect and fill caches.
+
+    LiteLLM's first replies take seconds, and each of its workers has its own first reply.
+    """
+    plain, tls = clients(args, WARM_UP_STREAMS)
+    async with plain, tls:
+        for system in make_systems(args, stack, model, proxy, plain, tls):
+            await drive(WARM_UP_STREAMS, args.warm_up, system.reply)
+
+
+async def drive(level: int, replies: int, make: Callable[[int], Awaitable[Sample]]) -> list[Sample]:
     """Run `replies` calls of make(worker), from `level` concurrent workers numbered 0..level-1."""
     queue: asyncio.Queue[int] = asyncio.Queue()
     for index in range(replies):
@@ -244,10 +353,41 @@ async def _drive(level: int, replies: int, make) -> list[Sample]:
     return samples
 
 
-async def open_streams(args: argparse.Namespace, stack: Stack, count: int) -> dict:
-    """Open `count` streams at once on a slow model; count those that get their first token."""
+async def capacity(
+    args: argparse.Namespace, stack: Stack, model: ModelServer, levels: list[int]
+) -> dict:
+    """Raise our concurrency until TTFT p99 passes 100 ms (or errors); return each step."""
+    steps = []
+    best = 0.0
+    for level in levels:
+        plain, tls = clients(args, level)
+        async with plain, tls:
+            ours = make_systems(args, stack, model, None, plain, tls)[0]
+            tally = Tally()
+            await measure(ours, level, max(args.min_replies, level * args.rounds), tally)
+        step = {"level": level, **tally.figures()}
+        steps.append(step)
+        print(
+            f"capacity C={level}: {step['replies_per_s']:.1f} replies/s, TTFT p99 "
+            f"{step['ttft_ms']['p99']:.1f} ms, errors {step['errors']}",
+            flush=True,
+        )
+        if step["errors"] or not step["ttft_ms"]["p99"] <= CAPACITY_TTFT_P99_MS:
+            break
+        best = max(best, step["replies_per_s"])
+    return {"ttft_p99_limit_ms": CAPACITY_TTFT_P99_MS, "replies_per_s": best, "steps": steps}
+
+
+async def open_streams(
+    args: argparse.Namespace, stack: Stack, model: ModelServer, count: int
+) -> dict:
+    """Open `count` streams at once on a slow model, ours and the mock; compare first tokens."""
     limits = httpx.Limits(max_connections=count + 10)
     timeout = httpx.Timeout(args.timeout)
+    async with httpx.AsyncClient(limits=limits, timeout=timeout) as plain:
+        direct = await asyncio.gather(
+            *(stream_openai(plain, f"{model.url}/v1", MODEL) for _ in range(count))
+        )
     async with httpx.AsyncClient(
         limits=limits, timeout=timeout, verify=not args.insecure
     ) as client:
@@ -260,12 +400,111 @@ async def open_streams(args: argparse.Namespace, stack: Stack, count: int) -> di
             )
         )
     served = [s for s in samples if not s.error and s.tokens]
+    baseline = percentiles([s.ttft for s in direct if not s.error and s.tokens])
+    ttft = percentiles([s.ttft for s in served])
     return {
         "opened": count,
         "served": len(served),
+        "errors": count - len(served),
         "first_error": next((s.error for s in samples if s.error), ""),
-        "ttft_ms": percentiles([s.ttft for s in served]),
+        "ttft_ms": ttft,
+        "mock_ttft_ms": baseline,
+        "overhead_ttft_ms": {q: ttft[q] - baseline[q] for q in ttft},
     }
+
+
+async def cached_reply(args: argparse.Namespace, stack: Stack) -> dict:
+    """Send the same first message in fresh conversations: the first fills the reply cache.
+
+    Returns the server time of the cached ones (gunicorn's access log) and their client times.
+    """
+    count = args.cached
+    text = f"benchmark cached {secrets.token_hex(8)}"
+    conversations = await stack.new_conversations(count + 1)
+    async with httpx.AsyncClient(timeout=args.timeout, verify=not args.insecure) as client:
+        first = await stream_stack(client, args.base_url, *conversations[0], content=text)
+        hits = [
+            await stream_stack(client, args.base_url, *conversation, content=text)
+            for conversation in conversations[1:]
+        ]
+    good = [s for s in hits if not s.error and s.tokens]
+    durations = test_host.access_log_durations(args.host, [s.request_id for s in good])
+    return {
+        "replies": count,
+        "errors": count - len(good) + (1 if first.error else 0),
+        "first_error": first.error or next((s.error for s in hits if s.error), ""),
+        "server_ms": percentiles([d / 1000 for d in durations.values()]),
+        "server_logged": len(durations),
+        "uncached_client_total_ms": first.total * 1000,
+        "client_ttft_ms": percentiles([s.ttft for s in good]),
+        "client_total_ms": percentiles([s.total for s in good]),
+    }
+
+
+async def api_rate(args: argparse.Namespace, stack: Stack) -> dict:
+    """Compare authenticated GET /api/v1/chat/conversations with a bare gunicorn "hello".
+
+    Both run on the test host and are called from inside it, over loopback, by the same
+    keep-alive client: ours at the chat service's gunicorn, "hello" on its own port. Ours is
+    also measured through nginx over HTTPS from the controller.
+    """
+    token = stack.tokens[0]
+    path = "/api/v1/chat/conversations"
+    host, requests, concurrency = args.host, args.api_requests, args.api_concurrency
+    ours = test_host.request_rate(
+        host, args.chat_port, path, f"Authorization: Bearer {token}", requests, concurrency
+    )
+    pid_file = test_host.start_hello(host, "127.0.0.1")
+    try:
+        ready = False
+        for _ in range(50):  # up to ~10 s for gunicorn to bind
+            check = test_host.run(
+                host, f"python3 -c \"import urllib.request as u; u.urlopen('http://127.0.0.1:"
+                f"{test_host.HELLO_PORT}/', timeout=1)\" && echo up || true",
+            )  # fmt: skip
+            if "up" in check:
+                ready = True
+                break
+            time.sleep(0.2)
+        if not ready:
+            msg = "the bare gunicorn 'hello' app did not start on the test host"
+            raise RuntimeError(msg)
+        hello = test_host.request_rate(host, test_host.HELLO_PORT, "/", "", requests, concurrency)
+    finally:
+        test_host.stop_hello(host, pid_file)
+    via_nginx = await _nginx_rate(args, token, path, requests, concurrency)
+    return {
+        "concurrency": concurrency,
+        "ours": ours,
+        "hello": hello,
+        "ours_via_nginx": via_nginx,
+        "ratio": ours["req_per_s"] / hello["req_per_s"] if hello["req_per_s"] else 0.0,
+    }
+
+
+async def _nginx_rate(
+    args: argparse.Namespace, token: str, path: str, requests: int, concurrency: int
+) -> dict:
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    headers = {"Authorization": f"Bearer {token}"}
+    counts = {"ok": 0, "errors": 0}
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for index in range(requests):
+        queue.put_nowait(index)
+    async with httpx.AsyncClient(
+        limits=limits, timeout=args.timeout, verify=not args.insecure
+    ) as client:
+
+        async def worker() -> None:
+            while not queue.empty():
+                queue.get_nowait()
+                reply = await client.get(f"{args.base_url}{path}", headers=headers)
+                counts["ok" if reply.status_code == 200 else "errors"] += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        seconds = time.perf_counter() - started
+    return {**counts, "seconds": seconds, "req_per_s": counts["ok"] / seconds}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -277,16 +516,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model-port", type=int, default=18080, help="port for the model server")
     parser.add_argument("--tokens", type=int, default=20, help="tokens per reply (20)")
     parser.add_argument("--token-delay", type=float, default=0.005, help="seconds between tokens")
-    parser.add_argument("--levels", default="1,50,200", help="concurrency levels (1,50,200)")
-    parser.add_argument("--rounds", type=int, default=3, help="replies per stream per level (3)")
-    parser.add_argument("--min-replies", type=int, default=50, help="replies per level, at least")
+    parser.add_argument("--levels", default="1,10,50", help="concurrency levels (1,10,50)")
+    parser.add_argument("--rounds", type=int, default=4, help="rounds per level, alternated (4)")
+    parser.add_argument("--min-replies", type=int, default=200, help="replies per level, at least")
+    parser.add_argument("--warm-up", type=int, default=40, help="untimed replies per system")
     parser.add_argument("--users", type=int, default=10, help="accounts to spread streams over")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
-    parser.add_argument("--host", help="test host name (tools/testbed) to sample CPU time on")
+    parser.add_argument("--host", help="test host name (tools/testbed): CPU, memory, access log")
+    parser.add_argument("--litellm", type=Path, help="the litellm executable to compare with")
+    parser.add_argument("--litellm-port", type=int, default=14000, help="LiteLLM's loopback port")
+    parser.add_argument("--cached", type=int, default=30, help="cached replies to time (30)")
+    parser.add_argument("--api-requests", type=int, default=3000, help="GETs per API rate run")
+    parser.add_argument("--api-concurrency", type=int, default=10, help="concurrent GETs (10)")
+    parser.add_argument("--chat-port", type=int, default=8002, help="chat gunicorn's port (host)")
+    parser.add_argument(
+        "--capacity",
+        default="",
+        help="concurrency steps to raise until TTFT p99 > 100 ms (e.g. 20,40,60,80,100,150,200)",
+    )
     parser.add_argument(
         "--open-streams",
         default="",
-        help="comma list of stream counts to hold open at once on a slow model (e.g. 100,500,1000)",
+        help="comma list of stream counts to hold open at once on a slow model (e.g. 100,1000)",
     )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     return parser.parse_args(argv)
@@ -308,9 +559,21 @@ class ModelServer:
         ]  # fmt: skip
         self.process: subprocess.Popen[bytes] | None = None
 
+    @property
+    def pid(self) -> int:
+        """Return the server's process id."""
+        assert self.process is not None
+        return self.process.pid
+
     def __enter__(self) -> ModelServer:
         """Start the server and wait (bounded) until it answers."""
-        self.process = subprocess.Popen(self.argv, cwd=ROOT)
+        # Its log (and a traceback per client that resets a connection) goes to a file.
+        log_path = ROOT / "build/mock-server.log"
+        log_path.parent.mkdir(exist_ok=True)
+        with log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                self.argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             try:
@@ -334,65 +597,124 @@ class ModelServer:
         httpx.post(f"{self.url}/_admin/behaviors", json=body, timeout=5).raise_for_status()
 
 
-async def main_async(args: argparse.Namespace) -> dict:
+def _raise_open_files(wanted: int) -> None:
+    # 1,000 open streams need a socket each, on both ends when the mock is local.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, hard), hard))
+
+
+async def _prepare(args: argparse.Namespace, conversations: int) -> Stack:
+    client = httpx.AsyncClient(verify=not args.insecure, timeout=args.timeout)
+    stack = Stack(client, args.base_url.rstrip("/"))
+    await stack.prepare(args.users, conversations)
+    return stack
+
+
+def main_async_run(args: argparse.Namespace) -> dict:
     """Run the benchmark; return every figure."""
     levels = [int(level) for level in args.levels.split(",") if level]
+    steps = [int(level) for level in args.capacity.split(",") if level]
     opens = [int(count) for count in args.open_streams.split(",") if count]
-    with ModelServer(args.model_host, args.model_port, args.tokens, args.token_delay) as server:
-        model_url = f"{server.url}/v1"
-        async with httpx.AsyncClient(verify=not args.insecure, timeout=args.timeout) as client:
-            stack = Stack(client, args.base_url.rstrip("/"))
-            await stack.prepare(args.users, max(levels + opens + [1]))
-        figures: dict[str, list[dict]] = {"levels": [], "open_streams": []}
-        for level in levels:
-            result = await run_level(args, level, stack, model_url)
-            figures["levels"].append(result)
-            print(_format_level(result), flush=True)
-        if opens:
-            # A slow model keeps every stream open for the whole measurement.
-            server.configure(MODEL, tokens=30, token_delay=0.5)
-        for count in opens:
-            result = await open_streams(args, stack, count)
-            figures["open_streams"].append(result)
-            print(
-                f"open streams {count:5d}: {result['served']} got their first token "
-                f"(p50 {result['ttft_ms']['p50']:.0f} ms, p99 {result['ttft_ms']['p99']:.0f} ms)"
-                + (f"; first error: {result['first_error']}" if result["first_error"] else ""),
-                flush=True,
-            )
-        return figures
+    _raise_open_files(4 * max([*opens, *steps, *levels, 256]) + 256)
+    figures: dict = {"levels": [], "open_streams": []}
+    loop = asyncio.new_event_loop()
+    try:
+        with ModelServer(args.model_host, args.model_port, args.tokens, args.token_delay) as model:
+            conversations = max([*levels, *steps, *opens, WARM_UP_STREAMS])
+            stack = loop.run_until_complete(_prepare(args, conversations))
+            proxy = None
+            if args.litellm:
+                proxy = LiteLLMProxy(args.litellm, MODEL, f"{model.url}/v1", args.litellm_port)
+            with proxy or contextlib.nullcontext():
+                loop.run_until_complete(warm_up(args, stack, model, proxy))
+                for level in levels:
+                    result = loop.run_until_complete(run_level(args, level, stack, model, proxy))
+                    figures["levels"].append(result)
+                    print(_format_level(result), flush=True)
+            figures["litellm_version"] = LITELLM_VERSION if proxy else None
+            if args.host:
+                figures["cached"] = _section(
+                    "cached reply", lambda: loop.run_until_complete(cached_reply(args, stack))
+                )
+                figures["api_rate"] = _section(
+                    "API call vs hello", lambda: loop.run_until_complete(api_rate(args, stack))
+                )
+            if steps:
+                figures["capacity"] = _section(
+                    "capacity",
+                    lambda: loop.run_until_complete(capacity(args, stack, model, steps)),
+                )
+            if opens:
+                # A slow model keeps every stream open for the whole measurement.
+                model.configure(MODEL, tokens=30, token_delay=0.5)
+            for count in opens:
+                result = _section(
+                    f"{count} open streams",
+                    lambda count=count: loop.run_until_complete(
+                        open_streams(args, stack, model, count)
+                    ),
+                )
+                if result is None:
+                    continue
+                figures["open_streams"].append(result)
+                print(
+                    f"open streams {count:5d}: {result['served']} got their first token, "
+                    f"{result['errors']} errors, TTFT overhead p50 "
+                    f"{result['overhead_ttft_ms']['p50']:.0f} ms, p99 "
+                    f"{result['overhead_ttft_ms']['p99']:.0f} ms"
+                    + (f"; first error: {result['first_error']}" if result["first_error"] else ""),
+                    flush=True,
+                )
+            if args.host:
+                # After the load: the workers have imported and cached what serving needs.
+                figures["pss_mb"] = _section("PSS", lambda: test_host.services_pss_mb(args.host))
+            loop.run_until_complete(stack.client.aclose())
+    finally:
+        loop.close()
+    return figures
+
+
+def _section(name: str, measure: Callable[[], dict]) -> dict | None:
+    """Run one of the measurements after the levels; on failure say why and go on."""
+    try:
+        return measure()
+    except (httpx.HTTPError, subprocess.SubprocessError, OSError, RuntimeError, ValueError) as exc:
+        print(f"{name}: failed: {type(exc).__name__}: {exc}"[:2000], file=sys.stderr, flush=True)
+        return None
 
 
 def _format_level(result: dict) -> str:
-    stack, direct, over = result["stack"], result["direct"], result["overhead_ttft_ms"]
-    lines = [
-        f"concurrency {result['level']:4d}, {result['replies']} replies:",
-        "  direct TTFT p50/p95/p99 {p50:7.1f} {p95:7.1f} {p99:7.1f} ms".format(**direct["ttft_ms"]),
-        "  stack  TTFT p50/p95/p99 {p50:7.1f} {p95:7.1f} {p99:7.1f} ms".format(**stack["ttft_ms"]),
-        "  overhead    p50/p95/p99 {p50:7.1f} {p95:7.1f} {p99:7.1f} ms".format(**over),
-        "  direct whole reply p50/p95/p99 {p50:7.1f} {p95:7.1f} {p99:7.1f} ms".format(
-            **direct["total_ms"]
-        ),
-        "  stack  whole reply p50/p95/p99 {p50:7.1f} {p95:7.1f} {p99:7.1f} ms".format(
-            **stack["total_ms"]
-        ),
-        f"  stack replies/s {stack['replies_per_s']:.1f}, errors direct {direct['errors']}"
-        f" stack {stack['errors']}",
-    ]
-    if "host_cpu_ms_per_reply" in stack:
-        lines.append(
-            f"  host CPU per reply (app+nginx+db+redis) {stack['host_cpu_ms_per_reply']:.1f} ms"
+    lines = [f"concurrency {result['level']:4d}, {result['replies_per_system']} replies each:"]
+    for name in ("ours", "mock", "litellm"):
+        if name not in result:
+            continue
+        figures = result[name]
+        line = "  {name:8s} TTFT p50/p95/p99 {p50:7.1f} {p95:7.1f} {p99:7.1f} ms".format(
+            name=name, **figures["ttft_ms"]
         )
-    if stack["first_error"]:
-        lines.append(f"  first stack error: {stack['first_error']}")
+        if name in result["overhead_ttft_ms"]:
+            line += " (overhead {p50:6.1f} {p95:6.1f} {p99:6.1f})".format(
+                **result["overhead_ttft_ms"][name]
+            )
+        line += f", {figures['replies_per_s']:.1f} replies/s"
+        if "cpu_ms_per_reply" in figures:
+            line += f", CPU {figures['cpu_ms_per_reply']:.1f} ms/reply"
+        line += f", errors {figures['errors']}"
+        if figures["first_error"]:
+            line += f" (first: {figures['first_error'][:120]})"
+        lines.append(line)
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark from the command line."""
     args = parse_args(argv)
-    figures = asyncio.run(main_async(args))
+    figures = main_async_run(args)
+    print()
+    print(markdown_table(figures))
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     return 0
 

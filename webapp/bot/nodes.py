@@ -45,6 +45,7 @@ from webapp.bot.events import (
 from webapp.bot.state import State
 from webapp.llm.cache import CachedReply, ReplyCache, cache_key
 from webapp.llm.factory import ChatRunnable, answered_by
+from webapp.llm.streaming import TextStreamingModel
 
 logger = logging.getLogger(__name__)
 
@@ -223,11 +224,21 @@ def _merge_reply(parts: list[BaseMessage]) -> AIMessage:
 
 @dataclass
 class _Attempt:
-    """What one model call produced."""
+    """What one model call produced.
+
+    Attributes:
+        parts: The messages a langchain model streamed (empty on the lean path).
+        stopped: The user stopped the reply.
+        error: The model's error, if it failed.
+        model_name: The model the server named, on the lean path.
+        usage: ``(tokens_in, tokens_out)`` the server reported, on the lean path.
+    """
 
     parts: list[BaseMessage]
     stopped: bool = False
     error: Exception | None = None
+    model_name: str | None = None
+    usage: tuple[int, int] | None = None
 
 
 def _stream_model(
@@ -239,34 +250,72 @@ def _stream_model(
 ) -> _Attempt:
     """Stream one model's reply into the sink until it ends, fails or the user stops it.
 
+    A model with a lean text stream (`TextStreamingModel`: the OpenAI-compatible models) hands
+    over plain text; any other chat model streams message chunks through ``stream()``.
+
     Only the model's own errors are caught (they may lead to the fallback); the sink's errors
     (Redis down) propagate and end the run.
     """
     attempt = _Attempt(parts=[])
+    if isinstance(model, TextStreamingModel):
+        try:
+            text_stream = model.open_text_stream(messages)
+        except Exception as exc:
+            attempt.error = exc
+            return attempt
+        if text_stream is not None:
+            _relay(attempt, iter(text_stream), text_stream.close, sink, pieces)
+            attempt.model_name, attempt.usage = text_stream.model, text_stream.usage
+            return attempt
     stream: Iterator[BaseMessage] = iter(model.stream(messages, config))
-    try:
-        while True:
-            try:
-                part = next(stream)
-            except StopIteration:
-                return attempt
-            except Exception as exc:
-                attempt.error = exc
-                return attempt
+
+    def texts() -> Iterator[str]:
+        for part in stream:
             attempt.parts.append(part)
             text = str(part.text)
             if text:
-                pieces.append(text)
-                sink.token(text)
-                if sink.stop_requested():
-                    attempt.stopped = True
-                    return attempt
+                yield text
+
+    _relay(attempt, texts(), getattr(stream, "close", None), sink, pieces)
+    return attempt
+
+
+def _relay(
+    attempt: _Attempt,
+    texts: Iterator[str],
+    close: Callable[[], object] | None,
+    sink: ReplySink,
+    pieces: list[str],
+) -> None:
+    try:
+        while True:
+            try:
+                text = next(texts)
+            except StopIteration:
+                return
+            except Exception as exc:
+                attempt.error = exc
+                return
+            pieces.append(text)
+            sink.token(text)
+            if sink.stop_requested():
+                attempt.stopped = True
+                return
     finally:
         # Closing the model's stream (after a stop, an error, or the end) closes its HTTP
         # response at once: the model server sees the connection go and stops generating.
-        close = getattr(stream, "close", None)
         if close is not None:
             close()
+
+
+def _answer(attempt: _Attempt, default_name: str) -> tuple[str, tuple[int, int] | None]:
+    """Return who answered and the usage the server reported (None when it reported none)."""
+    if not attempt.parts:
+        return attempt.model_name or default_name, attempt.usage
+    reply = _merge_reply(attempt.parts)
+    usage = reply.usage_metadata
+    reported = (usage["input_tokens"], usage["output_tokens"]) if usage else None
+    return answered_by(reply, default_name), reported
 
 
 def _estimated_usage(messages: list[Any], content: str) -> tuple[int, int]:
@@ -333,11 +382,9 @@ def make_generate(
                     exc_info=attempt.error,
                 )
                 continue
-            reply = _merge_reply(attempt.parts)
-            model_name = answered_by(reply, candidate.name)
-            usage = reply.usage_metadata
+            model_name, usage = _answer(attempt, candidate.name)
             if usage:
-                tokens_in, tokens_out = usage["input_tokens"], usage["output_tokens"]
+                tokens_in, tokens_out = usage
             else:
                 # Some servers send no usage, and a stopped stream never gets to it: estimate
                 # rather than store zero (the daily quota counts these).

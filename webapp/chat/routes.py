@@ -74,7 +74,10 @@ def _respond(started: replies.StartedReply) -> Response | tuple[Any, ...]:
     if mode == "stream":
         # The reply's id rides on the first event, so a streaming client can stop it.
         first = StreamEvent(0, "message", json_data({**message, "reply_id": reply_id}))
-        events = read_reply_events(runner.stream_redis, runner.sessions, reply_id)
+        # Generated in this process: the tokens come from memory, not from Redis.
+        events = read_reply_events(
+            runner.stream_redis, runner.sessions, reply_id, local=started.events.follow()
+        )
         return event_stream_response(
             itertools.chain([first], events), headers={"X-Reply-Id": str(reply_id)}
         )
@@ -87,13 +90,19 @@ def _respond(started: replies.StartedReply) -> Response | tuple[Any, ...]:
     if mode == "accepted":
         return accepted
     try:
-        started.future.result(timeout=REPLY_WAIT_SECONDS)
+        result = started.future.result(timeout=REPLY_WAIT_SECONDS)
     except TimeoutError:
         return accepted
-    reply = replies.get_reply(db.session(), user_id=current_user.id, reply_id=reply_id)
-    if reply.status == "failed":
+    if result is not None and result.message is not None:
+        # The row as the generation stored it (UPDATE ... RETURNING): no need to read it back.
+        stored = result.message
+    else:
+        stored = chat.message_to_dict(
+            replies.get_reply(db.session(), user_id=current_user.id, reply_id=reply_id)
+        )
+    if stored["status"] == "failed":
         raise UpstreamError(GENERATION_FAILED)
-    return {"message": message, "reply": chat.message_to_dict(reply)}, 201
+    return {"message": message, "reply": stored}, 201
 
 
 def _answer(
@@ -165,10 +174,18 @@ def reply_events(reply_id: int) -> Response:
     after = _last_event_id()
     reply = replies.get_reply(db.session(), user_id=current_user.id, reply_id=reply_id)
     runner = get_runner(current_app)
+    # Generated in this process: followed in memory (Redis serves every other case).
+    channel = runner.channels.get(reply.id)
     # No database connection is held while streaming: the session ends with the request
     # context, which a streamed body without stream_with_context does not keep.
     return event_stream_response(
-        read_reply_events(runner.stream_redis, runner.sessions, reply.id, after=after),
+        read_reply_events(
+            runner.stream_redis,
+            runner.sessions,
+            reply.id,
+            after=after,
+            local=channel.follow() if channel is not None else None,
+        ),
         headers={"X-Reply-Id": str(reply.id)},
     )
 
@@ -182,7 +199,7 @@ def stop_reply(reply_id: int) -> tuple[dict[str, Any], int]:
     reply unchanged when it had already finished.
     """
     reply = replies.stop_reply(
-        db.session(), get_runner(current_app).redis, user_id=current_user.id, reply_id=reply_id
+        db.session(), get_runner(current_app), user_id=current_user.id, reply_id=reply_id
     )
     return {"reply": chat.message_to_dict(reply)}, 202 if reply.status == "streaming" else 200
 

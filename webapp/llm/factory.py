@@ -9,10 +9,10 @@ from typing import Protocol
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import Runnable
-from langchain_openai import ChatOpenAI
 from pydantic import SecretStr
 
 from webapp.llm.offline import OFFLINE_MODEL_NAME, OfflineChatModel
+from webapp.llm.streaming import LeanChatOpenAI
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +103,9 @@ def _named_model(settings: ChatModelSettings, model_name: str) -> BaseChatModel:
         # (clearly labelled) when the provider is down.
         return OfflineChatModel()
     base_url = settings.openai_base_url or None
-    return ChatOpenAI(
+    # A ChatOpenAI whose streamed replies take the lean path of webapp.llm.streaming (kept-alive
+    # connections, no per-token objects); everything else is ChatOpenAI's.
+    return LeanChatOpenAI(
         model=model_name,
         base_url=base_url,
         api_key=SecretStr(settings.openai_api_key or PLACEHOLDER_API_KEY),
@@ -126,7 +128,8 @@ def build_chat_model(settings: ChatModelSettings) -> BuiltChatModel:
 
     The built-in offline model answers when neither OPENAI_API_KEY nor OPENAI_BASE_URL is set,
     or when LLM_MODEL is "offline". Otherwise LLM_MODEL is served by `ChatOpenAI` (OpenAI or any
-    OpenAI-compatible server at OPENAI_BASE_URL), and LLM_FALLBACK_MODEL, when set, is built to
+    OpenAI-compatible server at OPENAI_BASE_URL; streamed replies through
+    `webapp.llm.streaming`), and LLM_FALLBACK_MODEL, when set, is built to
     answer whenever the primary fails (error or timeout after its bounded retries); "offline" as
     the fallback name means the built-in model.
 

@@ -7,29 +7,56 @@ reply's ``streaming`` placeholder before any model is called.
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
 
+from langchain_core.messages import BaseMessage
 from redis import Redis, RedisError
-from sqlalchemy import delete, select, update
+from sqlalchemy import (
+    ARRAY,
+    Date,
+    DateTime,
+    Integer,
+    Select,
+    String,
+    Table,
+    Text,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
 from webapp.bot import Bot, ReplyResult
 from webapp.errors import ConflictError, NotFoundError, ServiceUnavailableError
 from webapp.models import Conversation, Message, utcnow
+from webapp.replies.channel import ReplyChannel
 from webapp.replies.failed import settle_as_failed
 from webapp.replies.keys import MAX_REPLY_SECONDS, lease_key, stop_key
-from webapp.replies.runner import ReplyJob, ReplyRunner, ReplySlot
-from webapp.services.chat import MESSAGE_MAX_LENGTH
-from webapp.services.quota import check_quota
+from webapp.replies.runner import ReplyJob, ReplyRunner
+from webapp.services.chat import MESSAGE_MAX_LENGTH, history_messages, history_query
+from webapp.services.quota import enforce_quota, tokens_used_query, utc_day
 from webapp.validation import check_text
 
 __all__ = ["StartedReply", "get_reply", "regenerate_reply", "start_reply", "stop_reply"]
 
 logger = logging.getLogger(__name__)
+
+_CONVERSATIONS = cast(Table, Conversation.__table__)
+_MESSAGES = cast(Table, Message.__table__)
 
 
 @dataclass(frozen=True)
@@ -40,40 +67,224 @@ class StartedReply:
         message: The user message it answers (just stored, or the one regenerated for).
         reply: The assistant message, ``status="streaming"`` for now.
         future: Completes when the generation ends.
+        events: The reply's events as this process generates them (read them with
+            ``read_reply_events(..., channel=events)``: no Redis round trip per token).
     """
 
     message: Message
     reply: Message
     future: Future[ReplyResult | None]
+    events: ReplyChannel
 
 
-def _lock_conversation(session: Session, *, user_id: int, conversation_id: int) -> Conversation:
-    # FOR UPDATE serialises replies within one conversation: two requests cannot both find it
-    # idle and start two replies.
-    conversation = session.scalar(
-        select(Conversation)
-        .where(Conversation.id == conversation_id, Conversation.user_id == user_id)
-        .with_for_update()
-    )
-    if conversation is None:
-        raise NotFoundError("Conversation not found.")
-    return conversation
+@dataclass(frozen=True)
+class _Claim:
+    """What the statement that claims a conversation for a new reply found and stored.
+
+    Attributes:
+        message_ids: The ids of the messages it inserted, in order (the reply last).
+        used: The user's tokens today (0 when no quota is checked).
+        streaming: Replies of the conversation still ``streaming`` before this one.
+        history: What the new reply answers, oldest first: (id, role, content) of the
+            messages stored before this statement.
+    """
+
+    message_ids: list[int]
+    used: int
+    streaming: list[int]
+    history: list[tuple[int, str, str]]
 
 
-def _ensure_idle(session: Session, redis: Redis, conversation_id: int) -> None:
-    streaming = session.scalars(
-        select(Message.id).where(
-            Message.conversation_id == conversation_id, Message.status == "streaming"
+@functools.cache
+def _claim_statement(*, guarded: bool) -> Select[Any]:
+    """Return the one statement that starts a reply in the database (built once, bound later).
+
+    It touches the conversation (``updated_at``, which also locks its row until the
+    transaction ends, serialising replies within one conversation), inserts the new messages
+    (arrays of role, content and status) in order, and reads what the checks and the
+    generation need: the user's usage today, the replies still streaming, and the history.
+    These reads see the statement's snapshot, taken before the row lock was granted.
+    ``guarded`` makes the statement touch (and insert) nothing when the conversation's row
+    changed after that snapshot (``xmin``, the row version, differs): every transaction that
+    starts or completes a reply updates that row, so a snapshot the guard accepts misses none
+    of them. The caller then locks the row first and runs the statement again unguarded, with
+    a fresh snapshot.
+
+    Parameters: ``owner_id`` (the user), ``conversation_id``, ``now``, ``day`` (the UTC day
+    of ``now``), ``roles``, ``contents``, ``statuses``.
+    """
+    conversation_id = bindparam("conversation_id", type_=Integer)
+    # Not "user_id": an UPDATE takes parameters named after its table's columns as new values.
+    user_id = bindparam("owner_id", type_=Integer)
+    now = bindparam("now", type_=DateTime(timezone=True))
+    conditions = [_CONVERSATIONS.c.id == conversation_id, _CONVERSATIONS.c.user_id == user_id]
+    if guarded:
+        snapshot = _CONVERSATIONS.alias("snapshot")
+        seen = (
+            select(literal_column("snapshot.xmin"))
+            .select_from(snapshot)
+            .where(snapshot.c.id == conversation_id)
+            .scalar_subquery()
         )
-    ).all()
-    for reply_id in streaming:
-        if redis.exists(lease_key(reply_id)):
-            raise ConflictError(
-                "A reply is still being generated in this conversation; wait for it or stop it."
+        conditions.append(literal_column("conversations.xmin") == seen)
+    touched = (
+        update(_CONVERSATIONS)
+        .where(*conditions)
+        .values(updated_at=now)
+        .returning(_CONVERSATIONS.c.id)
+        .cte("touched")
+    )
+    # unnest(arrays) rather than VALUES: a statement of one shape, whatever the rows.
+    rows = (
+        func.unnest(
+            bindparam("roles", type_=ARRAY(String)),
+            bindparam("contents", type_=ARRAY(Text)),
+            bindparam("statuses", type_=ARRAY(String)),
+        )
+        .table_valued("role", "content", "status", with_ordinality="n")
+        .render_derived(name="new_messages")
+    )
+    inserted = (
+        insert(_MESSAGES)
+        .from_select(
+            [
+                "conversation_id",
+                "role",
+                "content",
+                "status",
+                "tokens_in",
+                "tokens_out",
+                "cached",
+                "fallback",
+                "created_at",
+            ],
+            select(
+                touched.c.id,
+                rows.c.role,
+                rows.c.content,
+                rows.c.status,
+                literal(0),
+                literal(0),
+                literal(False),
+                literal(False),
+                now,
             )
-        # Its process died before finishing it.
-        logger.warning("reply %s was abandoned by a dead process; marking it failed", reply_id)
-        session.execute(update(Message).where(Message.id == reply_id).values(status="failed"))
+            .select_from(touched.join(rows, true()))
+            # The ids follow the rows' order: the user message before its reply.
+            .order_by(rows.c.n),
+            include_defaults=False,
+        )
+        .returning(_MESSAGES.c.id)
+        .cte("inserted")
+    )
+    history = history_query(conversation_id).subquery("history")
+    return select(
+        select(func.array_agg(aggregate_order_by(inserted.c.id, inserted.c.id)))
+        .scalar_subquery()
+        .label("ids"),
+        tokens_used_query(user_id=user_id, day=bindparam("day", type_=Date)).label("used"),
+        select(func.array_agg(_MESSAGES.c.id))
+        .where(_MESSAGES.c.conversation_id == conversation_id, _MESSAGES.c.status == "streaming")
+        .scalar_subquery()
+        .label("streaming"),
+        select(
+            func.json_agg(
+                aggregate_order_by(
+                    func.json_build_array(history.c.id, history.c.role, history.c.content),
+                    history.c.id,
+                )
+            )
+        )
+        .scalar_subquery()
+        .label("history"),
+    )
+
+
+def _claim(
+    session: Session,
+    *,
+    user_id: int,
+    conversation_id: int,
+    new_messages: Sequence[tuple[str, str, str]],
+    now: datetime,
+) -> _Claim:
+    """Lock the user's conversation, store the new messages and read what the checks need.
+
+    One round trip unless the conversation is missing or changed meanwhile (then three).
+
+    Args:
+        session: Database session (not committed).
+        user_id: The user; must own the conversation.
+        conversation_id: The conversation.
+        new_messages: (role, content, status) of the messages to store, in order.
+        now: Their ``created_at``, the conversation's ``updated_at``, the day of the usage.
+
+    Raises:
+        NotFoundError: If the conversation is not the user's.
+    """
+    parameters = {
+        "owner_id": user_id,
+        "conversation_id": conversation_id,
+        "now": now,
+        "day": utc_day(now),
+        "roles": [role for role, _, _ in new_messages],
+        "contents": [content for _, content, _ in new_messages],
+        "statuses": [status for _, _, status in new_messages],
+    }
+    row = session.execute(_claim_statement(guarded=True), parameters).one()
+    if row.ids is None:
+        # Not the user's conversation, or another transaction changed it after the snapshot
+        # (it may still hold the lock): wait for the lock, then claim with a fresh snapshot.
+        locked = session.scalar(
+            select(Conversation.id)
+            .where(Conversation.id == conversation_id, Conversation.user_id == user_id)
+            .with_for_update()
+        )
+        if locked is None:
+            raise NotFoundError("Conversation not found.")
+        row = session.execute(_claim_statement(guarded=False), parameters).one()
+    return _Claim(
+        message_ids=list(row.ids),
+        used=int(row.used or 0),
+        streaming=list(row.streaming or ()),
+        history=[(int(id_), str(role), str(content)) for id_, role, content in row.history or ()],
+    )
+
+
+def _new_message(
+    message_id: int, conversation_id: int, role: str, content: str, status: str, now: datetime
+) -> Message:
+    # As the claim statement stored it: no read back needed.
+    return Message(
+        id=message_id,
+        conversation_id=conversation_id,
+        role=role,
+        content=content,
+        model=None,
+        tokens_in=0,
+        tokens_out=0,
+        status=status,
+        latency_ms=None,
+        cached=False,
+        fallback=False,
+        created_at=now,
+    )
+
+
+def _ensure_idle(session: Session, redis: Redis, streaming: Sequence[int]) -> None:
+    """Refuse a reply while another one of the conversation lives; settle abandoned ones."""
+    if not streaming:
+        return
+    pipe = redis.pipeline(transaction=False)
+    for reply_id in streaming:
+        pipe.exists(lease_key(reply_id))
+    if any(pipe.execute()):
+        raise ConflictError(
+            "A reply is still being generated in this conversation; wait for it or stop it."
+        )
+    # Their processes died before finishing them.
+    logger.warning("replies %s were abandoned by a dead process; marking them failed", streaming)
+    session.execute(update(Message).where(Message.id.in_(streaming)).values(status="failed"))
 
 
 def _begin(
@@ -81,20 +292,15 @@ def _begin(
     runner: ReplyRunner,
     bot: Bot,
     *,
-    conversation: Conversation,
     user_id: int,
     message: Message,
+    reply: Message,
+    history: list[BaseMessage],
     fresh: bool = False,
 ) -> StartedReply:
-    slot: ReplySlot | None = None
+    slot = None
     try:
         slot = runner.reserve()
-        reply = Message(
-            conversation_id=conversation.id, role="assistant", content="", status="streaming"
-        )
-        session.add(reply)
-        conversation.updated_at = utcnow()
-        session.flush()
         # Before the commit: once the row is visible as streaming, its lease exists.
         runner.take_lease(reply.id)
         session.commit()
@@ -103,13 +309,16 @@ def _begin(
         if slot is not None:
             slot.release()
         raise
+    job = ReplyJob(reply.id, reply.conversation_id, user_id, fresh, history=tuple(history))
     try:
-        future = runner.submit(slot, bot, ReplyJob(reply.id, conversation.id, user_id, fresh))
+        generation = runner.submit(slot, bot, job)
     except BaseException:
         # The runner is shutting down: the reply will never come, say so.
         settle_as_failed(session, reply.id)
         raise
-    return StartedReply(message=message, reply=reply, future=future)
+    return StartedReply(
+        message=message, reply=reply, future=generation.future, events=generation.events
+    )
 
 
 @contextmanager
@@ -136,7 +345,9 @@ def start_reply(
 ) -> StartedReply:
     """Store a user's message and start generating the reply to it.
 
-    The message and the reply's placeholder are committed before the model is called.
+    The message and the reply's placeholder are committed before the model is called. In the
+    usual case this costs one statement, one Redis command (the reply's lease) and the commit;
+    the history read by that statement goes to the generation with the job.
 
     Args:
         session: Database session; committed.
@@ -148,7 +359,7 @@ def start_reply(
         quota: The daily token quota (0: none).
 
     Returns:
-        The stored message, the reply being generated, and its future.
+        The stored message, the reply being generated, its future and its events.
 
     Raises:
         ValidationError: If the content is blank or too long (400).
@@ -159,18 +370,31 @@ def start_reply(
         RedisError: If Redis is down (nothing is stored then).
     """
     check_text(content, "content", min_length=1, max_length=MESSAGE_MAX_LENGTH)
-    conversation = _lock_conversation(session, user_id=user_id, conversation_id=conversation_id)
+    now = utcnow()
     with _redis_required():
         try:
-            check_quota(session, user_id=user_id, quota=quota)
-            _ensure_idle(session, runner.redis, conversation.id)
-            message = Message(conversation_id=conversation.id, role="user", content=content)
-            session.add(message)
+            claim = _claim(
+                session,
+                user_id=user_id,
+                conversation_id=conversation_id,
+                new_messages=[("user", content, "complete"), ("assistant", "", "streaming")],
+                now=now,
+            )
+            enforce_quota(claim.used, quota=quota, now=now)
+            _ensure_idle(session, runner.redis, claim.streaming)
         except BaseException:
             session.rollback()
             raise
+        message_id, reply_id = claim.message_ids
+        history = [(role, text) for _, role, text in claim.history] + [("user", content)]
         return _begin(
-            session, runner, bot, conversation=conversation, user_id=user_id, message=message
+            session,
+            runner,
+            bot,
+            user_id=user_id,
+            message=_new_message(message_id, conversation_id, "user", content, "complete", now),
+            reply=_new_message(reply_id, conversation_id, "assistant", "", "streaming", now),
+            history=history_messages(history),
         )
 
 
@@ -192,7 +416,7 @@ def regenerate_reply(
     Args: those of `start_reply` but ``content``: the last user message is answered again.
 
     Returns:
-        The user message answered, the reply being generated, and its future.
+        The user message answered, the reply being generated, its future and its events.
 
     Raises:
         NotFoundError: If the conversation is not the user's (404).
@@ -200,14 +424,22 @@ def regenerate_reply(
         ConflictError: If a reply is still being generated, or there is no message to answer.
         BusyError: If this process generates as many replies as it may (503).
     """
-    conversation = _lock_conversation(session, user_id=user_id, conversation_id=conversation_id)
+    now = utcnow()
     with _redis_required():
         try:
-            check_quota(session, user_id=user_id, quota=quota)
-            _ensure_idle(session, runner.redis, conversation.id)
+            claim = _claim(
+                session,
+                user_id=user_id,
+                conversation_id=conversation_id,
+                new_messages=[("assistant", "", "streaming")],
+                now=now,
+            )
+            enforce_quota(claim.used, quota=quota, now=now)
+            _ensure_idle(session, runner.redis, claim.streaming)
+            (reply_id,) = claim.message_ids
             message = session.scalar(
                 select(Message)
-                .where(Message.conversation_id == conversation.id, Message.role == "user")
+                .where(Message.conversation_id == conversation_id, Message.role == "user")
                 .order_by(Message.id.desc())
                 .limit(1)
             )
@@ -215,21 +447,24 @@ def regenerate_reply(
                 raise ConflictError("There is no message to answer in this conversation yet.")
             session.execute(
                 delete(Message).where(
-                    Message.conversation_id == conversation.id,
+                    Message.conversation_id == conversation_id,
                     Message.role == "assistant",
                     Message.id > message.id,
+                    Message.id != reply_id,
                 )
             )
         except BaseException:
             session.rollback()
             raise
+        history = [(role, text) for id_, role, text in claim.history if id_ <= message.id]
         return _begin(
             session,
             runner,
             bot,
-            conversation=conversation,
             user_id=user_id,
             message=message,
+            reply=_new_message(reply_id, conversation_id, "assistant", "", "streaming", now),
+            history=history_messages(history),
             fresh=True,
         )
 
@@ -263,16 +498,17 @@ def get_reply(session: Session, *, user_id: int, reply_id: int) -> Message:
     return reply
 
 
-def stop_reply(session: Session, redis: Redis, *, user_id: int, reply_id: int) -> Message:
+def stop_reply(session: Session, runner: ReplyRunner, *, user_id: int, reply_id: int) -> Message:
     """Ask the generation of one of the user's replies to stop.
 
-    The generation, on whichever host it runs, stops after its next token, closes the model's
-    stream and stores what it had with status ``stopped``; the reply's event stream then ends
-    with a ``stopped`` event. Stopping a finished reply changes nothing.
+    The generation, on whichever host it runs, stops after its next token (in this process)
+    or its next write to the stream (elsewhere), closes the model's stream and stores what it
+    had with status ``stopped``; the reply's event stream then ends with a ``stopped`` event.
+    Stopping a finished reply changes nothing.
 
     Args:
         session: Database session.
-        redis: The Redis client.
+        runner: The process's reply runner (its Redis client sets the stop flag).
         user_id: The user asking.
         reply_id: The assistant message's id.
 
@@ -284,6 +520,9 @@ def stop_reply(session: Session, redis: Redis, *, user_id: int, reply_id: int) -
     """
     reply = get_reply(session, user_id=user_id, reply_id=reply_id)
     if reply.status == "streaming":
+        channel = runner.channels.get(reply_id)
+        if channel is not None:
+            channel.request_stop()
         with _redis_required():
-            redis.set(stop_key(reply_id), "1", ex=MAX_REPLY_SECONDS)
+            runner.redis.set(stop_key(reply_id), "1", ex=MAX_REPLY_SECONDS)
     return reply

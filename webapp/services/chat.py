@@ -8,10 +8,11 @@ are in :mod:`webapp.services.conversations`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, Select, select, update
 from sqlalchemy.orm import Session
 
 from webapp.bot import ReplyRecord
@@ -26,6 +27,8 @@ __all__ = [
     "MESSAGE_MAX_LENGTH",
     "SqlHistoryStore",
     "add_user_message",
+    "history_messages",
+    "history_query",
     "message_to_dict",
 ]
 
@@ -35,6 +38,37 @@ HISTORY_LOAD_LIMIT = 200
 # What the model sees of a conversation: user messages, and replies the user saw in full or
 # stopped. Failed replies and the one being generated are left out.
 HISTORY_STATUSES = ("complete", "stopped")
+
+
+def history_query(conversation_id: int | ColumnElement[int]) -> Select[int, str, str]:
+    """Return the query of what the model sees of a conversation: (id, role, content), newest first.
+
+    The one definition of the history a reply answers: the runner's store runs it, and starting
+    a reply reads it in the transaction that locks the conversation (handing it to the runner).
+
+    Args:
+        conversation_id: The conversation (or a bound parameter).
+
+    Returns:
+        Up to ``HISTORY_LOAD_LIMIT`` rows of messages with a status in ``HISTORY_STATUSES``.
+    """
+    return (
+        select(Message.id, Message.role, Message.content)
+        .where(
+            Message.conversation_id == conversation_id,
+            Message.status.in_(HISTORY_STATUSES),
+        )
+        .order_by(Message.id.desc())
+        .limit(HISTORY_LOAD_LIMIT)
+    )
+
+
+def history_messages(rows: Iterable[tuple[str, str]]) -> list[BaseMessage]:
+    """Return (role, content) pairs, oldest first, as the LangChain messages the bot reads."""
+    return [
+        AIMessage(content=content) if role == "assistant" else HumanMessage(content=content)
+        for role, content in rows
+    ]
 
 
 def add_user_message(
@@ -74,7 +108,12 @@ class SqlHistoryStore:
     """
 
     def __init__(
-        self, session: Session, *, reply_id: int | None = None, user_id: int | None = None
+        self,
+        session: Session,
+        *,
+        reply_id: int | None = None,
+        user_id: int | None = None,
+        history: Sequence[BaseMessage] | None = None,
     ) -> None:
         """Wrap a session.
 
@@ -86,16 +125,21 @@ class SqlHistoryStore:
                 a new message after the whole history.
             user_id: The user the reply is for, whose daily usage it counts toward; None
                 looks the conversation's owner up.
+            history: The history, when the caller read it already (starting a reply reads it
+                in the transaction that stores the reply's row, with the conversation locked):
+                `load_history` then returns it without asking the database.
         """
         self.session = session
         self.reply_id = reply_id
         self.user_id = user_id
+        self._history = list(history) if history is not None else None
 
     def load_history(self, conversation_id: int) -> list[BaseMessage]:
         """Return the conversation's latest messages the reply should see, oldest first.
 
         Ends the read transaction before returning, so no pooled connection is held while the
-        model generates (which can take a minute).
+        model generates (which can take a minute). A history handed to the store is returned
+        as it is, without a read.
 
         Args:
             conversation_id: The conversation to load.
@@ -103,20 +147,14 @@ class SqlHistoryStore:
         Returns:
             Up to ``HISTORY_LOAD_LIMIT`` messages as LangChain messages.
         """
-        query = (
-            select(Message)
-            .where(
-                Message.conversation_id == conversation_id,
-                Message.status.in_(HISTORY_STATUSES),
-            )
-            .order_by(Message.id.desc())
-            .limit(HISTORY_LOAD_LIMIT)
-        )
+        if self._history is not None:
+            return list(self._history)
+        query = history_query(conversation_id)
         if self.reply_id is not None:
             query = query.where(Message.id < self.reply_id)
-        rows = self.session.scalars(query).all()
+        rows = self.session.execute(query).all()
         self.session.commit()
-        return [_to_langchain(message) for message in reversed(rows)]
+        return history_messages((row.role, row.content) for row in reversed(rows))
 
     def save_reply(self, conversation_id: int, reply: ReplyRecord) -> dict[str, Any] | None:
         """Store the reply, count its tokens, mark the conversation active, title it if untitled.
@@ -165,17 +203,14 @@ class SqlHistoryStore:
                 tokens_out=reply.tokens_out,
             )
         if message is not None:
-            self.session.execute(
+            untitled = self.session.scalar(
                 update(Conversation)
                 .where(Conversation.id == conversation_id)
                 .values(updated_at=utcnow())
+                .returning(Conversation.title.is_(None))
             )
-            ensure_title(self.session, conversation_id)
+            # Only the first exchange names a conversation: a titled one needs no more reads.
+            if untitled:
+                ensure_title(self.session, conversation_id)
         self.session.commit()
         return message_to_dict(message) if message is not None else None
-
-
-def _to_langchain(message: Message) -> BaseMessage:
-    if message.role == "assistant":
-        return AIMessage(content=message.content)
-    return HumanMessage(content=message.content)

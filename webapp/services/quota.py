@@ -17,14 +17,22 @@ from __future__ import annotations
 import math
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, ScalarSelect, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from webapp.errors import ApiError
 from webapp.models import DailyUsage, isoformat_utc, utcnow
 
-__all__ = ["QuotaExceededError", "add_usage", "check_quota", "next_reset", "tokens_used"]
+__all__ = [
+    "QuotaExceededError",
+    "add_usage",
+    "enforce_quota",
+    "next_reset",
+    "tokens_used",
+    "tokens_used_query",
+    "utc_day",
+]
 
 
 class QuotaExceededError(ApiError):
@@ -76,8 +84,31 @@ def next_reset(now: datetime) -> datetime:
     return datetime.combine(today + timedelta(days=1), time(0), tzinfo=UTC)
 
 
-def _utc_day(now: datetime) -> date:
+def utc_day(now: datetime) -> date:
+    """Return the UTC day of ``now``: the day its usage counts toward."""
     return now.astimezone(UTC).date()
+
+
+def tokens_used_query(
+    *, user_id: int | ColumnElement[int], day: date | ColumnElement[date]
+) -> ScalarSelect[int]:
+    """Return the tokens a user's replies cost on a UTC day, as a scalar subquery.
+
+    For statements that read the usage along with other things (starting a reply); NULL when
+    nothing was counted that day.
+
+    Args:
+        user_id: The user (or a bound parameter).
+        day: The UTC day (`utc_day`, or a bound parameter).
+
+    Returns:
+        Prompt plus completion tokens counted that day (NULL: none).
+    """
+    return (
+        select(DailyUsage.tokens_in + DailyUsage.tokens_out)
+        .where(DailyUsage.user_id == user_id, DailyUsage.day == day)
+        .scalar_subquery()
+    )
 
 
 def tokens_used(session: Session, *, user_id: int, now: datetime | None = None) -> int:
@@ -91,32 +122,22 @@ def tokens_used(session: Session, *, user_id: int, now: datetime | None = None) 
     Returns:
         Prompt plus completion tokens counted today.
     """
-    day = _utc_day(now or utcnow())
-    row = session.execute(
-        select(DailyUsage.tokens_in, DailyUsage.tokens_out).where(
-            DailyUsage.user_id == user_id, DailyUsage.day == day
-        )
-    ).first()
-    return 0 if row is None else int(row.tokens_in + row.tokens_out)
+    used = session.scalar(select(tokens_used_query(user_id=user_id, day=utc_day(now or utcnow()))))
+    return int(used or 0)
 
 
-def check_quota(session: Session, *, user_id: int, quota: int, now: datetime | None = None) -> None:
-    """Refuse a new reply when the user's daily token quota is used up.
+def enforce_quota(used: int, *, quota: int, now: datetime) -> None:
+    """Refuse a new reply when ``used`` tokens reach the daily quota.
 
     Args:
-        session: Database session.
-        user_id: The user asking for a reply.
+        used: Tokens the user's replies cost today (`tokens_used`).
         quota: Tokens per UTC day; 0 means no quota.
-        now: The time of the request (default: now).
+        now: The time of the request.
 
     Raises:
-        QuotaExceededError: If the user's replies used ``quota`` tokens or more today.
+        QuotaExceededError: If ``quota`` is positive and ``used`` reaches it.
     """
-    if quota <= 0:
-        return
-    now = now or utcnow()
-    used = tokens_used(session, user_id=user_id, now=now)
-    if used >= quota:
+    if 0 < quota <= used:
         raise QuotaExceededError(limit=quota, used=used, now=now)
 
 
@@ -140,7 +161,7 @@ def add_usage(
     tokens_in, tokens_out = max(tokens_in, 0), max(tokens_out, 0)
     statement = insert(DailyUsage).values(
         user_id=user_id,
-        day=_utc_day(now or utcnow()),
+        day=utc_day(now or utcnow()),
         tokens_in=tokens_in,
         tokens_out=tokens_out,
         replies=1,
