@@ -12,7 +12,7 @@ from webapp import metrics, services_list
 from webapp.commands import register_commands
 from webapp.connections import CONNECT_TIMEOUT, pooled_redis
 from webapp.error_handlers import register_error_handlers
-from webapp.extensions import MIGRATIONS_DIR, REDIS_EXTENSION, db, init_cors
+from webapp.extensions import REDIS_EXTENSION, db, init_cors, migrate
 from webapp.health import bp as health_bp
 from webapp.logs import configure_logging, init_request_ids
 from webapp.openapi import register_api_docs
@@ -102,13 +102,7 @@ def create_app(service: str = "all", settings: Settings | None = None) -> Flask:
     app.logger.setLevel(settings.log_level)
 
     db.init_app(app)
-    if service == services_list.ALL:
-        # The `chatbot db` commands run in the CLI's app only: Flask-Migrate loads alembic
-        # (149 modules), which the services' processes would carry for nothing.
-        from flask_migrate import Migrate
-
-        # compare_server_default keeps `chatbot db migrate` honest about defaults (now()).
-        Migrate(app, db, directory=str(MIGRATIONS_DIR), compare_server_default=True)
+    migrate.init_app(app, db)
     # One client (and connection pool) per process; redis-py is thread-safe.
     app.extensions[REDIS_EXTENSION] = pooled_redis(
         settings.redis_url, max_connections=REDIS_POOL_SIZE, socket_timeout=CONNECT_TIMEOUT

@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask, has_request_context, request
 from flask_cors import CORS
 from flask_jwt_extended import JWTManager
+from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from redis import Redis
 
@@ -23,6 +24,7 @@ __all__ = [
     "get_redis",
     "init_cors",
     "jwt",
+    "migrate",
 ]
 
 # Request headers a cross-origin page may send: the bearer token, JSON, the CSRF token of the
@@ -37,6 +39,8 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # row does not cost a second SELECT, and a long SSE stream does not re-open a transaction (and
 # hold a pooled connection) just to read attributes it already has.
 db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
+# compare_server_default keeps `chatbot db migrate` honest about defaults such as now().
+migrate = Migrate(directory=str(MIGRATIONS_DIR), compare_server_default=True)
 
 
 class RequestJWTManager(JWTManager):
