@@ -35,7 +35,8 @@ BOT_EXTENSION = "bot"
 RUNNER_EXTENSION = "chat_reply_runner"
 MAX_OPEN_STREAMS = 4096
 """Event streams one process serves at once, at most (each holds a Redis connection while it
-waits for tokens); more wait for a connection, then fail. gunicorn's threads bound it first."""
+waits for tokens); more wait for a connection, then fail. gunicorn's worker_connections (the
+chat service's greenlets) bound it first."""
 # Connections the generations' pool holds beyond one per concurrent reply: the routes' stop,
 # lease and idle checks, and the lease refresher.
 _SPARE_CONNECTIONS = 16
