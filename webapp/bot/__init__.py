@@ -12,7 +12,10 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
+
+from langgraph.runtime import Runtime
 
 from webapp.bot.context import Context
 from webapp.bot.events import (
@@ -26,7 +29,16 @@ from webapp.bot.events import (
     ReplySink,
     ReplyStatus,
 )
-from webapp.bot.graph import BotGraph, build_graph
+from webapp.bot.graph import BotGraph, build_graph, default_cache_params
+from webapp.bot.nodes import (
+    RuntimeNode,
+    emit,
+    make_load_history,
+    make_lookup_cache,
+    persist,
+    replay_cached,
+)
+from webapp.bot.state import State
 from webapp.bot.store import HistoryStore
 from webapp.llm.cache import ReplyCache
 from webapp.llm.factory import ChatModelSettings, ChatRunnable, build_chat_model
@@ -89,6 +101,13 @@ class Bot:
         """
         self.model_name = model_name
         self.fallback_model_name = fallback_model_name if fallback is not None else None
+        if cache is not None and cache_params is None:
+            cache_params = default_cache_params(model_name, self.fallback_model_name)
+        # The graph's first two steps, also run outside it for the cache-hit fast path (`run`).
+        self._load_history = make_load_history(history_token_budget)
+        self._lookup_cache: RuntimeNode | None = (
+            make_lookup_cache(cache, cache_params or {}) if cache is not None else None
+        )
         self.graph: BotGraph = build_graph(
             model,
             history_token_budget=history_token_budget,
@@ -147,7 +166,11 @@ class Bot:
     ) -> ReplyResult:
         """Answer a conversation: tokens go to the sink as they come, the reply to the store.
 
-        The graph runs in the calling thread. A model failure does not raise: the reply is
+        The graph runs in the calling thread. With a cache (and not ``fresh``) the history is
+        loaded and looked up first, outside the graph: a hit is replayed, stored and reported by
+        the same nodes called in a row, with no graph run (it calls no model, so it needs none
+        of the graph's routing); a miss hands the looked-up state to the graph, which starts at
+        ``generate``. A model failure does not raise: the reply is
         stored as failed (with whatever was streamed) and reported to the sink like any other.
 
         Args:
@@ -168,7 +191,25 @@ class Bot:
             sink=sink if sink is not None else NullSink(),
             fresh=fresh,
         )
-        output = self.graph.invoke({}, context=context, version="v2")
+        graph_input: dict[str, Any] = {}
+        if self._lookup_cache is not None and not fresh:
+            runtime = Runtime(context=context)
+            state = State()
+            for node in (self._load_history, self._lookup_cache):
+                state = dataclasses.replace(state, **node(state, runtime))
+            if state.cached is not None:
+                for step in (replay_cached, persist, emit):
+                    state = dataclasses.replace(state, **step(state, runtime))
+                if state.result is None:
+                    msg = "The cached reply finished without a result"
+                    raise RuntimeError(msg)
+                return state.result
+            graph_input = {
+                "started_at": state.started_at,
+                "messages": state.messages,
+                "cache_key": state.cache_key,
+            }
+        output = self.graph.invoke(graph_input, context=context, version="v2")
         result: ReplyResult | None = output.value.result
         if result is None:
             msg = "The bot graph finished without a result"

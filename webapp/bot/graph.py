@@ -57,7 +57,8 @@ def build_graph(
     """Build and compile the bot graph.
 
     ``load_history -> lookup_cache -> (replay_cached | generate) -> persist -> emit``; without a
-    cache, ``load_history -> generate -> persist -> emit``.
+    cache, ``load_history -> generate -> persist -> emit``. A run whose input already holds the
+    trimmed messages (looked up in the cache, missed) starts at ``generate``.
 
     The compiled graph holds no per-reply state (no checkpointer: the app's tables are the
     history), so one instance serves every request of the process, from any thread. Run it with
@@ -95,12 +96,14 @@ def build_graph(
     builder.add_node(GENERATE_NODE, make_generate(models, cache=cache))  # type: ignore[call-overload]
     builder.add_node(PERSIST_NODE, persist)
     builder.add_node(EMIT_NODE, emit)
-    builder.add_edge(START, LOAD_HISTORY_NODE)
+    # A run handed a looked-up state (the bot's cache-hit fast path missed) goes straight to the
+    # model: loading and looking up again would repeat the cache round trip.
+    builder.add_conditional_edges(START, route_at_start, [LOAD_HISTORY_NODE, GENERATE_NODE])
     if cache is None:
         builder.add_edge(LOAD_HISTORY_NODE, GENERATE_NODE)
     else:
         if cache_params is None:
-            cache_params = {"model": models[0].name, "fallback_model": models[-1].name}
+            cache_params = default_cache_params(models[0].name, models[-1].name)
         builder.add_node(LOOKUP_CACHE_NODE, make_lookup_cache(cache, cache_params))
         builder.add_node(REPLAY_CACHED_NODE, replay_cached)
         builder.add_edge(LOAD_HISTORY_NODE, LOOKUP_CACHE_NODE)
@@ -112,6 +115,16 @@ def build_graph(
     builder.add_edge(PERSIST_NODE, EMIT_NODE)
     builder.add_edge(EMIT_NODE, END)
     return builder.compile(name="chat_bot")
+
+
+def route_at_start(state: State) -> str:
+    """Load the history, unless the run was handed it (already looked up in the cache)."""
+    return GENERATE_NODE if state.messages else LOAD_HISTORY_NODE
+
+
+def default_cache_params(model_name: str, fallback_model_name: str | None) -> dict[str, Any]:
+    """Return the cache key's model settings when the caller names none: the two model names."""
+    return {"model": model_name, "fallback_model": fallback_model_name or model_name}
 
 
 def _name_of(model: ChatRunnable, name: str | None) -> str:
