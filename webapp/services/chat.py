@@ -354,6 +354,11 @@ class SqlHistoryStore:
             user_id = self.session.scalar(
                 select(Conversation.user_id).where(Conversation.id == conversation_id)
             )
+        stored = (
+            self._add_reply(conversation_id, values, user_id)
+            if self.reply_id is None
+            else self._update_reply(conversation_id, values, user_id)
+        )
         if user_id is not None and not reply.cached and reply.tokens_in + reply.tokens_out > 0:
             add_usage(
                 self.session,
@@ -361,11 +366,6 @@ class SqlHistoryStore:
                 tokens_in=reply.tokens_in,
                 tokens_out=reply.tokens_out,
             )
-        stored = (
-            self._add_reply(conversation_id, values, user_id)
-            if self.reply_id is None
-            else self._update_reply(conversation_id, values, user_id)
-        )
         self.session.commit()
         return stored
 
