@@ -58,9 +58,9 @@ def test_a_cache_hit_calls_no_model_and_costs_a_fixed_number_of_round_trips(
     assert events[-1].event == "done"
     assert events[-1].data["cached"] is True
     assert len(fake_openai.chat_requests()) == requests_before
-    # The user, the claim (one statement), then storing the reply: the message, the
-    # conversation's time, the title (read the first message, set it), the webhook outbox.
-    assert len(sent) == 7, sent
+    # The user, the claim (one statement), then storing the reply (one statement: the
+    # message, the conversation's time and title, the webhook outbox).
+    assert len(sent) == 3, sent
     # One lease, one cache lookup; the rest are the rate limit, the revocation check and the
     # stream writes (batched, some perhaps after the response ended).
     assert commands.count(b"GET") == 1, commands

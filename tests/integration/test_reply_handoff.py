@@ -160,7 +160,7 @@ def test_start_reply_is_one_statement_and_the_generation_reads_no_history(
     assert in_request[0].lstrip().startswith("WITH touched AS")
     # The generation got the history with the job: its first statement stores the reply.
     generation = log.of_thread("chat-reply")
-    assert generation[0].lstrip().startswith("UPDATE messages")
+    assert generation[0].lstrip().startswith("WITH stored AS")
     assert not any("FROM messages" in sql and "SELECT" in sql.split()[0] for sql in generation)
     # And it answered the whole conversation.
     assert result is not None

@@ -381,6 +381,24 @@ def test_message_completed_fires_when_a_reply_is_stored(
     assert message["content"]
 
 
+def test_message_completed_carries_the_message_as_the_api_gives_it(
+    app, auth, client, hooks, admin, worker, receiver
+):
+    # The reply's statement builds the payload in SQL: it must be the API's message exactly.
+    register(hooks, admin, receiver.url, ["message.completed"])
+    alice = auth.signup("alice@example.com")
+    conversation = new_conversation(client, alice)
+    client.post(messages_url(conversation), json={"content": "hello"}, headers=alice.headers)
+    finish_generations(app)
+    worker.deliver_due()
+
+    [request] = receiver.requests
+    got = client.get(
+        f"/api/v1/chat/conversations/{conversation}", headers=alice.headers
+    ).get_json()["conversation"]
+    assert request.document["data"]["message"] == got["messages"][-1]
+
+
 def test_only_active_subscribed_webhooks_get_an_event(app, auth, hooks, admin, worker, receiver):
     paused = register(hooks, admin, receiver.url, ["user.registered"], active=False)
     other = register(hooks, admin, receiver.url, ["user.disabled"])

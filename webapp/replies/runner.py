@@ -24,7 +24,6 @@ from webapp.replies.channel import ReplyChannel, ReplyChannels
 from webapp.replies.failed import settle_as_failed
 from webapp.replies.keys import LEASE_REFRESH_SECONDS, LEASE_TTL_SECONDS, lease_key
 from webapp.replies.stream import RedisReplySink, StreamFlusher
-from webapp.services import webhooks
 from webapp.services.chat import SqlHistoryStore
 
 __all__ = ["BusyError", "Generation", "ReplyJob", "ReplyRunner", "ReplySlot"]
@@ -211,14 +210,15 @@ class ReplyRunner:
             flusher=self._flusher,
         )
         try:
-            store = SqlHistoryStore(
-                session, reply_id=job.reply_id, user_id=job.user_id, history=job.history
-            )
             # message.completed is queued in the transaction that stores the finished reply.
-            with webhooks.reply_completion_events(
-                session, reply_id=job.reply_id, user_id=job.user_id
-            ):
-                return bot.run(store, job.conversation_id, sink, fresh=job.fresh)
+            store = SqlHistoryStore(
+                session,
+                reply_id=job.reply_id,
+                user_id=job.user_id,
+                history=job.history,
+                queue_completed=True,
+            )
+            return bot.run(store, job.conversation_id, sink, fresh=job.fresh)
         except Exception:
             # The store or the sink broke down (database or Redis); model failures do not get
             # here, the bot stores those as failed replies itself.

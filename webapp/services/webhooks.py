@@ -9,16 +9,13 @@ to the audit log in the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event as sa_event
-from sqlalchemy import insert, literal, select
+from sqlalchemy import Select, insert, literal, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session, selectinload
-from sqlalchemy.orm.util import identity_key
 
 from webapp.errors import ConflictError, NotFoundError, ValidationError
 from webapp.models import (
@@ -26,7 +23,6 @@ from webapp.models import (
     WEBHOOK_DESCRIPTION_MAX_LENGTH,
     WEBHOOK_EVENTS,
     WEBHOOK_URL_MAX_LENGTH,
-    Message,
     Webhook,
     WebhookAttempt,
     WebhookDelivery,
@@ -35,7 +31,6 @@ from webapp.models import (
 )
 from webapp.services import audit
 from webapp.services.audit import Actor
-from webapp.services.conversations import message_to_dict
 from webapp.validation import check_text
 from webapp.webhooks.addresses import IPNetwork, RefusedAddressError, resolve_target
 
@@ -53,8 +48,8 @@ __all__ = [
     "list_deliveries",
     "list_webhooks",
     "redeliver",
-    "reply_completion_events",
     "send_ping",
+    "subscribed_webhooks",
     "update_webhook",
     "webhook_to_dict",
 ]
@@ -184,53 +179,31 @@ def emit(session: Session, event: str, data: dict[str, Any]) -> None:
     Raises:
         ValueError: If ``event`` is not a known event (a programming error).
     """
-    if event not in WEBHOOK_EVENTS:
-        msg = f"unknown webhook event {event!r}"
-        raise ValueError(msg)
-    subscribed = select(Webhook.id, literal(event), literal(data, JSONB)).where(
-        Webhook.active.is_(True), Webhook.events.contains([event])
-    )
+    subscribed = subscribed_webhooks(event).add_columns(literal(event), literal(data, JSONB))
     session.execute(
         insert(WebhookDelivery).from_select(["webhook_id", "event", "payload"], subscribed)
     )
 
 
-@contextmanager
-def reply_completion_events(session: Session, *, reply_id: int, user_id: int) -> Iterator[None]:
-    """Queue ``message.completed`` in the very transaction that completes a reply.
+def subscribed_webhooks(event: str) -> Select[int]:
+    """Return the query of the ids of the active webhooks subscribed to an event.
 
-    The bot's history store commits the finished reply itself; a ``before_commit`` hook on the
-    generation's own session adds the deliveries to that commit, once, if the reply in the
-    session is ``complete`` (stopped and failed replies send nothing).
+    The one definition of who receives an event: :func:`emit` runs it, and storing a finished
+    reply inserts its deliveries with it in the statement that stores the reply.
 
     Args:
-        session: The session of one generation (not shared with anything else).
-        reply_id: The assistant message being generated.
-        user_id: The user it is for.
+        event: One of ``WEBHOOK_EVENTS``.
 
-    Yields:
-        Nothing; the hook is removed on exit.
+    Returns:
+        A query of ``webhooks.id``.
+
+    Raises:
+        ValueError: If ``event`` is not a known event (a programming error).
     """
-    key = identity_key(Message, reply_id)
-    emitted = False
-
-    def queue(committing: Session) -> None:
-        nonlocal emitted
-        message = committing.identity_map.get(key)
-        if emitted or message is None or message.status != "complete":
-            return
-        emitted = True
-        emit(
-            committing,
-            "message.completed",
-            {"message": message_to_dict(message), "user_id": user_id},
-        )
-
-    sa_event.listen(session, "before_commit", queue)
-    try:
-        yield
-    finally:
-        sa_event.remove(session, "before_commit", queue)
+    if event not in WEBHOOK_EVENTS:
+        msg = f"unknown webhook event {event!r}"
+        raise ValueError(msg)
+    return select(Webhook.id).where(Webhook.active.is_(True), Webhook.events.contains([event]))
 
 
 # --- managing webhooks ------------------------------------------------------------------------
