@@ -129,7 +129,9 @@ def markdown_table(figures: dict) -> str:
     for result in figures.get("open_streams", []):
         over = result["overhead_ttft_ms"]
         rows.append(
-            f"| {result['opened']:,} open streams: first token, p99 TTFT overhead, errors "
-            f"| {result['served']:,} served, {_number(over['p99'])} ms, {result['errors']} | | |"
+            f"| {result['opened']:,} open streams ({result['open_rate_per_s']:g}/s, at most "
+            f"{result['open_at_once']:,} open at once): first token, p50 / p99 TTFT overhead, "
+            f"errors | {result['served']:,} served, {_number(over['p50'])} / "
+            f"{_number(over['p99'])} ms, {result['errors']} | | |"
         )
     return "\n".join(rows)

@@ -69,6 +69,35 @@ class Sample:
     request_id: str = ""
 
 
+class Hold:
+    """Keeps streams open after their first token until every one of them has had it.
+
+    So that ``count`` streams are open at once at the end, each counted from its own start.
+    """
+
+    def __init__(self, count: int) -> None:
+        """Wait for ``count`` streams."""
+        self.count = count
+        self.settled = 0
+        self.open = 0
+        self.peak_open = 0
+        self.released = asyncio.Event()
+
+    async def first_token(self) -> None:
+        """Count a stream that got its first token; wait, open, until the hold is released."""
+        self.open += 1
+        self.peak_open = max(self.peak_open, self.open)
+        self.settle()
+        await self.released.wait()
+        self.open -= 1
+
+    def settle(self) -> None:
+        """Count a stream that got its first token or failed; release all after the last."""
+        self.settled += 1
+        if self.settled >= self.count:
+            self.released.set()
+
+
 def percentiles(values: list[float]) -> dict[str, float]:
     """Return p50/p95/p99 of values in milliseconds (nearest-rank)."""
     if not values:
@@ -83,9 +112,16 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 
 async def stream_openai(
-    client: httpx.AsyncClient, url: str, model: str, api_key: str | None = None
+    client: httpx.AsyncClient,
+    url: str,
+    model: str,
+    api_key: str | None = None,
+    hold: Hold | None = None,
 ) -> Sample:
-    """Stream one reply from an OpenAI-compatible server (the mock, or LiteLLM in front of it)."""
+    """Stream one reply from an OpenAI-compatible server (the mock, or LiteLLM in front of it).
+
+    With ``hold``, the stream stays open after its first token until the hold is released.
+    """
     body = {
         "model": model,
         "stream": True,
@@ -111,6 +147,9 @@ async def stream_openai(
                     if not sample.tokens:
                         sample.ttft = time.perf_counter() - started
                     sample.tokens += 1
+                    if hold is not None:
+                        await hold.first_token()
+                        break
     except (httpx.HTTPError, ValueError) as exc:
         sample.error = f"{type(exc).__name__}: {exc}"
     sample.total = time.perf_counter() - started
@@ -123,11 +162,13 @@ async def stream_stack(
     token: str,
     conversation_id: int,
     content: str | None = None,
+    hold: Hold | None = None,
 ) -> Sample:
     """Send one message through the deployed system and read its SSE reply.
 
     Without ``content`` the text is fresh each time: the same history would be answered from
-    the reply cache.
+    the reply cache. With ``hold``, the stream stays open after its first token until the hold
+    is released.
     """
     sample = Sample()
     headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
@@ -149,6 +190,9 @@ async def stream_stack(
                     if not sample.tokens:
                         sample.ttft = time.perf_counter() - started
                     sample.tokens += 1
+                    if hold is not None:
+                        await hold.first_token()
+                        break
                 elif line.startswith("data: ") and event in ("done", "error"):
                     if event == "error":
                         sample.error = line[6:200]
@@ -378,32 +422,82 @@ async def capacity(
     return {"ttft_p99_limit_ms": CAPACITY_TTFT_P99_MS, "replies_per_s": best, "steps": steps}
 
 
+async def _ramp(
+    count: int, rate: float, bound: float, open_one: Callable[[Hold], Awaitable[Sample]]
+) -> tuple[list[Sample], int]:
+    """Open ``count`` streams, ``rate`` per second, each held open after its first token.
+
+    Returns the samples and how many streams were open at once, at most. Bounded: what has
+    not settled within ``bound`` seconds after the last one was opened counts as an error.
+    """
+    hold = Hold(count)
+
+    async def one() -> Sample:
+        sample = await open_one(hold)
+        if sample.error or not sample.tokens:
+            hold.settle()
+        return sample
+
+    tasks = []
+    for _ in range(count):
+        tasks.append(asyncio.create_task(one()))
+        await asyncio.sleep(1 / rate)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(hold.released.wait(), bound)
+    hold.released.set()
+    samples = []
+    for task in tasks:
+        try:
+            samples.append(await asyncio.wait_for(task, bound))
+        except TimeoutError:
+            task.cancel()
+            samples.append(Sample(error="no first token in time"))
+    return samples, hold.peak_open
+
+
 async def open_streams(
     args: argparse.Namespace, stack: Stack, model: ModelServer, count: int
 ) -> dict:
-    """Open `count` streams at once on a slow model, ours and the mock; compare first tokens."""
+    """Hold ``count`` streams open at once, ours and the mock's; compare their first tokens.
+
+    The streams are opened ``--open-rate`` per second (1,000 at the same instant would measure
+    1,000 TLS handshakes and reply starts queued on two cores, in the stack and in this
+    client, not open streams), on a model slow enough that every reply is still streaming when
+    the last stream is opened; each stream stays open after its first token until all have had
+    theirs.
+    """
     limits = httpx.Limits(max_connections=count + 10)
     timeout = httpx.Timeout(args.timeout)
+    bound = args.timeout
     async with httpx.AsyncClient(limits=limits, timeout=timeout) as plain:
-        direct = await asyncio.gather(
-            *(stream_openai(plain, f"{model.url}/v1", MODEL) for _ in range(count))
+        direct, _ = await _ramp(
+            count,
+            args.open_rate,
+            bound,
+            lambda hold: stream_openai(plain, f"{model.url}/v1", MODEL, hold=hold),
         )
+    opened = iter(range(count))
     async with httpx.AsyncClient(
         limits=limits, timeout=timeout, verify=not args.insecure
     ) as client:
-        samples = await asyncio.gather(
-            *(
-                stream_stack(
-                    client, args.base_url, *stack.conversations[i % len(stack.conversations)]
-                )
-                for i in range(count)
-            )
+        samples, peak = await _ramp(
+            count,
+            args.open_rate,
+            bound,
+            lambda hold: stream_stack(
+                client,
+                args.base_url,
+                *stack.conversations[next(opened) % len(stack.conversations)],
+                hold=hold,
+            ),
         )
     served = [s for s in samples if not s.error and s.tokens]
     baseline = percentiles([s.ttft for s in direct if not s.error and s.tokens])
     ttft = percentiles([s.ttft for s in served])
     return {
         "opened": count,
+        "open_rate_per_s": args.open_rate,
+        "open_at_once": peak,
         "served": len(served),
         "errors": count - len(served),
         "first_error": next((s.error for s in samples if s.error), ""),
@@ -539,6 +633,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="",
         help="comma list of stream counts to hold open at once on a slow model (e.g. 100,1000)",
     )
+    parser.add_argument(
+        "--open-rate", type=float, default=50.0, help="open streams started per second (50)"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     return parser.parse_args(argv)
 
@@ -646,8 +743,9 @@ def main_async_run(args: argparse.Namespace) -> dict:
                     lambda: loop.run_until_complete(capacity(args, stack, model, steps)),
                 )
             if opens:
-                # A slow model keeps every stream open for the whole measurement.
-                model.configure(MODEL, tokens=30, token_delay=0.5)
+                # A slow model: every reply still streams when the last stream is opened.
+                ramp_seconds = max(opens) / args.open_rate
+                model.configure(MODEL, tokens=int(ramp_seconds) + 30, token_delay=1.0)
             for count in opens:
                 result = _section(
                     f"{count} open streams",
