@@ -10,6 +10,7 @@ long that is.
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import threading
 import time
@@ -88,3 +89,22 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def listening(port: int) -> bool:
+    """Tell whether something accepts TCP connections on ``port`` of 127.0.0.1."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            return True
+    except OSError:
+        return False
+
+
+def answers_health(port: int) -> bool:
+    """Tell whether the service on ``port`` of 127.0.0.1 answers ``GET /health`` with 200."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            return sock.recv(64).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False

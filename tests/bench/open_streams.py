@@ -47,7 +47,7 @@ import yaml  # noqa: E402
 from flask import Flask  # noqa: E402
 
 from tests.integration.gunicorn_support import start_gunicorn  # noqa: E402
-from tests.waiting import stop, wait_for  # noqa: E402
+from tests.waiting import answers_health, listening, stop, wait_for  # noqa: E402
 from webapp.app import create_app  # noqa: E402
 from webapp.settings import Settings  # noqa: E402
 
@@ -358,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
             cwd=ROOT,
         )
         stack.callback(stop, model_proc)
-        wait_for(lambda: _listening(model_port), "the test model listening", interval=0.1)
+        wait_for(lambda: listening(model_port), "the test model listening", interval=0.1)
         model_url = f"http://127.0.0.1:{model_port}"
         env = {
             "PATH": "/usr/bin:/bin",
@@ -390,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         proc = start_gunicorn(directory, deployed_chat_config(port, **overrides), env, log)
         stack.callback(stop, proc)
         wait_for(
-            lambda: _answers(port),
+            lambda: answers_health(port),
             "the chat service answering",
             abandon=lambda: None if proc.poll() is None else log.read_text()[-2000:],
             interval=0.1,
@@ -483,23 +483,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=5):
-            return True
-    except OSError:
-        return False
-
-
-def _answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            return sock.recv(64).startswith(b"HTTP/1.1 200")
-    except OSError:
-        return False
 
 
 if __name__ == "__main__":

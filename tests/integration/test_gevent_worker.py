@@ -38,7 +38,7 @@ from tests.bench.open_streams import (
 )
 from tests.fakes.openai_server import FakeOpenAIServer, reply_text
 from tests.integration.gunicorn_support import REPO, start_gunicorn
-from tests.waiting import EVENT_TIMEOUT, stop, wait_for
+from tests.waiting import EVENT_TIMEOUT, answers_health, stop, wait_for
 from webapp.extensions import db
 from webapp.models import Message
 
@@ -179,7 +179,7 @@ def _chat_service(
     proc = start_gunicorn(directory, config, env, log)
     try:
         wait_for(
-            lambda: _health(port),
+            lambda: answers_health(port),
             "the chat service answering",
             abandon=lambda: None if proc.poll() is None else log.read_text()[-3000:],
             interval=0.1,
@@ -201,15 +201,6 @@ def chat_service(
     """The chat service under gunicorn with the deployed configuration, on the test model."""
     with _chat_service(tmp_path, subprocess_env, model, MODEL, unused_port) as proc:
         yield proc
-
-
-def _health(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-            sock.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            return sock.recv(64).startswith(b"HTTP/1.1 200")
-    except OSError:
-        return False
 
 
 def test_the_deployed_chat_service_holds_300_open_streams_without_a_thread_each(

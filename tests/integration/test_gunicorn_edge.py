@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.gunicorn_support import REPO, start_gunicorn
-from tests.waiting import stop, wait_for
+from tests.waiting import listening, stop, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -33,14 +33,6 @@ def _deployed_limits() -> str:
     """Return the deployed configuration's request limit lines (``limit_request_*``)."""
     lines = re.findall(r"^limit_request_\w+ = .+$", TEMPLATE.read_text(), flags=re.MULTILINE)
     return "\n".join(lines)
-
-
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=5):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.fixture
@@ -57,7 +49,7 @@ def gunicorn_port(
     proc = start_gunicorn(tmp_path, config, subprocess_env, log)
     try:
         wait_for(
-            lambda: _listening(unused_port),
+            lambda: listening(unused_port),
             "gunicorn listening",
             abandon=lambda: (
                 None if proc.poll() is None else f"exit {proc.returncode}:\n{log.read_text()}"
