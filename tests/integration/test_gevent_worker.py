@@ -1,16 +1,16 @@
 """The chat service's gevent worker: many open reply streams, none of them an OS thread.
 
-The deployed configuration (roles/app's template, the chat entry of playbooks/vars/wiring.yml)
-with ``worker_class: gevent`` runs the chat service on gunicorn's gevent worker. That only works if everything a stream or a
-generation waits on yields to the other greenlets: psycopg (which picks its wait function when
-it is imported, so the app must be imported after gevent patched the standard library) and
-redis-py (a stream blocks in ``XREAD``). The first test proves both in a patched process with a
-wait that could never end if they did not yield; the second starts the real chat service under
-gunicorn, as deployed with gevent, and holds 300 streams open at once on a model whose second token only
-comes after the test is over: each must get its first token through LangGraph, with no error,
-while the workers run a handful of OS threads. The third stops the service the way systemd
-does (SIGTERM) while a reply is being generated: the reply must still reach its client and be
-stored complete before the worker exits.
+The deployed configuration (roles/app's template, the chat entry of playbooks/vars/wiring.yml) with
+``worker_class: gevent`` runs the chat service on gunicorn's gevent worker. That only works if
+everything a stream or a generation waits on yields to the other greenlets: psycopg (which picks its
+wait function when it is imported, so the app must be imported after gevent patched the standard
+library) and redis-py (a stream blocks in ``XREAD``). The first test proves both in a patched
+process with a wait that could never end if they did not yield; the second starts the real chat
+service under gunicorn, as deployed with gevent, and holds 300 streams open at once on a model whose
+second token only comes after the test is over: each must get its first token through LangGraph,
+with no error, while the workers run a handful of OS threads. The third stops the service the way
+systemd does (SIGTERM) while a reply is being generated: the reply must still reach its client and
+be stored complete before the worker exits.
 """
 
 from __future__ import annotations
