@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from webapp.models import User, max_id
-from webapp.openapi import admin_webhooks
+from webapp.openapi import admin_catalogue, admin_webhooks
 from webapp.openapi import chat as chat_document
 from webapp.openapi.components import admin_operation, all_required, ok, page, ref
 from webapp.openapi.from_models import query_parameters, request_body, schemas
@@ -395,6 +395,9 @@ PATHS: Document = {
     },
 }
 
-# The webhook routes, registered on the same blueprint by webapp/admin/webhooks.py.
+# The webhook and catalogue routes, registered on the same blueprint by webapp/admin/webhooks.py
+# and webapp/admin/catalogue.py.
 PATHS.update(admin_webhooks.PATHS)
 SCHEMAS.update(admin_webhooks.SCHEMAS)
+PATHS.update(admin_catalogue.PATHS)
+SCHEMAS.update(admin_catalogue.SCHEMAS)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validat
 from webapp.models import USER_ROLES
 from webapp.request_models.fields import api_error
 from webapp.request_models.parsing import MODEL_CONFIG
-from webapp.services import catalogue_admin as rules
+from webapp.services import catalogue_fields as rules
 
 __all__ = ["ModelCreate", "ModelUpdate", "ProviderCreate", "ProviderUpdate", "fields_sent"]
 

@@ -1,116 +1,92 @@
-"""The model catalogue's admin side: providers and models, created, changed and checked.
+"""The model catalogue's admin side: stored providers and models, created, changed, tested.
 
 Plain Python: the caller passes the session, the settings (managed names, the key-encryption
 secrets) and the Redis client (the catalogue version every worker watches). Every change is
-checked here, whoever makes it (an admin through the API, the playbook through ``chatbot
-catalogue seed``), recorded in the audit log in its transaction, and announced after COMMIT
-with :func:`webapp.llm.catalogue.bump_catalogue_version`, so that every worker of every host
-uses it from its next request.
+checked here (:mod:`webapp.services.catalogue_fields`), whoever makes it: an admin through the
+API, or the playbook through ``chatbot catalogue seed`` (:mod:`webapp.services.catalogue_seed`,
+actor ``playbook``). It is recorded in the audit log in its own transaction and announced after
+COMMIT with :func:`~webapp.llm.catalogue.bump_catalogue_version`, so every worker of every host
+uses it from its next request on.
 
-Provider API keys are encrypted with :mod:`webapp.secretbox` before they reach the session,
-and leave this module only decrypted for a request to their provider: never in a response
-(``{"set", "last4"}``), an audit event (only the names of the fields changed) or a log line.
-Upstream failures are reported by exception class name or HTTP status, never by message (a
-provider's error may quote part of the key).
+Provider API keys are sealed with :mod:`webapp.secretbox` before they reach the session, and
+leave this module only opened, for a request to their provider: never in a response (``{"set",
+"last4"}``), an audit event (only the names of the fields changed) or a log line.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import re
-import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-import httpx
 from redis import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from webapp import secretbox
 from webapp.errors import ConflictError, NotFoundError, UpstreamError, ValidationError
-from webapp.llm.catalogue import ModelEntry, ProviderEntry, bump_catalogue_version, managed_entries
+from webapp.llm.catalogue import (
+    ModelEntry,
+    ProviderEntry,
+    bump_catalogue_version,
+    load_catalogue,
+    managed_names,
+)
 from webapp.models import USER_ROLES, ChatModel, Provider, isoformat_utc
-from webapp.services import audit
+from webapp.secretbox import SecretBox, SecretBoxError
+from webapp.services import audit, provider_requests
+from webapp.services import catalogue_fields as fields
 from webapp.services.audit import Actor
+from webapp.services.provider_requests import Upstream
 from webapp.settings import Settings
-from webapp.validation import check_text
-from webapp.webhooks.addresses import RefusedAddressError, check_url
 
 __all__ = [
-    "API_KEY_MAX_LENGTH",
-    "BASE_URL_MAX_LENGTH",
-    "DESCRIPTION_MAX_LENGTH",
-    "DISPLAY_NAME_MAX_LENGTH",
-    "HEADERS_MAX",
-    "HEADER_VALUE_MAX_LENGTH",
-    "MODEL_NAME_MAX_LENGTH",
-    "MODEL_NAME_PATTERN",
+    "ACTIONS",
+    "MASK",
     "PLAYBOOK",
-    "PROVIDER_NAME_MAX_LENGTH",
-    "PROVIDER_NAME_PATTERN",
-    "TIMEOUT_MAX_SECONDS",
-    "TOKENS_MAX",
-    "UPSTREAM_ID_MAX_LENGTH",
     "KeyEncryptionUnavailableError",
+    "commit_and_announce",
     "create_model",
+    "create_model_in",
     "create_provider",
+    "create_provider_in",
     "delete_model",
     "delete_provider",
     "discover_models",
-    "format_decimal",
     "get_model",
     "get_provider",
     "list_models",
     "list_providers",
     "model_to_dict",
-    "provider_to_dict",
     "probe_model",
+    "provider_named",
+    "provider_to_dict",
     "update_model",
+    "update_model_in",
     "update_provider",
+    "update_provider_in",
+    "upstream_of",
 ]
 
 logger = logging.getLogger(__name__)
 
-PROVIDER_NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
-PROVIDER_NAME_MAX_LENGTH = 64
-MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"
-MODEL_NAME_MAX_LENGTH = 100
-UPSTREAM_ID_MAX_LENGTH = 200
-DISPLAY_NAME_MAX_LENGTH = 100
-DESCRIPTION_MAX_LENGTH = 1000
-BASE_URL_MAX_LENGTH = 2048
-API_KEY_MAX_LENGTH = 1000
-TIMEOUT_MAX_SECONDS = 600.0
-DEFAULT_TIMEOUT_SECONDS = 60.0
-HEADERS_MAX = 20
-HEADER_NAME_MAX_LENGTH = 100
-HEADER_VALUE_MAX_LENGTH = 1000
-TOKENS_MAX = 2**31 - 1
-PRICE_MAX = Decimal("999999.999999")
 PLAYBOOK = "playbook"
-"""The actor recorded for changes of ``chatbot catalogue seed`` (run by the playbook)."""
+"""The actor recorded for the changes of ``chatbot catalogue seed`` (the playbook runs it)."""
 MASK = "***"
-TEST_MAX_TOKENS = 16
-TEST_PROMPT = "Reply with one short sentence: are you there?"
-REPLY_EXCERPT_CHARS = 200
+"""What the API shows of an extra header's value (it may carry a credential)."""
+ACTIONS: dict[str, str] = {
+    "provider.create": "A provider was added (details: name, base_url, the fields set).",
+    "provider.update": "A provider was changed (details: the names of the fields changed).",
+    "provider.delete": "A provider was deleted with its models (details: name, models).",
+    "model.create": "A model was added (details: name, provider, upstream_id, fields set).",
+    "model.update": "A model was changed (details: the names of the fields changed).",
+    "model.delete": "A model was deleted (details: name).",
+}
+"""The audit actions of the catalogue (changes by the playbook carry ``actor: playbook``)."""
 
-_PROVIDER_NAME = re.compile(PROVIDER_NAME_PATTERN.strip("^$"))
-_MODEL_NAME = re.compile(MODEL_NAME_PATTERN.strip("^$"))
-# RFC 9110 token characters.
-_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-# Headers the client sets itself: the key goes in Authorization, the rest is HTTP's own.
-_RESERVED_HEADERS = frozenset({"authorization", "host", "content-length", "transfer-encoding"})
-# A key is sent in a header: printable ASCII, no spaces.
-_API_KEY = re.compile(r"[\x21-\x7e]+")
-_HEADER_VALUE = re.compile(r"[\x20-\x7e\t]*")
-_PROVIDER_FIELDS = ("name", "base_url", "api_key", "timeout_seconds", "extra_headers")
-_MODEL_FIELDS = (
+PROVIDER_FIELDS = ("name", "base_url", "api_key", "timeout_seconds", "extra_headers")
+MODEL_FIELDS = (
     "provider",
     "name",
     "upstream_id",
@@ -126,15 +102,21 @@ _MODEL_FIELDS = (
     "price_output_per_mtok",
     "is_default",
 )
+# A key this short would be half given away by its last four characters.
+_LAST4_MIN_KEY_LENGTH = 8
 _NO_KEY_ENCRYPTION = (
     "Provider API keys cannot be stored: PROVIDER_KEY_SECRETS is not set on the server."
+)
+_UNREADABLE_KEY = (
+    "The provider's API key cannot be decrypted with PROVIDER_KEY_SECRETS (its secret was"
+    " retired before `chatbot catalogue rekey`): set the key again."
 )
 
 T = TypeVar("T")
 
 
 class KeyEncryptionUnavailableError(ConflictError):
-    """Raised when a provider key is to be stored but no key-encryption secret is configured."""
+    """Raised when a provider key is to be stored but PROVIDER_KEY_SECRETS is not set."""
 
     code = "key_encryption_unavailable"
 
@@ -142,20 +124,16 @@ class KeyEncryptionUnavailableError(ConflictError):
 # --- serialisation ------------------------------------------------------------------------------
 
 
-def format_decimal(value: Decimal | None) -> str | None:
-    """Return a decimal as exact text without trailing zeros (``0.15``, ``3``), or None."""
-    if value is None:
-        return None
-    text = format(value.normalize(), "f")
-    return "0" if text in ("-0", "") else text
+def _key_state(key_set: bool, last4: str | None) -> dict[str, Any]:
+    return {"set": key_set, "last4": last4 if key_set else None}
 
 
-def _key_state(last4: str | None, stored: bool) -> dict[str, Any]:
-    return {"set": stored, "last4": last4 if stored else None}
+def _last4(key: str) -> str | None:
+    return key[-4:] if len(key) >= _LAST4_MIN_KEY_LENGTH else None
 
 
 def provider_to_dict(provider: Provider) -> dict[str, Any]:
-    """Return the JSON representation of a stored provider (the key: only set and last 4).
+    """Return the JSON representation of a stored provider (of its key: only set and last 4).
 
     Args:
         provider: The provider.
@@ -171,7 +149,7 @@ def provider_to_dict(provider: Provider) -> dict[str, Any]:
         "base_url": provider.base_url,
         "timeout_seconds": provider.timeout_seconds,
         "extra_headers": dict.fromkeys(provider.extra_headers or {}, MASK),
-        "api_key": _key_state(provider.api_key_last4, provider.api_key_encrypted is not None),
+        "api_key": _key_state(provider.api_key_encrypted is not None, provider.api_key_last4),
         "managed": False,
         "created_at": isoformat_utc(provider.created_at),
         "updated_at": isoformat_utc(provider.updated_at),
@@ -179,47 +157,49 @@ def provider_to_dict(provider: Provider) -> dict[str, Any]:
 
 
 def _managed_provider_to_dict(entry: ProviderEntry) -> dict[str, Any]:
-    key = entry.api_key or ""
     return {
         "id": None,
         "name": entry.name,
         "kind": entry.kind,
         "base_url": entry.base_url,
         "timeout_seconds": entry.timeout,
-        "extra_headers": dict.fromkeys(entry.extra_headers or {}, MASK),
-        "api_key": _key_state(key[-4:] if len(key) >= 8 else None, bool(key)),
+        "extra_headers": dict.fromkeys(entry.extra_headers, MASK),
+        "api_key": _key_state(bool(entry.api_key), _last4(entry.api_key)),
         "managed": True,
         "created_at": None,
         "updated_at": None,
     }
 
 
-def model_to_dict(model: ChatModel, *, provider: str, fallback: str | None) -> dict[str, Any]:
+def _roles_in_order(roles: Any) -> list[str]:
+    return [role for role in USER_ROLES if role in roles]
+
+
+def model_to_dict(model: ChatModel) -> dict[str, Any]:
     """Return the JSON representation of a stored model.
 
     Args:
-        model: The model.
-        provider: Its provider's name.
-        fallback: The name of its fallback model, or None.
+        model: The model (its provider and fallback load on access).
 
     Returns:
-        The model's fields (see the OpenAPI document), prices as decimal strings.
+        The model's fields (see the OpenAPI document): ``provider`` and ``fallback`` by name,
+        prices as decimal strings.
     """
     return {
         "id": model.id,
         "name": model.name,
-        "provider": provider,
+        "provider": model.provider.name,
         "upstream_id": model.upstream_id,
-        "display_name": model.display_name or model.name,
-        "description": model.description or "",
+        "display_name": model.display_name,
+        "description": model.description,
         "context_window": model.context_window,
         "max_output_tokens": model.max_output_tokens,
         "default_temperature": model.default_temperature,
         "enabled": model.enabled,
-        "allowed_roles": [role for role in USER_ROLES if role in model.allowed_roles],
-        "fallback": fallback,
-        "price_input_per_mtok": format_decimal(model.price_input_per_mtok),
-        "price_output_per_mtok": format_decimal(model.price_output_per_mtok),
+        "allowed_roles": _roles_in_order(model.allowed_roles),
+        "fallback": None if model.fallback is None else model.fallback.name,
+        "price_input_per_mtok": fields.format_decimal(model.price_input_per_mtok),
+        "price_output_per_mtok": fields.format_decimal(model.price_output_per_mtok),
         "is_default": model.is_default,
         "managed": False,
         "created_at": isoformat_utc(model.created_at),
@@ -233,16 +213,16 @@ def _managed_model_to_dict(entry: ModelEntry) -> dict[str, Any]:
         "name": entry.name,
         "provider": entry.provider.name,
         "upstream_id": entry.upstream_id,
-        "display_name": entry.display_name or entry.name,
-        "description": entry.description or "",
+        "display_name": entry.display_name,
+        "description": entry.description,
         "context_window": entry.context_window,
         "max_output_tokens": entry.max_output_tokens,
         "default_temperature": entry.default_temperature,
         "enabled": entry.enabled,
-        "allowed_roles": [role for role in USER_ROLES if role in entry.allowed_roles],
+        "allowed_roles": _roles_in_order(entry.allowed_roles),
         "fallback": entry.fallback,
-        "price_input_per_mtok": format_decimal(entry.price_input),
-        "price_output_per_mtok": format_decimal(entry.price_output),
+        "price_input_per_mtok": fields.format_decimal(entry.price_input),
+        "price_output_per_mtok": fields.format_decimal(entry.price_output),
         "is_default": entry.is_default,
         "managed": True,
         "created_at": None,
@@ -250,268 +230,70 @@ def _managed_model_to_dict(entry: ModelEntry) -> dict[str, Any]:
     }
 
 
-# --- checks -------------------------------------------------------------------------------------
-
-
-def _unknown_fields(changes: Mapping[str, Any], known: Iterable[str]) -> None:
-    unknown = sorted(set(changes) - set(known))
-    if unknown:
-        raise ValidationError(f"Unknown field: {unknown[0]}", field=unknown[0])
-
-
-def _text(value: Any, name: str, *, min_length: int, max_length: int) -> str:
-    if not isinstance(value, str):
-        if value is None and min_length:
-            raise ValidationError(f"{name} is required", field=name)
-        raise ValidationError(f"{name} must be a string", field=name)
-    check_text(value, name, min_length=min_length, max_length=max_length)
-    return value.strip()
-
-
-def _name(value: Any, field: str, pattern: re.Pattern[str], max_length: int, rule: str) -> str:
-    name = _text(value, field, min_length=1, max_length=max_length)
-    if not pattern.fullmatch(name):
-        raise ValidationError(f"{field} must be {rule}", field=field)
-    return name
-
-
-def _provider_name(value: Any, settings: Settings) -> str:
-    name = _name(
-        value,
-        "name",
-        _PROVIDER_NAME,
-        PROVIDER_NAME_MAX_LENGTH,
-        "lower-case letters, digits, '.', '_' and '-', starting with a letter or digit",
-    )
-    if name in managed_provider_names(settings):
-        raise ConflictError(
-            f"name {name!r} is a managed provider's (from the settings)", field="name"
-        )
-    return name
-
-
-def _model_name(value: Any, settings: Settings) -> str:
-    name = _name(
-        value,
-        "name",
-        _MODEL_NAME,
-        MODEL_NAME_MAX_LENGTH,
-        "letters, digits, '.', '_', ':', '/' and '-', starting with a letter or digit",
-    )
-    if name in managed_model_names(settings):
-        raise ConflictError(f"name {name!r} is a managed model's (from the settings)", field="name")
-    return name
-
-
-def _base_url(value: Any) -> str:
-    url = _text(value, "base_url", min_length=1, max_length=BASE_URL_MAX_LENGTH)
-    try:
-        check_url(url)
-    except RefusedAddressError as exc:
-        # The shared check speaks of "url"; this field is base_url.
-        message = str(exc).removeprefix("url ")
-        raise ValidationError(f"base_url {message}", field="base_url") from None
-    return url.rstrip("/")
-
-
-def _number(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValidationError(f"{name} must be a number", field=name)
-    return float(value)
-
-
-def _timeout(value: Any) -> float:
-    seconds = _number(value, "timeout_seconds")
-    if not 0 < seconds <= TIMEOUT_MAX_SECONDS:
-        raise ValidationError(
-            f"timeout_seconds must be more than 0 and at most {TIMEOUT_MAX_SECONDS:g}",
-            field="timeout_seconds",
-        )
-    return seconds
-
-
-def _headers(value: Any) -> dict[str, str]:
-    field = "extra_headers"
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ValidationError(f"{field} must be an object of header names to values", field=field)
-    if len(value) > HEADERS_MAX:
-        raise ValidationError(f"{field} must have at most {HEADERS_MAX} headers", field=field)
-    headers: dict[str, str] = {}
-    for name, header in value.items():
-        if (
-            not isinstance(name, str)
-            or len(name) > HEADER_NAME_MAX_LENGTH
-            or not _HEADER_NAME.fullmatch(name)
-        ):
-            raise ValidationError(
-                f"{field}: {str(name)[:HEADER_NAME_MAX_LENGTH]!r} is not a header name (HTTP"
-                f" token characters, at most {HEADER_NAME_MAX_LENGTH})",
-                field=field,
-            )
-        if name.lower() in _RESERVED_HEADERS:
-            raise ValidationError(f"{field}: {name} is set by the server", field=field)
-        if name.lower() in (seen.lower() for seen in headers):
-            raise ValidationError(f"{field}: {name} is given twice", field=field)
-        if (
-            not isinstance(header, str)
-            or len(header) > HEADER_VALUE_MAX_LENGTH
-            or not _HEADER_VALUE.fullmatch(header)
-        ):
-            raise ValidationError(
-                f"{field}: the value of {name} must be printable ASCII text of at most"
-                f" {HEADER_VALUE_MAX_LENGTH} characters",
-                field=field,
-            )
-        headers[name] = header
-    return headers
-
-
-def _api_key(value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise ValidationError("api_key must be a string", field="api_key")
-    if len(value) > API_KEY_MAX_LENGTH:
-        raise ValidationError(
-            f"api_key must be at most {API_KEY_MAX_LENGTH} characters", field="api_key"
-        )
-    if not _API_KEY.fullmatch(value):
-        raise ValidationError("api_key must be printable ASCII without spaces", field="api_key")
-    return value
-
-
-def _optional_count(value: Any, name: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= TOKENS_MAX:
-        raise ValidationError(f"{name} must be a whole number from 1 to {TOKENS_MAX}", field=name)
-    return value
-
-
-def _temperature(value: Any) -> float | None:
-    if value is None:
-        return None
-    temperature = _number(value, "default_temperature")
-    if not 0 <= temperature <= 2:
-        raise ValidationError(
-            "default_temperature must be from 0 to 2", field="default_temperature"
-        )
-    return temperature
-
-
-def _flag(value: Any, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise ValidationError(f"{name} must be true or false", field=name)
-    return value
-
-
-def _roles(value: Any) -> list[str]:
-    field = "allowed_roles"
-    if not isinstance(value, list) or not value:
-        raise ValidationError(
-            f"{field} must be a non-empty list of: {', '.join(USER_ROLES)}", field=field
-        )
-    for role in value:
-        if not isinstance(role, str) or role not in USER_ROLES:
-            raise ValidationError(
-                f"{field}: unknown role {role!r}; choose from {', '.join(USER_ROLES)}",
-                field=field,
-            )
-    return [role for role in USER_ROLES if role in value]
-
-
-def _price(value: Any, name: str) -> Decimal | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValidationError(f"{name} must be a decimal number or null", field=name)
-    try:
-        price = Decimal(str(value).strip()) if len(str(value)) <= 32 else Decimal("nan")
-    except InvalidOperation:
-        price = Decimal("nan")
-    if not price.is_finite() or not 0 <= price <= PRICE_MAX:
-        raise ValidationError(f"{name} must be a number from 0 to {PRICE_MAX}", field=name)
-    if price != price.quantize(Decimal("0.000001")):
-        raise ValidationError(f"{name} must have at most 6 decimal places", field=name)
-    return price
-
-
-def managed_provider_names(settings: Settings) -> frozenset[str]:
-    """Return the names of the providers that come from the settings (reserved)."""
-    providers, _ = managed_entries(settings)
-    return frozenset({"offline", "environment", *(p.name for p in providers)})
-
-
-def managed_model_names(settings: Settings) -> frozenset[str]:
-    """Return the model names that come from the settings (reserved): offline, LLM_MODEL..."""
-    _, models = managed_entries(settings)
-    configured = {settings.llm_model, settings.llm_fallback_model} - {""}
-    return frozenset({"offline", *configured, *(m.name for m in models)})
-
-
-# --- transactions -------------------------------------------------------------------------------
+# --- transactions and the audit log -------------------------------------------------------------
 
 
 def _audit(
     session: Session,
     actor: Actor | None,
     action: str,
-    target_type: str,
-    target_id: int,
+    target: Provider | ChatModel,
     **details: Any,
 ) -> None:
-    if actor is None:
-        details = {"actor": PLAYBOOK, **details}
     audit.record(
         session,
         action=action,
         actor=None if actor is None else actor.user,
-        target_type=target_type,
-        target_id=target_id,
+        target_type="provider" if isinstance(target, Provider) else "model",
+        target_id=target.id,
         source_ip=None if actor is None else actor.source_ip,
-        details=details,
+        details={"actor": PLAYBOOK, **details} if actor is None else details,
     )
 
 
-def commit_and_announce(session: Session, redis: Redis | None) -> None:
-    """Commit the catalogue change, then tell every worker (a new catalogue version).
-
-    A name taken meanwhile by a concurrent change is a 409 (the unique index said so).
+def commit_and_announce(session: Session, redis: Redis) -> None:
+    """Commit a catalogue change, then tell every worker (a new catalogue version).
 
     Args:
         session: The session holding the change.
-        redis: The app's Redis; None only where no worker can be running (tests of the CLI).
+        redis: The app's Redis.
 
     Raises:
-        ConflictError: If a unique index refused the change.
+        ConflictError: If a unique index refused the change (a concurrent one took the name,
+            or made another model the default at the same instant).
     """
     try:
         session.commit()
     except IntegrityError:
         session.rollback()
-        raise ConflictError("the name is taken (a concurrent change)", field="name") from None
-    if redis is None:
-        return
+        raise ConflictError(
+            "a concurrent change took this name or the default; try again", field="name"
+        ) from None
     try:
         bump_catalogue_version(redis)
     except RedisError as exc:
-        # Committed: the workers see it when they next read the version; say so loudly.
-        logger.error(  # noqa: TRY400 - the class name is the message; no traceback needed
-            "catalogue change committed, but the version bump failed (%s): workers keep the"
+        # Committed: workers load it at the next change; the operator must know meanwhile.
+        logger.error(
+            "catalogue change committed but not announced (Redis: %s): workers keep the"
             " previous catalogue until the next change",
             type(exc).__name__,
         )
 
 
 def _atomic(session: Session, work: Callable[[], T]) -> T:
-    # A refused change leaves nothing behind in the session (the caller's next use is clean).
+    # A refused change leaves nothing behind in the session.
     try:
         return work()
     except Exception:
         session.rollback()
         raise
+
+
+def _lock(session: Session, entity: type[T], entity_id: int, what: str) -> T:
+    found = session.get(entity, entity_id, with_for_update=True)
+    if found is None:
+        raise NotFoundError(f"{what} not found")
+    return found
 
 
 # --- providers ----------------------------------------------------------------------------------
@@ -527,7 +309,8 @@ def list_providers(session: Session, settings: Settings) -> list[dict[str, Any]]
     Returns:
         The providers' representations.
     """
-    managed, _ = managed_entries(settings)
+    catalogue = load_catalogue(session, settings, SecretBox(settings.provider_key_secrets))
+    managed = [p for p in catalogue.providers if p.managed]
     stored = session.scalars(select(Provider).order_by(Provider.name))
     return [*map(_managed_provider_to_dict, managed), *map(provider_to_dict, stored)]
 
@@ -544,116 +327,118 @@ def get_provider(session: Session, provider_id: int) -> Provider:
     return provider
 
 
-def _provider_named(session: Session, name: str) -> Provider | None:
+def provider_named(session: Session, name: str) -> Provider | None:
+    """Return the stored provider of that name, if any."""
     return session.scalars(select(Provider).where(Provider.name == name)).one_or_none()
 
 
-def _set_key(provider: Provider, key: str | None, settings: Settings) -> None:
-    if key is None:
-        provider.api_key_encrypted = None
-        provider.api_key_last4 = None
-        return
-    if not settings.provider_key_secrets:
-        raise KeyEncryptionUnavailableError(_NO_KEY_ENCRYPTION, field="api_key")
-    provider.api_key_encrypted = secretbox.encrypt(key, settings.provider_key_secrets)
-    # The last 4 characters identify a key; a short key would be half given away.
-    provider.api_key_last4 = key[-4:] if len(key) >= 8 else None
+def _provider_name(value: Any, settings: Settings) -> str:
+    name = fields.provider_name(value)
+    if name in managed_names(settings)[0]:
+        raise ConflictError(
+            f"name {name!r} is a managed provider's (from the settings)", field="name"
+        )
+    return name
+
+
+def _opened_key(provider: Provider, box: SecretBox) -> str | None:
+    if provider.api_key_encrypted is None:
+        return None
+    try:
+        return box.open(provider.api_key_encrypted)
+    except SecretBoxError:
+        return None  # unreadable: whatever key is given now replaces it
 
 
 def _apply_provider(
     session: Session, provider: Provider, changes: Mapping[str, Any], settings: Settings
 ) -> list[str]:
     """Check and apply provider fields; return the names of those that changed."""
-    _unknown_fields(changes, _PROVIDER_FIELDS)
+    fields.unknown_fields(changes, PROVIDER_FIELDS)
     changed: list[str] = []
+
+    def assign(name: str, value: Any) -> None:
+        if getattr(provider, name) != value:
+            setattr(provider, name, value)
+            changed.append(name)
+
     if "name" in changes:
         name = _provider_name(changes["name"], settings)
-        if name != provider.name:
-            if _provider_named(session, name) is not None:
-                raise ConflictError(f"a provider named {name!r} exists", field="name")
-            provider.name = name
-            changed.append("name")
+        if name != provider.name and provider_named(session, name) is not None:
+            raise ConflictError(f"a provider named {name!r} exists", field="name")
+        assign("name", name)
     if "base_url" in changes:
-        url = _base_url(changes["base_url"])
-        if url != provider.base_url:
-            provider.base_url = url
-            changed.append("base_url")
+        assign("base_url", fields.base_url(changes["base_url"]))
     if "timeout_seconds" in changes:
         value = changes["timeout_seconds"]
-        seconds = DEFAULT_TIMEOUT_SECONDS if value is None else _timeout(value)
-        if seconds != provider.timeout_seconds:
-            provider.timeout_seconds = seconds
-            changed.append("timeout_seconds")
+        assign(
+            "timeout_seconds",
+            fields.DEFAULT_TIMEOUT_SECONDS if value is None else fields.timeout(value),
+        )
     if "extra_headers" in changes:
-        headers = _headers(changes["extra_headers"])
-        if headers != (provider.extra_headers or {}):
-            provider.extra_headers = headers
-            changed.append("extra_headers")
+        assign("extra_headers", fields.headers(changes["extra_headers"]))
     if "api_key" in changes:
-        key = _api_key(changes["api_key"])
-        if key != _stored_key(provider, settings):
-            _set_key(provider, key, settings)
+        key = fields.api_key(changes["api_key"])
+        box = SecretBox(settings.provider_key_secrets)
+        if key is None:
+            if provider.api_key_encrypted is not None:
+                provider.api_key_encrypted = provider.api_key_last4 = None
+                changed.append("api_key")
+        elif not box.configured:
+            raise KeyEncryptionUnavailableError(_NO_KEY_ENCRYPTION, field="api_key")
+        elif key != _opened_key(provider, box):
+            provider.api_key_encrypted = box.seal(key)
+            provider.api_key_last4 = _last4(key)
             changed.append("api_key")
     return changed
 
 
-def _stored_key(provider: Provider, settings: Settings) -> str | None:
-    if provider.api_key_encrypted is None:
-        return None
-    try:
-        return secretbox.decrypt(provider.api_key_encrypted, settings.provider_key_secrets)
-    except secretbox.KeyDecryptionError:
-        return None  # unreadable (its secret was retired): any new key replaces it
-
-
 def create_provider_in(
-    session: Session, fields: Mapping[str, Any], *, actor: Actor | None, settings: Settings
+    session: Session, values: Mapping[str, Any], *, actor: Actor | None, settings: Settings
 ) -> Provider:
     """Add a provider to the session and audit it, without committing (see `create_provider`)."""
+    fields.unknown_fields(values, PROVIDER_FIELDS)
     for required in ("name", "base_url"):
-        if fields.get(required) is None:
+        if values.get(required) is None:
             raise ValidationError(f"{required} is required", field=required)
-    name = _provider_name(fields["name"], settings)
-    if _provider_named(session, name) is not None:
+    name = _provider_name(values["name"], settings)
+    if provider_named(session, name) is not None:
         raise ConflictError(f"a provider named {name!r} exists", field="name")
     provider = Provider(
         name=name,
         kind="openai",
         base_url="",
-        timeout_seconds=DEFAULT_TIMEOUT_SECONDS,
+        timeout_seconds=fields.DEFAULT_TIMEOUT_SECONDS,
         extra_headers={},
-        api_key_encrypted=None,
-        api_key_last4=None,
     )
-    _apply_provider(session, provider, {k: v for k, v in fields.items() if k != "name"}, settings)
+    _apply_provider(session, provider, {k: v for k, v in values.items() if k != "name"}, settings)
     session.add(provider)
     session.flush()
     _audit(
         session,
         actor,
         "provider.create",
-        "provider",
-        provider.id,
+        provider,
         name=provider.name,
         base_url=provider.base_url,
-        fields=sorted(k for k in fields if fields[k] is not None),
+        fields=sorted(k for k, v in values.items() if v is not None),
     )
     return provider
 
 
 def create_provider(
     session: Session,
-    fields: Mapping[str, Any],
+    values: Mapping[str, Any],
     *,
     actor: Actor | None,
     settings: Settings,
-    redis: Redis | None,
+    redis: Redis,
 ) -> Provider:
-    """Create a provider (OpenAI-compatible).
+    """Create a provider (an OpenAI-compatible server).
 
     Args:
         session: Database session; committed.
-        fields: ``name`` and ``base_url`` (required), ``api_key``, ``timeout_seconds``,
+        values: ``name`` and ``base_url`` (required), ``api_key``, ``timeout_seconds``,
             ``extra_headers``.
         actor: The admin, for the audit log; None for the playbook.
         settings: The process settings (reserved names, PROVIDER_KEY_SECRETS).
@@ -665,10 +450,10 @@ def create_provider(
     Raises:
         ValidationError: Naming the field at fault.
         ConflictError: A taken or managed name; ``key_encryption_unavailable`` for a key
-            without PROVIDER_KEY_SECRETS.
+            while PROVIDER_KEY_SECRETS is not set.
     """
     provider = _atomic(
-        session, lambda: create_provider_in(session, fields, actor=actor, settings=settings)
+        session, lambda: create_provider_in(session, values, actor=actor, settings=settings)
     )
     commit_and_announce(session, redis)
     return provider
@@ -686,10 +471,7 @@ def update_provider_in(
     changed = _apply_provider(session, provider, changes, settings)
     if changed:
         session.flush()
-        _audit(
-            session, actor, "provider.update", "provider", provider.id, name=provider.name,
-            changed=changed,
-        )  # fmt: skip
+        _audit(session, actor, "provider.update", provider, name=provider.name, changed=changed)
     return changed
 
 
@@ -700,14 +482,15 @@ def update_provider(
     *,
     actor: Actor | None,
     settings: Settings,
-    redis: Redis | None,
+    redis: Redis,
 ) -> Provider:
     """Change a stored provider's fields (those in ``changes``).
 
     Args:
         session: Database session; committed.
         provider_id: The provider.
-        changes: Fields to change (``api_key``: ``""`` or None removes it).
+        changes: Fields to change (``api_key``: ``""`` or None removes it; a null
+            ``timeout_seconds`` restores the default).
         actor: The admin, for the audit log.
         settings: The process settings.
         redis: The app's Redis, to announce the change.
@@ -736,9 +519,9 @@ def update_provider(
 
 
 def delete_provider(
-    session: Session, provider_id: int, *, actor: Actor | None, redis: Redis | None
+    session: Session, provider_id: int, *, actor: Actor | None, redis: Redis
 ) -> None:
-    """Delete a stored provider with its models (models elsewhere lose it as their fallback).
+    """Delete a stored provider with its models; models elsewhere lose them as fallbacks.
 
     Raises:
         NotFoundError: If there is no such provider.
@@ -746,17 +529,8 @@ def delete_provider(
 
     def work() -> None:
         provider = _lock(session, Provider, provider_id, "provider")
-        names = list(
-            session.scalars(
-                select(ChatModel.name).where(ChatModel.provider_id == provider.id).order_by(
-                    ChatModel.name
-                )
-            )
-        )
-        _audit(
-            session, actor, "provider.delete", "provider", provider.id, name=provider.name,
-            models=names,
-        )  # fmt: skip
+        models = sorted(model.name for model in provider.models)
+        _audit(session, actor, "provider.delete", provider, name=provider.name, models=models)
         session.delete(provider)
         session.flush()
 
@@ -764,141 +538,63 @@ def delete_provider(
     commit_and_announce(session, redis)
 
 
-def _lock(session: Session, entity: type[T], entity_id: int, what: str) -> T:
-    found = session.get(entity, entity_id, with_for_update=True)
-    if found is None:
-        session.rollback()
-        raise NotFoundError(f"{what} not found")
-    return found
+def upstream_of(provider: Provider, settings: Settings) -> Upstream:
+    """Return how to reach a stored provider, its key opened.
 
-
-# --- requests to a provider ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Upstream:
-    base_url: str
-    api_key: str | None
-    timeout: float
-    headers: Mapping[str, str]
-
-    def request_headers(self) -> dict[str, str]:
-        headers = dict(self.headers)
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        return headers
-
-
-def _upstream(provider: Provider, settings: Settings) -> _Upstream:
+    Raises:
+        ConflictError: If its key cannot be decrypted with PROVIDER_KEY_SECRETS.
+    """
     key = None
     if provider.api_key_encrypted is not None:
         try:
-            key = secretbox.decrypt(provider.api_key_encrypted, settings.provider_key_secrets)
-        except secretbox.KeyDecryptionError:
-            raise ConflictError(
-                "the provider's API key cannot be decrypted with PROVIDER_KEY_SECRETS (its"
-                " secret was retired?): set the key again",
-                field="api_key",
-            ) from None
-    return _Upstream(
+            key = SecretBox(settings.provider_key_secrets).open(provider.api_key_encrypted)
+        except SecretBoxError:
+            raise ConflictError(_UNREADABLE_KEY, field="api_key") from None
+    return Upstream(
         base_url=provider.base_url,
         api_key=key,
         timeout=provider.timeout_seconds,
-        headers=provider.extra_headers or {},
+        headers=dict(provider.extra_headers or {}),
     )
-
-
-def list_upstream_models(
-    base_url: str, headers: Mapping[str, str], timeout: float
-) -> list[str]:
-    """Return the model ids a provider's ``GET {base_url}/models`` lists.
-
-    Args:
-        base_url: The provider's base URL.
-        headers: The request's headers (Authorization with the key, the extra headers).
-        timeout: Seconds the request may take.
-
-    Returns:
-        The ids, in the provider's order.
-
-    Raises:
-        httpx.HTTPError: If the provider cannot be reached or answers an error.
-        ValueError: If the answer is not an OpenAI model list.
-    """
-    response = httpx.get(
-        f"{base_url.rstrip('/')}/models",
-        headers=dict(headers),
-        timeout=timeout,
-        follow_redirects=False,
-    )
-    response.raise_for_status()
-    data = response.json().get("data")
-    if not isinstance(data, list):
-        raise ValueError("not a model list")
-    return [str(item["id"]) for item in data if isinstance(item, dict) and "id" in item]
-
-
-def upstream_failure(exc: BaseException) -> str:
-    """Return what to say of a failed upstream request: an HTTP status or a class name only."""
-    if isinstance(exc, httpx.HTTPStatusError):
-        return f"HTTP {exc.response.status_code}"
-    return type(exc).__name__
 
 
 def discover_models(session: Session, provider_id: int, settings: Settings) -> list[dict[str, Any]]:
-    """List the models a provider offers, each marked ``known`` if a stored model uses it.
+    """List the models a provider offers (its ``GET /models``), marking those already added.
 
     Args:
         session: Database session.
         provider_id: The stored provider.
-        settings: The process settings (to decrypt the key).
+        settings: The process settings (to open the key).
 
     Returns:
-        ``[{"id": upstream id, "known": bool}]`` in the provider's order.
+        ``[{"id": upstream id, "known": bool}]`` in the provider's order; ``known``: a stored
+        model of this provider has that upstream id.
 
     Raises:
         NotFoundError: If there is no such provider.
+        ConflictError: If its key cannot be decrypted.
         UpstreamError: If the provider cannot be reached or answers something else.
     """
     provider = get_provider(session, provider_id)
-    upstream = _upstream(provider, settings)
-    known = set(
-        session.scalars(select(ChatModel.upstream_id).where(ChatModel.provider_id == provider.id))
-    )
+    upstream = upstream_of(provider, settings)
+    known = {model.upstream_id for model in provider.models}
     try:
-        ids = list_upstream_models(upstream.base_url, upstream.request_headers(), upstream.timeout)
-    except (httpx.HTTPError, ValueError, KeyError, AttributeError) as exc:
-        raise UpstreamError(
-            f"the provider's model list could not be read ({upstream_failure(exc)})"
-        ) from None
+        ids = provider_requests.list_models(upstream)
+    except provider_requests.UPSTREAM_ERRORS as exc:
+        reason = provider_requests.failure_reason(exc)
+        raise UpstreamError(f"the provider's model list could not be read ({reason})") from None
     return [{"id": model_id, "known": model_id in known} for model_id in ids]
 
 
 # --- models -------------------------------------------------------------------------------------
 
 
-def _names_by_id(session: Session) -> tuple[dict[int, str], dict[int, str]]:
-    providers = dict(session.execute(select(Provider.id, Provider.name)).tuples())
-    models = dict(session.execute(select(ChatModel.id, ChatModel.name)).tuples())
-    return providers, models
-
-
 def list_models(session: Session, settings: Settings) -> list[dict[str, Any]]:
     """Return every model as JSON: the managed ones first, then the stored ones by name."""
-    _, managed = managed_entries(settings)
-    providers, names = _names_by_id(session)
+    catalogue = load_catalogue(session, settings, SecretBox(settings.provider_key_secrets))
+    managed = [model for model in catalogue.models.values() if model.managed]
     stored = session.scalars(select(ChatModel).order_by(ChatModel.name))
-    return [
-        *map(_managed_model_to_dict, managed),
-        *(
-            model_to_dict(
-                m,
-                provider=providers[m.provider_id],
-                fallback=None if m.fallback_model_id is None else names.get(m.fallback_model_id),
-            )
-            for m in stored
-        ),
-    ]
+    return [*map(_managed_model_to_dict, managed), *map(model_to_dict, stored)]
 
 
 def get_model(session: Session, model_id: int) -> ChatModel:
@@ -913,29 +609,23 @@ def get_model(session: Session, model_id: int) -> ChatModel:
     return model
 
 
-def stored_model_to_dict(session: Session, model: ChatModel) -> dict[str, Any]:
-    """Return a stored model's JSON, looking up its provider's and fallback's names."""
-    provider = session.get(Provider, model.provider_id)
-    fallback = (
-        None if model.fallback_model_id is None else session.get(ChatModel, model.fallback_model_id)
-    )
-    return model_to_dict(
-        model,
-        provider=provider.name if provider is not None else "",
-        fallback=None if fallback is None else fallback.name,
-    )
-
-
 def _model_named(session: Session, name: str) -> ChatModel | None:
     return session.scalars(select(ChatModel).where(ChatModel.name == name)).one_or_none()
 
 
-def _provider_for_model(session: Session, value: Any, settings: Settings) -> Provider:
-    name = _text(value, "provider", min_length=1, max_length=PROVIDER_NAME_MAX_LENGTH)
-    provider = _provider_named(session, name)
+def _model_name(value: Any, settings: Settings) -> str:
+    name = fields.model_name(value)
+    if name in managed_names(settings)[1]:
+        raise ConflictError(f"name {name!r} is a managed model's (from the settings)", field="name")
+    return name
+
+
+def _provider_of_model(session: Session, value: Any, settings: Settings) -> Provider:
+    name = fields.text(value, "provider", min_length=1, max_length=fields.PROVIDER_NAME_MAX_LENGTH)
+    provider = provider_named(session, name)
     if provider is not None:
         return provider
-    if name in managed_provider_names(settings):
+    if name in managed_names(settings)[0]:
         raise ValidationError(
             f"provider {name!r} is managed (from the settings): add models to a stored provider",
             field="provider",
@@ -943,18 +633,18 @@ def _provider_for_model(session: Session, value: Any, settings: Settings) -> Pro
     raise ValidationError(f"provider: there is no provider named {name!r}", field="provider")
 
 
-def _fallback_id(session: Session, model: ChatModel, value: Any) -> int | None:
+def _fallback(session: Session, model: ChatModel, value: Any) -> ChatModel | None:
     if value is None:
         return None
-    name = _text(value, "fallback", min_length=1, max_length=MODEL_NAME_MAX_LENGTH)
+    name = fields.text(value, "fallback", min_length=1, max_length=fields.MODEL_NAME_MAX_LENGTH)
     target = _model_named(session, name)
     if target is None:
         raise ValidationError(
             f"fallback: there is no stored model named {name!r}", field="fallback"
         )
-    if model.id is not None and target.id == model.id:
+    if target is model:
         raise ValidationError("fallback: a model cannot fall back to itself", field="fallback")
-    # Follow the chain from the new fallback: reaching this model again would be a cycle.
+    # Follow the chain from the new fallback: reaching this model again would close a cycle.
     links = dict(
         session.execute(
             select(ChatModel.id, ChatModel.fallback_model_id).where(
@@ -965,8 +655,8 @@ def _fallback_id(session: Session, model: ChatModel, value: Any) -> int | None:
     current: int | None = target.id
     for _ in range(len(links) + 1):
         if current is None:
-            return target.id
-        if model.id is not None and current == model.id:
+            return target
+        if current == model.id:
             raise ValidationError(
                 f"fallback: {name!r} falls back to this model (a cycle)", field="fallback"
             )
@@ -978,120 +668,140 @@ def _apply_model(
     session: Session, model: ChatModel, changes: Mapping[str, Any], settings: Settings
 ) -> list[str]:
     """Check and apply model fields; return the names of those that changed."""
-    _unknown_fields(changes, _MODEL_FIELDS)
+    fields.unknown_fields(changes, MODEL_FIELDS)
     changed: list[str] = []
 
-    def assign(field: str, attribute: str, value: Any) -> None:
+    def assign(name: str, attribute: str, value: Any) -> None:
         if getattr(model, attribute) != value:
             setattr(model, attribute, value)
-            changed.append(field)
+            changed.append(name)
 
     if "provider" in changes:
-        assign("provider", "provider_id", _provider_for_model(session, changes["provider"], settings).id)
+        provider = _provider_of_model(session, changes["provider"], settings)
+        if model.provider is not provider:
+            model.provider = provider
+            changed.append("provider")
     if "name" in changes:
         name = _model_name(changes["name"], settings)
-        if name != model.name:
-            if _model_named(session, name) is not None:
-                raise ConflictError(f"a model named {name!r} exists", field="name")
-            assign("name", "name", name)
+        if name != model.name and _model_named(session, name) is not None:
+            raise ConflictError(f"a model named {name!r} exists", field="name")
+        assign("name", "name", name)
     if "upstream_id" in changes:
-        upstream = _text(
-            changes["upstream_id"], "upstream_id", min_length=1, max_length=UPSTREAM_ID_MAX_LENGTH
+        upstream_id = fields.text(
+            changes["upstream_id"],
+            "upstream_id",
+            min_length=1,
+            max_length=fields.UPSTREAM_ID_MAX_LENGTH,
         )
-        assign("upstream_id", "upstream_id", upstream)
+        assign("upstream_id", "upstream_id", upstream_id)
     if "display_name" in changes:
-        value = changes["display_name"]
-        text = "" if value is None else _text(
-            value, "display_name", min_length=0, max_length=DISPLAY_NAME_MAX_LENGTH
-        )  # fmt: skip
-        assign("display_name", "display_name", text)
+        display = fields.optional_text(
+            changes["display_name"], "display_name", max_length=fields.DISPLAY_NAME_MAX_LENGTH
+        )
+        assign("display_name", "display_name", display)
     if "description" in changes:
-        value = changes["description"]
-        text = "" if value is None else _text(
-            value, "description", min_length=0, max_length=DESCRIPTION_MAX_LENGTH
-        )  # fmt: skip
-        assign("description", "description", text)
-    for field in ("context_window", "max_output_tokens"):
-        if field in changes:
-            assign(field, field, _optional_count(changes[field], field))
+        description = fields.optional_text(
+            changes["description"], "description", max_length=fields.DESCRIPTION_MAX_LENGTH
+        )
+        assign("description", "description", description)
+    for name in ("context_window", "max_output_tokens"):
+        if name in changes:
+            assign(name, name, fields.optional_count(changes[name], name))
     if "default_temperature" in changes:
-        assign("default_temperature", "default_temperature", _temperature(changes["default_temperature"]))
+        temperature = fields.temperature(changes["default_temperature"])
+        assign("default_temperature", "default_temperature", temperature)
     if "enabled" in changes:
-        assign("enabled", "enabled", _flag(changes["enabled"], "enabled"))
+        assign("enabled", "enabled", fields.flag(changes["enabled"], "enabled"))
     if "allowed_roles" in changes:
-        roles = _roles(changes["allowed_roles"])
-        if sorted(roles) != sorted(model.allowed_roles or []):
+        roles = fields.roles(changes["allowed_roles"])
+        if roles != _roles_in_order(model.allowed_roles or ()):
             model.allowed_roles = roles
             changed.append("allowed_roles")
-    for field in ("price_input_per_mtok", "price_output_per_mtok"):
-        if field in changes:
-            assign(field, field, _price(changes[field], field))
+    for name in ("price_input_per_mtok", "price_output_per_mtok"):
+        if name in changes:
+            assign(name, name, fields.price(changes[name], name))
     if "fallback" in changes:
-        assign("fallback", "fallback_model_id", _fallback_id(session, model, changes["fallback"]))
+        fallback = _fallback(session, model, changes["fallback"])
+        if model.fallback is not fallback:
+            model.fallback = fallback
+            changed.append("fallback")
     if "is_default" in changes:
-        assign("is_default", "is_default", _flag(changes["is_default"], "is_default"))
+        assign("is_default", "is_default", fields.flag(changes["is_default"], "is_default"))
+    # A display name defaults to the name (and follows it while it is not set apart).
+    if not model.display_name:
+        model.display_name = model.name
     return changed
 
 
 def _clear_other_defaults(session: Session, model: ChatModel) -> None:
-    # Lock the current default first: two admins making two models the default queue up here,
-    # and the second one's UPDATE sees (and clears) the first one's.
-    session.scalars(select(ChatModel.id).where(ChatModel.is_default.is_(True)).with_for_update()).all()
+    # Lock the current default first: two admins making two models the default at once queue
+    # up here, and the second one's UPDATE sees (and clears) the first one's.
+    session.scalars(
+        select(ChatModel.id).where(ChatModel.is_default.is_(True)).with_for_update()
+    ).all()
     query = update(ChatModel).where(ChatModel.is_default.is_(True))
     if model.id is not None:
         query = query.where(ChatModel.id != model.id)
-    session.execute(query.values(is_default=False))
+    session.execute(query.values(is_default=False).execution_options(synchronize_session=False))
 
 
 def create_model_in(
-    session: Session, fields: Mapping[str, Any], *, actor: Actor | None, settings: Settings
+    session: Session, values: Mapping[str, Any], *, actor: Actor | None, settings: Settings
 ) -> ChatModel:
     """Add a model to the session and audit it, without committing (see `create_model`)."""
-    _unknown_fields(fields, _MODEL_FIELDS)
+    fields.unknown_fields(values, MODEL_FIELDS)
     for required in ("provider", "name", "upstream_id"):
-        if fields.get(required) is None:
+        if values.get(required) is None:
             raise ValidationError(f"{required} is required", field=required)
-    name = _model_name(fields["name"], settings)
+    name = _model_name(values["name"], settings)
     if _model_named(session, name) is not None:
         raise ConflictError(f"a model named {name!r} exists", field="name")
     model = ChatModel(
         name=name,
-        provider_id=_provider_for_model(session, fields["provider"], settings).id,
-        upstream_id="",
         display_name="",
         description="",
         enabled=True,
         allowed_roles=list(USER_ROLES),
         is_default=False,
     )
-    rest = {k: v for k, v in fields.items() if k not in ("name", "provider")}
-    _apply_model(session, model, rest, settings)
-    if model.is_default:
-        _clear_other_defaults(session, model)
+    # The fallback is checked once the model is in the session: a chain can lead back to it
+    # only once it has an id.
+    first = {k: v for k, v in values.items() if k not in ("name", "fallback", "is_default")}
+    _apply_model(session, model, first, settings)
     session.add(model)
     session.flush()
+    later = {k: v for k, v in values.items() if k in ("fallback", "is_default")}
+    if later.get("is_default"):
+        _clear_other_defaults(session, model)
+    _apply_model(session, model, later, settings)
+    session.flush()
     _audit(
-        session, actor, "model.create", "model", model.id, name=model.name,
-        provider=fields["provider"], upstream_id=model.upstream_id,
-        fields=sorted(k for k in fields if fields[k] is not None),
-    )  # fmt: skip
+        session,
+        actor,
+        "model.create",
+        model,
+        name=model.name,
+        provider=model.provider.name,
+        upstream_id=model.upstream_id,
+        fields=sorted(k for k, v in values.items() if v is not None),
+    )
     return model
 
 
 def create_model(
     session: Session,
-    fields: Mapping[str, Any],
+    values: Mapping[str, Any],
     *,
     actor: Actor | None,
     settings: Settings,
-    redis: Redis | None,
+    redis: Redis,
 ) -> ChatModel:
     """Create a model on a stored provider.
 
     Args:
         session: Database session; committed.
-        fields: ``provider`` (a stored provider's name), ``name``, ``upstream_id`` (required),
-            and any of the other fields of a model.
+        values: ``provider`` (a stored provider's name), ``name`` and ``upstream_id``
+            (required), and any other field of a model.
         actor: The admin, for the audit log; None for the playbook.
         settings: The process settings (reserved names).
         redis: The app's Redis, to announce the change.
@@ -1103,7 +813,9 @@ def create_model(
         ValidationError: Naming the field at fault (``fallback`` for a cycle).
         ConflictError: A taken or managed name.
     """
-    model = _atomic(session, lambda: create_model_in(session, fields, actor=actor, settings=settings))
+    model = _atomic(
+        session, lambda: create_model_in(session, values, actor=actor, settings=settings)
+    )
     commit_and_announce(session, redis)
     return model
 
@@ -1117,14 +829,12 @@ def update_model_in(
     settings: Settings,
 ) -> list[str]:
     """Change a model in the session and audit it, without committing; return what changed."""
-    changed = _apply_model(session, model, changes, settings)
-    if "is_default" in changed and model.is_default:
+    if changes.get("is_default") is True and not model.is_default:
         _clear_other_defaults(session, model)
+    changed = _apply_model(session, model, changes, settings)
     if changed:
         session.flush()
-        _audit(
-            session, actor, "model.update", "model", model.id, name=model.name, changed=changed
-        )
+        _audit(session, actor, "model.update", model, name=model.name, changed=changed)
     return changed
 
 
@@ -1135,7 +845,7 @@ def update_model(
     *,
     actor: Actor | None,
     settings: Settings,
-    redis: Redis | None,
+    redis: Redis,
 ) -> ChatModel:
     """Change a stored model's fields (those in ``changes``; null clears an optional one).
 
@@ -1157,12 +867,10 @@ def update_model(
     return model
 
 
-def delete_model(
-    session: Session, model_id: int, *, actor: Actor | None, redis: Redis | None
-) -> None:
-    """Delete a stored model (models falling back to it lose their fallback).
+def delete_model(session: Session, model_id: int, *, actor: Actor | None, redis: Redis) -> None:
+    """Delete a stored model; models falling back to it lose their fallback.
 
-    Conversations that chose it by name fall back to the default model.
+    Conversations that chose it (by name) answer with the default model from then on.
 
     Raises:
         NotFoundError: If there is no such model.
@@ -1170,7 +878,7 @@ def delete_model(
 
     def work() -> None:
         model = _lock(session, ChatModel, model_id, "model")
-        _audit(session, actor, "model.delete", "model", model.id, name=model.name)
+        _audit(session, actor, "model.delete", model, name=model.name)
         session.delete(model)
         session.flush()
 
@@ -1184,72 +892,15 @@ def probe_model(session: Session, model_id: int, settings: Settings) -> dict[str
     Args:
         session: Database session.
         model_id: The model.
-        settings: The process settings (to decrypt the provider's key).
+        settings: The process settings (to open the provider's key).
 
     Returns:
-        ``{"ok", "latency_ms", "reply" (its first 200 characters), "error"}``; ``error`` is an
-        HTTP status or an exception class name (never a message), null when ``ok``.
+        ``{"ok", "latency_ms", "reply", "error"}`` (see
+        :func:`webapp.services.provider_requests.chat_once`).
 
     Raises:
         NotFoundError: If there is no such model.
+        ConflictError: If the provider's key cannot be decrypted.
     """
     model = get_model(session, model_id)
-    upstream = _upstream(get_provider(session, model.provider_id), settings)
-    return _chat_once(upstream, model.upstream_id)
-
-
-def probe_managed_model(entry: ModelEntry) -> dict[str, Any]:
-    """Test a managed model like a stored one (the offline model answers locally)."""
-    if entry.provider.kind == "offline":
-        started = time.perf_counter()
-        from webapp.llm.offline import OFFLINE_LABEL  # LangChain only when asked for
-
-        return {
-            "ok": True,
-            "latency_ms": int((time.perf_counter() - started) * 1000),
-            "reply": OFFLINE_LABEL,
-            "error": None,
-        }
-    upstream = _Upstream(
-        base_url=entry.provider.base_url,
-        api_key=entry.provider.api_key or None,
-        timeout=entry.provider.timeout,
-        headers=entry.provider.extra_headers or {},
-    )
-    return _chat_once(upstream, entry.upstream_id)
-
-
-def _chat_once(upstream: _Upstream, upstream_id: str) -> dict[str, Any]:
-    started = time.perf_counter()
-    reply, error = "", None
-    try:
-        response = httpx.post(
-            f"{upstream.base_url.rstrip('/')}/chat/completions",
-            headers=upstream.request_headers(),
-            json={
-                "model": upstream_id,
-                "messages": [{"role": "user", "content": TEST_PROMPT}],
-                "max_tokens": TEST_MAX_TOKENS,
-                "stream": False,
-            },
-            timeout=upstream.timeout,
-            follow_redirects=False,
-        )
-        response.raise_for_status()
-        content = response.json()["choices"][0]["message"]["content"]
-        reply = str(content or "")[:REPLY_EXCERPT_CHARS]
-    except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError) as exc:
-        error = upstream_failure(exc)
-    return {
-        "ok": error is None,
-        "latency_ms": int((time.perf_counter() - started) * 1000),
-        "reply": reply,
-        "error": error,
-    }
-
-
-def count_stored(session: Session) -> tuple[int, int]:
-    """Return how many providers and models are stored."""
-    providers = session.scalar(select(func.count()).select_from(Provider)) or 0
-    models = session.scalar(select(func.count()).select_from(ChatModel)) or 0
-    return providers, models
+    return provider_requests.chat_once(upstream_of(model.provider, settings), model.upstream_id)

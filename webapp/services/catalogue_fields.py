@@ -16,7 +16,12 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from webapp.errors import ValidationError
-from webapp.models import USER_ROLES
+from webapp.models import (
+    MODEL_NAME_MAX_LENGTH,
+    PROVIDER_NAME_MAX_LENGTH,
+    UPSTREAM_MODEL_ID_MAX_LENGTH,
+    USER_ROLES,
+)
 from webapp.validation import check_text
 from webapp.webhooks.addresses import RefusedAddressError, check_url
 
@@ -54,13 +59,11 @@ __all__ = [
 ]
 
 PROVIDER_NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
-PROVIDER_NAME_MAX_LENGTH = 64
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"
-MODEL_NAME_MAX_LENGTH = 100
-UPSTREAM_ID_MAX_LENGTH = 200
-DISPLAY_NAME_MAX_LENGTH = 100
+UPSTREAM_ID_MAX_LENGTH = UPSTREAM_MODEL_ID_MAX_LENGTH
+DISPLAY_NAME_MAX_LENGTH = MODEL_NAME_MAX_LENGTH
 DESCRIPTION_MAX_LENGTH = 1000
-BASE_URL_MAX_LENGTH = 2048
+BASE_URL_MAX_LENGTH = 2048  # the column's
 API_KEY_MAX_LENGTH = 1000
 TIMEOUT_MAX_SECONDS = 600.0
 DEFAULT_TIMEOUT_SECONDS = 60.0

@@ -18,6 +18,7 @@ import httpx
 __all__ = [
     "REPLY_EXCERPT_CHARS",
     "TEST_MAX_TOKENS",
+    "UPSTREAM_ERRORS",
     "Upstream",
     "chat_once",
     "failure_reason",
