@@ -645,15 +645,17 @@ def _fallback(session: Session, model: ChatModel, value: Any) -> ChatModel | Non
     if target is model:
         raise ValidationError("fallback: a model cannot fall back to itself", field="fallback")
     # Follow the chain from the new fallback: reaching this model again would close a cycle.
-    links = dict(
-        session.execute(
+    links: dict[int, int | None] = {
+        row.id: row.fallback_model_id
+        for row in session.execute(
             select(ChatModel.id, ChatModel.fallback_model_id).where(
                 ChatModel.fallback_model_id.is_not(None)
             )
-        ).tuples()
-    )
+        )
+    }
     current: int | None = target.id
-    for _ in range(len(links) + 1):
+    # Every link at most once: a chain longer than that already loops (never stored here).
+    for _ in range(len(links) + 2):
         if current is None:
             return target
         if current == model.id:
