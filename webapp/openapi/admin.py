@@ -11,10 +11,18 @@ from typing import Any
 from webapp.models import User, max_id
 from webapp.openapi import admin_catalogue, admin_webhooks
 from webapp.openapi import chat as chat_document
-from webapp.openapi.components import admin_operation, all_required, ok, page, ref
+from webapp.openapi.components import (
+    SHARED_SCHEMAS,
+    admin_operation,
+    all_required,
+    envelope,
+    ok,
+    page,
+    ref,
+)
 from webapp.openapi.from_models import query_parameters, request_body, schemas
 from webapp.request_models import admin as models
-from webapp.services import audit
+from webapp.services import audit, users_admin
 
 __all__ = ["PATHS", "SCHEMAS", "SECURITY_SCHEMES", "TAGS"]
 
@@ -54,7 +62,21 @@ _RATE = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
 _MILLISECONDS = {"type": ["number", "null"], "minimum": 0}
 
 SCHEMAS: dict[str, Document] = {
-    **schemas(models.RoleChange, models.PasswordReset),
+    **schemas(models.UserUpdate, models.PasswordReset),
+    # A user as admins see them: the public fields and the daily token quota.
+    "AdminUser": all_required(
+        {
+            **SHARED_SCHEMAS["User"]["properties"],
+            "daily_token_quota": {
+                "type": ["integer", "null"],
+                "minimum": 0,
+                "maximum": users_admin.QUOTA_MAX,
+                "description": "Tokens (in + out) a UTC day; 0: unlimited; null: the global"
+                " LLM_DAILY_TOKEN_QUOTA.",
+            },
+        }
+    ),
+    "AdminUserEnvelope": envelope("user", "AdminUser"),
     "Stats": all_required(
         {
             "users": _COUNT,
@@ -62,7 +84,7 @@ SCHEMAS: dict[str, Document] = {
             "messages": _COUNT,
         }
     ),
-    "UserList": page("users", "User", "In id order."),
+    "UserList": page("users", "AdminUser", "In id order."),
     "UserUsage": all_required(
         {
             "conversations": _COUNT,
@@ -74,12 +96,12 @@ SCHEMAS: dict[str, Document] = {
             "last_message_at": {"type": ["string", "null"], "format": "date-time"},
         }
     ),
-    "UserDetail": all_required({"user": ref("User"), "usage": ref("UserUsage")}),
+    "UserDetail": all_required({"user": ref("AdminUser"), "usage": ref("UserUsage")}),
     "PasswordResetResult": {
         "type": "object",
         "required": ["user"],
         "properties": {
-            "user": ref("User"),
+            "user": ref("AdminUser"),
             "password": {
                 "type": "string",
                 "description": "The generated password (only when none was given). It is in"
@@ -262,7 +284,7 @@ def _set_active(*, enable: bool) -> Document:
         "post": admin_operation(
             f"{verb}User",
             f"{verb.capitalize()} a user",
-            ok("UserEnvelope", "The user, updated."),
+            ok("AdminUserEnvelope", "The user, updated."),
             "404",
             # Only disabling can conflict: the last active admin must stay.
             *(() if enable else ("409",)),
@@ -329,13 +351,14 @@ PATHS: Document = {
         ),
         "patch": admin_operation(
             "changeUserRole",
-            "Promote or demote a user",
-            ok("UserEnvelope", "The user, updated."),
+            "Promote or demote a user, or set their daily token quota",
+            ok("AdminUserEnvelope", "The user, updated."),
             "404",
             "409",
-            description="Takes effect on the user's next request. The last active admin cannot"
-            " be demoted (409). Recorded as `admin.role_changed`.",
-            body=request_body(models.RoleChange, description="The new role."),
+            description="A role takes effect on the user's next request. The last active admin"
+            " cannot be demoted (409). Recorded as `admin.role_changed` and"
+            " `admin.quota_changed`.",
+            body=request_body(models.UserUpdate, description="The role and/or the quota."),
         ),
         "delete": admin_operation(
             "deleteUser",

@@ -42,7 +42,6 @@ from webapp.services.provider_requests import Upstream
 from webapp.settings import Settings
 
 __all__ = [
-    "ACTIONS",
     "MASK",
     "PLAYBOOK",
     "KeyEncryptionUnavailableError",
@@ -75,15 +74,7 @@ PLAYBOOK = "playbook"
 """The actor recorded for the changes of ``chatbot catalogue seed`` (the playbook runs it)."""
 MASK = "***"
 """What the API shows of an extra header's value (it may carry a credential)."""
-ACTIONS: dict[str, str] = {
-    "provider.create": "A provider was added (details: name, base_url, the fields set).",
-    "provider.update": "A provider was changed (details: the names of the fields changed).",
-    "provider.delete": "A provider was deleted with its models (details: name, models).",
-    "model.create": "A model was added (details: name, provider, upstream_id, fields set).",
-    "model.update": "A model was changed (details: the names of the fields changed).",
-    "model.delete": "A model was deleted (details: name).",
-}
-"""The audit actions of the catalogue (changes by the playbook carry ``actor: playbook``)."""
+
 
 PROVIDER_FIELDS = ("name", "base_url", "api_key", "timeout_seconds", "extra_headers")
 MODEL_FIELDS = (
