@@ -60,6 +60,13 @@ _USAGE_FIGURES = {
 }
 _RATE = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
 _MILLISECONDS = {"type": ["number", "null"], "minimum": 0}
+_COST = {
+    "type": ["string", "null"],
+    "description": "tokens_in x input price / 1M + tokens_out x output price / 1M over the"
+    " replies of models the catalogue prices (at today's prices), as an exact decimal in the"
+    " prices' currency; null when none was priced.",
+    "examples": ["0.0123"],
+}
 
 SCHEMAS: dict[str, Document] = {
     **schemas(models.UserUpdate, models.PasswordReset),
@@ -196,6 +203,7 @@ SCHEMAS: dict[str, Document] = {
                         "tokens_out": _COUNT,
                         "cached": _COUNT,
                         "fallback": _COUNT,
+                        "cost": _COST,
                     }
                 ),
             },
@@ -208,6 +216,7 @@ SCHEMAS: dict[str, Document] = {
                         "email": {"type": "string"},
                         "display_name": {"type": "string"},
                         **_USAGE_FIGURES,
+                        "cost": _COST,
                     }
                 ),
             },
