@@ -479,3 +479,40 @@ def test_catalogue_responses_match_the_document(client, admin, fake_openai, unus
     api.call("delete", mone, 204, url=murl, headers=headers)
     api.call("delete", mone, 404, url=murl, headers=headers)
     api.call("delete", one, 204, url=url, headers=headers)
+
+
+# --- the status page ----------------------------------------------------------------------------
+
+
+def test_status_reports_each_provider(make_app, auth, fake_openai, unused_port):
+    admin = auth.admin()
+    app = make_app("admin", OPENAI_BASE_URL=fake_openai.base_url, LLM_MODEL="env-model")
+    client = app.test_client()
+    for name, url in (("up", fake_openai.base_url), ("down", f"http://127.0.0.1:{unused_port}/v1")):
+        body = {"name": name, "base_url": url, "api_key": API_KEY}
+        assert client.post(PROVIDERS, json=body, headers=admin.headers).status_code == 201
+
+    response = client.get("/api/v1/admin/status", headers=admin.headers)
+
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    providers = {p["name"]: p for p in body["providers"]}
+    assert list(providers) == ["offline", "environment", "down", "up"]
+    assert providers["offline"] == {
+        "name": "offline",
+        "kind": "offline",
+        "managed": True,
+        "status": "ok",
+    }
+    assert providers["environment"]["status"] == "ok"
+    assert providers["up"]["status"] == "ok"
+    assert providers["up"]["latency_ms"] > 0
+    assert (providers["down"]["status"], providers["down"]["error"]) == (
+        "unavailable",
+        "ConnectError",
+    )
+    assert body["status"] == "degraded"
+    assert API_KEY not in response.get_data(as_text=True)
+    # The stored providers were asked with their key.
+    asked = [r for r in fake_openai.requests if r.path == "/v1/models"]
+    assert f"Bearer {API_KEY}" in {r.headers.get("authorization") for r in asked}

@@ -25,7 +25,15 @@ from webapp.request_models.admin import (
 from webapp.request_models.parsing import accepts
 from webapp.routing import id_rule
 from webapp.security import admin_required
-from webapp.services import accounts, audit, stats, system_status, usage, users_admin
+from webapp.services import (
+    accounts,
+    audit,
+    catalogue_admin,
+    stats,
+    system_status,
+    usage,
+    users_admin,
+)
 from webapp.services import conversations as conversation_service
 
 bp = Blueprint("admin", __name__, url_prefix="/api/v1/admin")
@@ -57,12 +65,15 @@ def get_stats() -> dict[str, int]:
 @bp.get("/status")
 @admin_required
 def get_status() -> dict[str, Any]:
-    """Report the database, Redis, model provider, migrations and the three services."""
+    """Report the database, Redis, model providers, migrations and the three services."""
+    settings = current_app.extensions["settings"]
+    engine = db.engine
     return system_status.collect_status(
-        engine=db.engine,
+        engine=engine,
         redis_client=get_redis(current_app),
-        settings=current_app.extensions["settings"],
+        settings=settings,
         migrations_dir=MIGRATIONS_DIR,
+        providers=lambda: catalogue_admin.load_providers(engine, settings),
     )
 
 

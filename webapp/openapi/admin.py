@@ -262,6 +262,26 @@ SCHEMAS: dict[str, Document] = {
             "database": ref("ComponentStatus"),
             "redis": ref("ComponentStatus"),
             "model": ref("ComponentStatus"),
+            "providers": {
+                "type": "array",
+                "description": "Every provider of the catalogue (managed first), asked for its"
+                " model list with a short timeout; the built-in `offline` one is always `ok`.",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "kind", "managed", "status"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "kind": {"type": "string", "enum": ["openai", "offline"]},
+                        "managed": {"type": "boolean"},
+                        "status": {"type": "string", "enum": ["ok", "unavailable"]},
+                        "latency_ms": {"type": "number", "minimum": 0},
+                        "error": {
+                            "type": "string",
+                            "description": "An HTTP status or an exception class name.",
+                        },
+                    },
+                },
+            },
             "services": {
                 "type": "object",
                 "description": "Each service's `/health`, at the URLs of STATUS_SERVICE_URLS.",
@@ -313,7 +333,7 @@ PATHS: Document = {
     "/api/v1/admin/status": {
         "get": admin_operation(
             "getSystemStatus",
-            "State of the database, Redis, model provider, migrations and services",
+            "State of the database, Redis, model providers, migrations and services",
             ok("SystemStatus", "Each part's state (200 even when degraded)."),
             description="Every check is bounded by a short timeout. The model provider is asked"
             " for its model list (the key is never shown); the built-in offline model is"

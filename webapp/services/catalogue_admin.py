@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from redis import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import select, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -57,6 +57,7 @@ __all__ = [
     "get_provider",
     "list_models",
     "list_providers",
+    "load_providers",
     "model_to_dict",
     "probe_model",
     "provider_named",
@@ -304,6 +305,16 @@ def list_providers(session: Session, settings: Settings) -> list[dict[str, Any]]
     managed = [p for p in catalogue.providers if p.managed]
     stored = session.scalars(select(Provider).order_by(Provider.name))
     return [*map(_managed_provider_to_dict, managed), *map(provider_to_dict, stored)]
+
+
+def load_providers(engine: Engine, settings: Settings) -> tuple[ProviderEntry, ...]:
+    """Return the catalogue's providers, managed and stored, keys opened (the status page's).
+
+    Uses a session of its own, so it can run in any thread.
+    """
+    with Session(engine) as session:
+        box = SecretBox(settings.provider_key_secrets)
+        return load_catalogue(session, settings, box).providers
 
 
 def get_provider(session: Session, provider_id: int) -> Provider:
