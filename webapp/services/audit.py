@@ -52,12 +52,6 @@ ACTIONS: dict[str, str] = {
     ),
     "admin.user_deleted": "An admin deleted an account with its conversations.",
     "admin.conversation_viewed": "An admin read one of a user's conversations.",
-    "provider.create": "A model provider was added (details: name, base_url, the fields set).",
-    "provider.update": "A model provider was changed (details: the names of the fields changed).",
-    "provider.delete": "A model provider was deleted with its models (details: name, models).",
-    "model.create": "A catalogue model was added (details: name, provider, upstream_id).",
-    "model.update": "A catalogue model was changed (details: the names of the fields changed).",
-    "model.delete": "A catalogue model was deleted (details: name).",
     "cli.provider_keys_rekeyed": (
         "`chatbot catalogue rekey` re-encrypted the stored provider keys with the first"
         " PROVIDER_KEY_SECRETS key (details: providers)."
@@ -68,8 +62,8 @@ ACTIONS: dict[str, str] = {
     ),
 }
 """Every action this application records. Others (``admin.webhook_*``) may be added by
-modules that call :func:`record`; the column accepts any dotted name. Catalogue changes made by
-``chatbot catalogue seed`` have no actor and ``details.actor`` ``playbook``."""
+modules that call :func:`record`; the column accepts any dotted name. The model catalogue's
+(``provider.*``, ``model.*``) are in :data:`webapp.services.catalogue_admin.ACTIONS`."""
 
 # Values under keys like these are never stored, whatever a caller passes in ``details``.
 _SECRET_KEY_PARTS = ("password", "token", "secret", "key", "authorization", "cookie")

@@ -42,6 +42,7 @@ from webapp.services.provider_requests import Upstream
 from webapp.settings import Settings
 
 __all__ = [
+    "ACTIONS",
     "MASK",
     "PLAYBOOK",
     "KeyEncryptionUnavailableError",
@@ -76,6 +77,17 @@ PLAYBOOK = "playbook"
 MASK = "***"
 """What the API shows of an extra header's value (it may carry a credential)."""
 
+
+ACTIONS: dict[str, str] = {
+    "provider.create": "A model provider was added (details: name, base_url, the fields set).",
+    "provider.update": "A model provider was changed (details: the names of the fields changed).",
+    "provider.delete": "A model provider was deleted with its models (details: name, models).",
+    "model.create": "A catalogue model was added (details: name, provider, upstream_id).",
+    "model.update": "A catalogue model was changed (details: the names of the fields changed).",
+    "model.delete": "A catalogue model was deleted (details: name).",
+}
+"""The audit actions of the catalogue; the changes of ``chatbot catalogue seed`` have no actor
+and ``details.actor`` ``playbook``."""
 
 PROVIDER_FIELDS = ("name", "base_url", "api_key", "timeout_seconds", "extra_headers")
 MODEL_FIELDS = (
