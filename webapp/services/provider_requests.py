@@ -25,6 +25,8 @@ __all__ = [
     "list_models",
 ]
 
+# A provider that does not even accept the connection is down: no need to wait its whole timeout.
+CONNECT_TIMEOUT_SECONDS = 5.0
 TEST_MAX_TOKENS = 16
 TEST_PROMPT = "Reply with one short sentence: are you there?"
 REPLY_EXCERPT_CHARS = 200
@@ -52,6 +54,11 @@ class Upstream:
         if self.api_key:
             result["Authorization"] = f"Bearer {self.api_key}"
         return result
+
+    def timeouts(self, total: float | None = None) -> httpx.Timeout:
+        """Return the request's timeouts: ``total`` (default: the provider's), connect shorter."""
+        seconds = self.timeout if total is None else total
+        return httpx.Timeout(seconds, connect=min(seconds, CONNECT_TIMEOUT_SECONDS))
 
     def url(self, path: str) -> str:
         """Return the URL of an API path (``/models``)."""
@@ -87,7 +94,7 @@ def list_models(upstream: Upstream, *, timeout: float | None = None) -> list[str
     response = httpx.get(
         upstream.url("/models"),
         headers=upstream.request_headers(),
-        timeout=upstream.timeout if timeout is None else timeout,
+        timeout=upstream.timeouts(timeout),
         follow_redirects=False,
     )
     response.raise_for_status()
@@ -120,7 +127,7 @@ def chat_once(upstream: Upstream, model: str) -> dict[str, Any]:
                 "max_tokens": TEST_MAX_TOKENS,
                 "stream": False,
             },
-            timeout=upstream.timeout,
+            timeout=upstream.timeouts(),
             follow_redirects=False,
         )
         response.raise_for_status()
