@@ -12,7 +12,6 @@ from webapp.bot.context import Context
 from webapp.bot.nodes import (
     GENERATE_NODE,
     REPLAY_CACHED_NODE,
-    NamedModel,
     emit,
     make_generate,
     make_load_history,
@@ -24,6 +23,7 @@ from webapp.bot.nodes import (
 from webapp.bot.state import State
 from webapp.llm.cache import ReplyCache
 from webapp.llm.factory import ChatRunnable
+from webapp.llm.selection import NamedModel
 
 __all__ = [
     "EMIT_NODE",

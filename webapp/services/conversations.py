@@ -16,9 +16,9 @@ import binascii
 import json
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import delete, exists, select, tuple_, update

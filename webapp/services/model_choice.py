@@ -51,9 +51,7 @@ def check_model(catalogue: Catalogue, name: str, role: str, *, field: str = "mod
     return name
 
 
-def conversation_model(
-    catalogue: Catalogue, role: str, *names: str | None
-) -> str | None:
+def conversation_model(catalogue: Catalogue, role: str, *names: str | None) -> str | None:
     """Return the first of ``names`` the user may use (the conversation's, the user's default).
 
     None when none of them is usable: the reply answers with the system default (a model
