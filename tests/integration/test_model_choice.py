@@ -414,3 +414,20 @@ def test_models_and_preferences_need_a_user_and_are_each_users_own(chat, alice, 
 
     assert client.get(PREFERENCES, headers=bob.headers).get_json() == {"default_model": None}
     assert client.get(PREFERENCES, headers=alice.headers).get_json() == {"default_model": "offline"}
+
+
+def test_a_regenerated_reply_answers_with_the_conversations_model_now(
+    chat, alice, fake_openai, second
+):
+    app = chat()
+    client = app.test_client()
+    add_second(app, second)
+    cid = create(client, alice).get_json()["conversation"]["id"]
+    assert ask(client, alice, cid)["model"] == "chat-model"
+    client.patch(one(cid), json={"model": "second-model"}, headers=alice.headers)
+
+    response = client.post(f"{one(cid)}/regenerate", headers=alice.headers)
+
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["reply"]["model"] == "second-model"
+    assert [row.model for row in message_rows(app, cid)] == [None, "second-model"]
