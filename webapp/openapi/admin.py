@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from webapp.models import User, max_id
-from webapp.openapi import admin_webhooks
+from webapp.openapi import admin_webhooks, api_keys
 from webapp.openapi import chat as chat_document
 from webapp.openapi.components import admin_operation, all_required, ok, page, ref
 from webapp.openapi.from_models import query_parameters, request_body, schemas
@@ -398,3 +398,6 @@ PATHS: Document = {
 # The webhook routes, registered on the same blueprint by webapp/admin/webhooks.py.
 PATHS.update(admin_webhooks.PATHS)
 SCHEMAS.update(admin_webhooks.SCHEMAS)
+# The API key routes, registered on the same blueprint by webapp/admin/api_keys.py.
+PATHS.update(api_keys.ADMIN_PATHS)
+SCHEMAS.update(api_keys.ADMIN_SCHEMAS)

@@ -48,6 +48,11 @@ ACTIONS: dict[str, str] = {
     "admin.password_reset": "An admin reset an account's password (every session revoked).",
     "admin.user_deleted": "An admin deleted an account with its conversations.",
     "admin.conversation_viewed": "An admin read one of a user's conversations.",
+    "api_key.create": "A user created a personal API key (details: name, prefix, expires_at).",
+    "api_key.revoke": (
+        "A personal API key was revoked, by its owner or an admin (the actor; details: name,"
+        " prefix, owner_id)."
+    ),
     "cli.admin_provisioned": (
         "`chatbot create-admin` created, promoted or reset an admin account (no actor: the"
         " operator on the host; details: created, promoted, credentials_reset)."
