@@ -46,6 +46,8 @@ def test_the_enumeration_finds_the_admin_routes(make_app):
         ("POST", "/api/v1/admin/users/1/password"),
         ("GET", "/api/v1/admin/users/1/conversations"),
         ("GET", "/api/v1/admin/users/1/conversations/1"),
+        ("GET", "/api/v1/admin/api-keys"),
+        ("DELETE", "/api/v1/admin/api-keys/1"),
     } <= routes
     assert not any(url.startswith("/api/v1/admin/openapi") for _, url in routes)
 

@@ -57,8 +57,8 @@ from webapp.request_models.auth import (
     RegisterRequest,
 )
 from webapp.request_models.parsing import accepts
-from webapp.security import CSRF_HEADER, SESSIONS_EXTENSION, session_store
 from webapp.routing import id_rule
+from webapp.security import CSRF_HEADER, SESSIONS_EXTENSION, session_store
 from webapp.services import accounts, api_keys, audit
 from webapp.services.sessions import SESSION_CLAIM, SessionStoreUnavailableError, new_session_id
 

@@ -1,4 +1,4 @@
-"""OpenAPI paths and schemas of personal API keys: the owner's routes (auth) and the admins' (admin).
+"""OpenAPI paths and schemas of personal API keys: the owner's routes and the admins'.
 
 Merged into the auth and admin documents (:mod:`webapp.openapi.auth`, :mod:`webapp.openapi.admin`).
 The keys themselves authenticate only ``/v1``, documented in :mod:`webapp.openapi.openai_api`.

@@ -1,4 +1,4 @@
-"""Request models of the OpenAI-compatible API (``/v1``): a chat completion, as OpenAI's clients send it.
+"""Request models of the OpenAI-compatible API (``/v1``): a chat completion as clients send it.
 
 Only what the service does something with is accepted; any other parameter (``tools``,
 ``logprobs``, ``n`` other than 1...) is refused with a 400 naming it, rather than silently

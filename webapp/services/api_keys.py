@@ -171,9 +171,7 @@ def create_key(
     now = now or utcnow()
     if expires_at is not None and expires_at <= now:
         raise ValidationError("expires_at must be in the future", field="expires_at")
-    held = session.scalar(
-        select(func.count()).select_from(_active_keys(user.id).subquery())
-    )
+    held = session.scalar(select(func.count()).select_from(_active_keys(user.id).subquery()))
     if (held or 0) >= MAX_KEYS_PER_USER:
         raise ConflictError(
             f"You already hold {MAX_KEYS_PER_USER} API keys; revoke one to create another."
@@ -278,9 +276,7 @@ def revoke_key(
         NotFoundError: If the key is not the user's, or already revoked (indistinguishable
             from a key that never existed).
     """
-    api_key = session.scalar(
-        _active_keys(user.id).where(ApiKey.id == key_id).with_for_update()
-    )
+    api_key = session.scalar(_active_keys(user.id).where(ApiKey.id == key_id).with_for_update())
     return _revoke(session, api_key, actor=user, source_ip=source_ip, now=now)
 
 
