@@ -22,6 +22,8 @@ from webapp.request_models.parsing import MODEL_CONFIG
 __all__ = [
     "MAX_MESSAGES",
     "MAX_STOP_SEQUENCES",
+    "STORE_CONVERSATION",
+    "STORE_HEADER",
     "ChatCompletionRequest",
     "ChatMessage",
     "StreamOptions",
@@ -29,6 +31,10 @@ __all__ = [
     "parse_completion_request",
 ]
 
+STORE_HEADER = "X-Chatbot-Store"
+"""The request header that asks for the exchange to be stored as a conversation..."""
+STORE_CONVERSATION = "conversation"
+"""...with this value. Without the header nothing is stored."""
 MAX_MESSAGES = 200
 """Messages one request may carry (the history the chat service reads at most, too)."""
 MAX_STOP_SEQUENCES = 4
