@@ -1,9 +1,14 @@
-"""The chat process's long-lived objects: the bot and the reply runner, built on first use.
+"""The chat process's long-lived objects, built on first use: the bot, the reply runner, the
+model catalogue and the chat models built from it; and the per-reply choice of models.
 
-Both are far too costly to build per request, and both are built lazily rather than in
+They are far too costly to build per request, and they are built lazily rather than in
 ``create_app``: processes that never chat (the CLI, health checks of a just-started worker) do
 not pay for them, and each gunicorn worker builds its own after the fork (the runner owns
 threads and connection pools, which do not survive a fork).
+
+The catalogue is one snapshot per process, checked against the version in Redis each time a
+reply chooses its models (one GET): a change an admin commits anywhere answers the next reply
+in every worker of every host, with no restart.
 """
 
 from __future__ import annotations
@@ -15,24 +20,35 @@ from typing import TypeVar
 from flask import Flask
 from sqlalchemy.orm import sessionmaker
 
-from webapp.bot import Bot
+from webapp.bot import Bot, ModelSelection
 from webapp.connections import CONNECT_TIMEOUT, pooled_redis
 from webapp.extensions import db, get_redis
 from webapp.llm.cache import RedisReplyCache
+from webapp.llm.catalogue import Catalogue, CatalogueSource, load_catalogue
+from webapp.llm.factory import ChatModelPool
 from webapp.replies.runner import ReplyRunner
 from webapp.replies.stream import READ_BLOCK_MS
+from webapp.secretbox import SecretBox
 from webapp.settings import Settings
 
 __all__ = [
     "BOT_EXTENSION",
+    "CATALOGUE_EXTENSION",
     "MAX_OPEN_STREAMS",
+    "MODEL_POOL_EXTENSION",
     "RUNNER_EXTENSION",
+    "current_catalogue",
     "get_bot",
+    "get_catalogue_source",
+    "get_model_pool",
     "get_runner",
+    "select_models",
 ]
 
 BOT_EXTENSION = "bot"
 RUNNER_EXTENSION = "chat_reply_runner"
+CATALOGUE_EXTENSION = "model_catalogue"
+MODEL_POOL_EXTENSION = "chat_model_pool"
 MAX_OPEN_STREAMS = 4096
 """Event streams one process serves at once, at most (each holds a Redis connection while it
 waits for tokens); more wait for a connection, then fail. gunicorn's worker_connections (the
@@ -112,3 +128,94 @@ def get_runner(app: Flask) -> ReplyRunner:
         )
 
     return _once(app, RUNNER_EXTENSION, build)
+
+
+def get_catalogue_source(app: Flask) -> CatalogueSource:
+    """Return the app's model catalogue source, building it on the first call.
+
+    Args:
+        app: Any application that chooses models (chat, "all").
+
+    Returns:
+        The process-wide source: a snapshot of the catalogue, reloaded (in a database session
+        of its own) when the version in Redis changed.
+    """
+
+    def build() -> CatalogueSource:
+        settings: Settings = app.extensions["settings"]
+        box = SecretBox(settings.provider_key_secrets)
+        with app.app_context():
+            engine = db.engine
+        sessions = sessionmaker(bind=engine, expire_on_commit=False)
+
+        def load(version: str) -> Catalogue:
+            with sessions() as session:
+                return load_catalogue(session, settings, box, version)
+
+        return CatalogueSource(get_redis(app), load)
+
+    return _once(app, CATALOGUE_EXTENSION, build)
+
+
+def current_catalogue(app: Flask) -> Catalogue:
+    """Return the catalogue as it is now (one Redis GET; a reload after a change).
+
+    Raises:
+        redis.RedisError: If Redis cannot be reached.
+    """
+    return get_catalogue_source(app).current()
+
+
+def get_model_pool(app: Flask) -> ChatModelPool:
+    """Return the app's pool of chat models built from the catalogue, building it once."""
+
+    def build() -> ChatModelPool:
+        settings: Settings = app.extensions["settings"]
+        return ChatModelPool(
+            default_max_tokens=settings.llm_max_tokens,
+            default_temperature=settings.llm_temperature,
+        )
+
+    return _once(app, MODEL_POOL_EXTENSION, build)
+
+
+def select_models(
+    app: Flask,
+    name: str | None,
+    role: str,
+    *,
+    system_prompt: str | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    strict: bool = False,
+) -> ModelSelection:
+    """Choose the models one reply is answered by, from the catalogue as it is now.
+
+    Args:
+        app: The chat (or "all") application.
+        name: The model asked for (a catalogue name); None: the system default.
+        role: The user's role (``user``, ``admin``): only models it may use are chosen.
+        system_prompt: Sent first with every call, or None.
+        temperature: Overrides the models' default temperature, or None.
+        max_tokens: Reply length limit asked for (capped by the model's own), or None.
+        strict: Refuse a model the user may not use (the OpenAI-compatible API, where the
+            client named it); otherwise such a name answers with the default (a conversation
+            whose model was removed or disabled since it was chosen).
+
+    Returns:
+        The chosen model and its fallbacks, ready for ``bot.run(..., selection=...)``.
+
+    Raises:
+        ModelUnavailableError: With ``strict``, if the user may not use the model (also
+            without, when the user may use no model at all).
+        redis.RedisError: If Redis cannot be reached.
+    """
+    return get_model_pool(app).select(
+        current_catalogue(app),
+        name,
+        role,
+        system_prompt=system_prompt,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        strict=strict,
+    )

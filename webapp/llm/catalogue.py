@@ -356,28 +356,30 @@ def load_catalogue(
     providers, models, default_name = _managed(settings)
     managed_providers = {p.name for p in providers} | {OFFLINE_PROVIDER, ENVIRONMENT_PROVIDER}
     stored_providers: dict[int, ProviderEntry] = {}
-    for row in session.scalars(select(Provider).order_by(Provider.name)).all():
-        if row.name in managed_providers:
-            logger.warning("stored provider %r is hidden by a managed one of that name", row.name)
+    for stored in session.scalars(select(Provider).order_by(Provider.name)).all():
+        if stored.name in managed_providers:
+            logger.warning(
+                "stored provider %r is hidden by a managed one of that name", stored.name
+            )
             continue
         api_key, key_error = "", None
-        if row.api_key_encrypted:
+        if stored.api_key_encrypted:
             try:
-                api_key = box.open(row.api_key_encrypted)
+                api_key = box.open(stored.api_key_encrypted)
             except SecretBoxError as exc:
                 key_error = str(exc)
-                logger.warning("provider %r: its API key cannot be decrypted: %s", row.name, exc)
+                logger.warning("provider %r: its API key cannot be decrypted: %s", stored.name, exc)
         entry = ProviderEntry(
-            name=row.name,
-            kind=row.kind,
-            base_url=row.base_url,
+            name=stored.name,
+            kind=stored.kind,
+            base_url=stored.base_url,
             api_key=api_key,
-            timeout=row.timeout_seconds,
-            extra_headers=dict(row.extra_headers or {}),
-            id=row.id,
+            timeout=stored.timeout_seconds,
+            extra_headers=dict(stored.extra_headers or {}),
+            id=stored.id,
             key_error=key_error,
         )
-        stored_providers[row.id] = entry
+        stored_providers[stored.id] = entry
         providers.append(entry)
 
     stored_default: str | None = None
