@@ -3,8 +3,9 @@
 Each service's paths and schemas live in a module of their own (`webapp.openapi.auth`, ``chat``,
 ``admin``); this module adds what every service shares (errors, security schemes, the probes,
 ``/metrics`` and the documentation routes). The chat service serves a second document, of the
-OpenAI-compatible API (``/v1``, `webapp.openapi.openai_api`), whose errors have OpenAI's shape. Tests check that the paths match the routes the
-service registers, both ways, and that the result is a valid OpenAPI document.
+OpenAI-compatible API (``/v1``, `webapp.openapi.openai_api`), whose errors have OpenAI's shape.
+Tests check that the paths match the routes the service registers, both ways, and that the
+result is a valid OpenAPI document.
 """
 
 from __future__ import annotations

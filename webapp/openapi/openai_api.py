@@ -54,7 +54,7 @@ SECURITY_SCHEMES: Document = {
         ),
     }
 }
-_SECURITY = [{"apiKey": []}]
+_SECURITY: list[Document] = [{"apiKey": []}]
 
 _NULLABLE_TEXT = {"type": ["string", "null"]}
 _COUNT = {"type": "integer", "minimum": 0}
