@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
 from tests.fakes.openai_server import reply_tokens
-from tests.integration.generation_support import chat_app, message_rows
+from tests.integration.generation_support import message_rows
 from webapp.extensions import db
 from webapp.models import Conversation, DailyUsage
 
@@ -253,8 +253,11 @@ def test_the_exchange_is_stored_when_asked(served, client, alice):
     _, key = new_key(client, alice)
     completion = sdk(url, key).chat.completions.create(
         model=MODEL,
-        messages=[{"role": "user", "content": "Hello"}, {"role": "assistant", "content": "Hi."}]
-        + QUESTION,
+        messages=[
+            {"role": "user", "content": "Hello"},
+            {"role": "assistant", "content": "Hi."},
+            *QUESTION,
+        ],
         extra_headers={"X-Chatbot-Store": "conversation"},
     )
     assert completion.choices[0].message.content == expected_reply()
