@@ -289,3 +289,40 @@ def test_a_stored_exchange_streams_too(served, client, alice):
     assert text == expected_reply()
     assert chunks[-1].usage is not None
     assert conversations(app) == 1
+
+
+def test_the_fallback_answers_when_the_model_fails(chat, fake_openai, client, alice):
+    fake_openai.configure(MODEL, tokens=TOKENS)
+    app = chat(LLM_MODEL="error500", LLM_FALLBACK_MODEL=MODEL)
+    for url in serve(app):
+        _, key = new_key(client, alice)
+        completion = sdk(url, key).chat.completions.create(model="error500", messages=QUESTION)
+        assert completion.choices[0].message.content == expected_reply()
+        assert completion.model == MODEL
+
+
+def test_a_model_that_fails_before_answering_is_a_502(chat, fake_openai, client, alice):
+    app = chat(LLM_MODEL="error500")
+    for url in serve(app):
+        _, key = new_key(client, alice)
+        for stream in (False, True):
+            with pytest.raises(openai.InternalServerError) as raised:
+                sdk(url, key).chat.completions.create(
+                    model="error500", messages=QUESTION, stream=stream
+                )
+            assert raised.value.status_code == 502
+            assert raised.value.code == "upstream_error"
+
+
+def test_a_repeated_completion_comes_from_the_cache(served, client, alice, fake_openai):
+    app, url = served
+    _, key = new_key(client, alice)
+    first = sdk(url, key).chat.completions.create(model=MODEL, messages=QUESTION)
+    again = sdk(url, key).chat.completions.create(model=MODEL, messages=QUESTION)
+    assert again.choices[0].message.content == first.choices[0].message.content
+    assert len([r for r in fake_openai.requests if r.body.get("model") == MODEL]) == 1
+    # Other settings are another answer: not served from the cache.
+    sdk(url, key).chat.completions.create(model=MODEL, messages=QUESTION, stop=["zebra"])
+    assert len([r for r in fake_openai.requests if r.body.get("model") == MODEL]) == 2
+    # The cached reply cost no model anything: only the two generated ones are counted.
+    assert usage_today(app, alice.user["id"])[2] == 2
