@@ -1,8 +1,9 @@
 """Admin service blueprint: usage statistics and account control (the console grows here)."""
 
-from webapp.admin import (
-    catalogue,  # noqa: F401 - registers the catalogue routes on bp
-    webhooks,  # noqa: F401 - registers the webhook routes on bp
+from webapp.admin import (  # noqa: F401 - they register their routes on bp
+    api_keys,
+    catalogue,
+    webhooks,
 )
 from webapp.admin.routes import bp
 
