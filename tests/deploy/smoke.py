@@ -46,6 +46,8 @@ Checks, in order; each prints one line, and a failed check skips the checks that
     admin-stats            and gets numeric counts (200)
     admin-webhooks         and lists webhooks (200), while a webhook to 127.0.0.1 is refused
                            (400 naming url: the address guard is live)
+    api-docs               each API (auth, chat, admin, and /v1) serves an OpenAPI 3 document and
+                           an HTML docs page
 
 Exit status: 0 when every check passed, 1 when one failed, 2 on bad usage.
 """
@@ -782,21 +784,17 @@ class Smoke:
         raise CheckFailedError("GET /v1/models with the revoked key succeeded")
 
     def api_docs(self) -> tuple[str, None]:
-        """Every service publishes a valid-looking OpenAPI 3 document and a docs page."""
+        """Every API publishes a valid-looking OpenAPI 3 document and a docs page."""
         versions = []
-        for service in ("auth", "chat", "admin"):
-            document = self.api("GET", f"/api/v1/{service}/openapi.json", (200,))
+        for prefix in API_PREFIXES:
+            document = self.api("GET", f"{prefix}/openapi.json", (200,))
             version = str(document.get("openapi", ""))
             if not version.startswith("3.") or not document.get("paths"):
-                raise CheckFailedError(
-                    f"{service}: not an OpenAPI 3 document (openapi={version!r})"
-                )
-            page = self.request("GET", f"{self.base_url}/api/v1/{service}/docs", (200,))
+                raise CheckFailedError(f"{prefix}: not an OpenAPI 3 document (openapi={version!r})")
+            page = self.request("GET", f"{self.base_url}{prefix}/docs", (200,))
             if "text/html" not in page.headers.get("Content-Type", ""):
-                raise CheckFailedError(
-                    f"{service}: docs page is {page.headers.get('Content-Type')}"
-                )
-            versions.append(f"{service} {version}")
+                raise CheckFailedError(f"{prefix}: docs page is {page.headers.get('Content-Type')}")
+            versions.append(f"{prefix} {version}")
         return ", ".join(versions), None
 
     def metrics_hidden(self) -> tuple[str, None]:
@@ -856,6 +854,10 @@ class Smoke:
             raise CheckFailedError(f"loopback webhook refused for another reason: {refused!r}")
         return f"{len(listed['webhooks'])} webhook(s); loopback target refused", None
 
+
+# Where each API serves its OpenAPI document and docs page: the three services', and the
+# OpenAI-compatible API's (served by chat).
+API_PREFIXES = ("/api/v1/auth", "/api/v1/chat", "/api/v1/admin", "/v1")
 
 # One route of each service: a revoked token must be refused by all three.
 REVOCATION_PROBES = (
