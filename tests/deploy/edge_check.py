@@ -10,7 +10,8 @@ Usage (from the controller)::
 Checks, in order, each printing one line:
 
     body-too-large-for-nginx  a body over nginx_client_max_body_size, on every API prefix:
-                              413 in the API's JSON error shape (nginx's own error)
+                              413 in the API's JSON error shape (nginx's own error); on /v1
+                              in OpenAI's (message, type, param, code)
     body-too-large-for-app    bodies of 129 KiB to 1 MiB (past the app's limit, within nginx's),
                               several times each, to each service: the app's 413 (or the 401,
                               403, 404 it answers first) in JSON, never nginx's 502
@@ -46,7 +47,9 @@ from webapp.errors import http_error_code
 
 ADMIN_PASSWORD_ENV = "CHATBOT_EDGE_ADMIN_PASSWORD"
 USER_AGENT = "chatbot-edge-check/1"
-API_PREFIXES = ("/api/v1/auth", "/api/v1/chat", "/api/v1/admin", "/api/v1/unrouted")
+API_PREFIXES = ("/api/v1/auth", "/api/v1/chat", "/api/v1/admin", "/api/v1/unrouted", "/v1")
+# The OpenAI-compatible API: nginx's errors there are in OpenAI's shape (also type and param).
+OPENAI_PREFIXES = ("/v1",)
 SERVICES = ("auth", "chat", "admin")
 # Bodies nginx accepts (its default limit is 1 MiB) but the app refuses (over 128 KiB).
 APP_REFUSED_SIZES = (129 * 1024, 300 * 1024, 900 * 1024, 1000 * 1024)
@@ -132,8 +135,11 @@ def check_body_too_large_for_nginx(edge: Edge) -> str:
     body = b"x" * NGINX_REFUSED_SIZE
     for prefix in API_PREFIXES:
         response = edge.send("POST", f"{prefix}/anything", data=body)
-        expect_json_error(response, 413, f"POST {prefix} with {len(body)} bytes")
-    return f"{len(API_PREFIXES)} API prefixes answer 413 in JSON"
+        what = f"POST {prefix} with {len(body)} bytes"
+        error = expect_json_error(response, 413, what)
+        if prefix in OPENAI_PREFIXES and not {"type", "param"} <= set(error):
+            raise CheckFailedError(f"{what}: not OpenAI's error shape: {response.text[:200]!r}")
+    return f"{len(API_PREFIXES)} API prefixes answer 413 in JSON (OpenAI's shape on /v1)"
 
 
 def check_body_too_large_for_app(edge: Edge) -> str:

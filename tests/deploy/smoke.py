@@ -30,12 +30,24 @@ Checks, in order; each prints one line, and a failed check skips the checks that
                            (a buffering proxy delivers everything at once)
     stored-reply           the conversation holds the user message and an assistant message equal
                            to the streamed tokens joined
+    api-key-create         the user creates a personal API key (POST /api/v1/auth/api-keys, 201,
+                           shown once: cbk_...)
+    openai-models          the official openai SDK lists the models at /v1 with that key (through
+                           nginx, over HTTPS); the chat API's default model is among them
+    openai-stream          and streams a completion of the default model with the SDK: content in
+                           more than one chunk, usage in the last (stream_options.include_usage)
+    openai-unbuffered      the same request read off the wire: the first content chunk arrives in
+                           an earlier network read than "data: [DONE]" (nginx does not buffer /v1)
+    api-key-revoke         the user revokes the key (DELETE /api/v1/auth/api-keys/<id>, 204)
+    openai-revoked-key     and the SDK's next request with it raises openai.AuthenticationError
     admin-anonymous        GET /api/v1/admin/stats without a token is 401
     admin-forbidden        and with the user's token 403
     admin-login            (with admin credentials) the admin logs in, role "admin"
     admin-stats            and gets numeric counts (200)
     admin-webhooks         and lists webhooks (200), while a webhook to 127.0.0.1 is refused
                            (400 naming url: the address guard is live)
+    api-docs               each API (auth, chat, admin, and /v1) serves an OpenAPI 3 document and
+                           an HTML docs page
 
 Exit status: 0 when every check passed, 1 when one failed, 2 on bad usage.
 """
@@ -55,6 +67,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import openai
 import requests
 import urllib3
 
@@ -297,6 +310,7 @@ class Smoke:
             lambda: self.stored_reply(user_token, conversation_id, runner.results["stream-reply"]),
             "stream-reply",
         )
+        self.run_openai_checks(runner, user_token)
         runner.check("admin-anonymous", lambda: self.admin_stats(None, 401, "unauthorized"))
         runner.check(
             "admin-forbidden", lambda: self.admin_stats(user_token, 403, "forbidden"), "login"
@@ -343,6 +357,38 @@ class Smoke:
             flush=True,
         )
         return 1 if counts["FAIL"] else 0
+
+    def run_openai_checks(self, runner: Runner, user_token: str | None) -> None:
+        """Drive the OpenAI-compatible API (/v1) with a personal API key of the user; revoke it.
+
+        The key is revoked whether or not the SDK's checks passed (it needs only the key).
+        """
+        runner.check("api-key-create", lambda: self.create_api_key(user_token), "login")
+        created = runner.results.get("api-key-create") or {}
+        runner.check(
+            "openai-models",
+            lambda: self.openai_models(created["key"], user_token),
+            "api-key-create",
+        )
+        model = runner.results.get("openai-models")
+        runner.check(
+            "openai-stream",
+            lambda: self.openai_stream(created["key"], model),
+            "openai-models",
+        )
+        runner.check(
+            "openai-unbuffered",
+            lambda: self.openai_unbuffered(created["key"], model),
+            "openai-models",
+        )
+        runner.check(
+            "api-key-revoke",
+            lambda: self.revoke_api_key(user_token, created["id"]),
+            "api-key-create",
+        )
+        runner.check(
+            "openai-revoked-key", lambda: self.openai_revoked(created["key"]), "api-key-revoke"
+        )
 
     # --- HTTP helpers -------------------------------------------------------------------------
 
@@ -587,22 +633,168 @@ class Smoke:
             )
         return f"{len(messages)} messages, reply {reply_id} matches the tokens", None
 
+    # --- the OpenAI-compatible API (/v1), with the official SDK ---------------------------------
+
+    def openai_client(self, key: str) -> openai.OpenAI:
+        """Return the official SDK's client of this deployment's /v1 with an API key.
+
+        No retries: each request is sent once, so a failure is reported as it happened.
+        """
+        return openai.OpenAI(
+            base_url=f"{self.base_url}/v1",
+            api_key=key,
+            max_retries=0,
+            timeout=self.stream_timeout,
+            http_client=openai.DefaultHttpxClient(verify=self.verify),
+            default_headers={"User-Agent": USER_AGENT},
+        )
+
+    def create_api_key(self, token: str) -> tuple[str, dict[str, Any]]:
+        """Create a personal API key; it is in the answer once, in full."""
+        body = self.api(
+            "POST", "/api/v1/auth/api-keys", (201,), token=token, body={"name": "smoke test"}
+        )
+        key = _get(body, "key")
+        listed = _get(body, "api_key")
+        if not isinstance(key, str) or not key.startswith("cbk_"):
+            raise CheckFailedError("the created key does not start with cbk_")
+        prefix = listed.get("prefix")
+        if not isinstance(prefix, str) or not prefix or not key.startswith(prefix):
+            raise CheckFailedError(f"the key's listed prefix {prefix!r} is not its start")
+        # Only the prefix is printed: the key itself is a secret, even a short-lived one.
+        return f"key {prefix}... (id {listed.get('id')})", {
+            "id": _get(listed, "id"),
+            "key": key,
+        }
+
+    def revoke_api_key(self, token: str, key_id: Any) -> tuple[str, None]:
+        """Revoke the key: it leaves the user's list of keys."""
+        self.request(
+            "DELETE", f"{self.base_url}/api/v1/auth/api-keys/{key_id}", (204,), token=token
+        )
+        listed = _get(self.api("GET", "/api/v1/auth/api-keys", (200,), token=token), "api_keys")
+        if any(item.get("id") == key_id for item in listed):
+            raise CheckFailedError(f"key {key_id} is still listed after DELETE")
+        return f"key {key_id} revoked", None
+
+    def openai_models(self, key: str, token: str) -> tuple[str, str]:
+        """List the models with the SDK; return the chat API's default model, which must be one."""
+        try:
+            models = [model.id for model in self.openai_client(key).models.list()]
+        except openai.OpenAIError as exc:
+            raise CheckFailedError(f"GET /v1/models: {_describe_openai_error(exc)}") from exc
+        default = _get(self.api("GET", "/api/v1/chat/models", (200,), token=token), "default")
+        if default not in models:
+            raise CheckFailedError(f"the default model {default!r} is not in /v1/models {models}")
+        return f"{len(models)} model(s): {', '.join(models)}; default {default}", default
+
+    def openai_stream(self, key: str, model: str) -> tuple[str, None]:
+        """Stream one completion with the SDK: content in several chunks, usage at the end."""
+        chunks, contents, usage, answered_by = 0, [], None, set()
+        try:
+            stream = self.openai_client(key).chat.completions.create(
+                model=model,
+                messages=[{"role": "user", "content": self.message}],
+                stream=True,
+                stream_options={"include_usage": True},
+                max_tokens=64,
+            )
+            for chunk in stream:
+                chunks += 1
+                answered_by.add(chunk.model)
+                for choice in chunk.choices:
+                    if choice.delta.content:
+                        contents.append(choice.delta.content)
+                if chunk.usage is not None:
+                    usage = chunk.usage
+        except openai.OpenAIError as exc:
+            raise CheckFailedError(
+                f"POST /v1/chat/completions (stream): {_describe_openai_error(exc)}"
+            ) from exc
+        if len(contents) < 2:
+            raise CheckFailedError(
+                f"{len(contents)} chunk(s) with content of {chunks}; a streamed reply has more"
+            )
+        if usage is None or not usage.completion_tokens:
+            raise CheckFailedError(f"no usage with completion tokens in the last chunk: {usage}")
+        return (
+            f"{len(contents)} content chunks of {chunks}, {usage.completion_tokens} completion"
+            f" tokens, answered by {', '.join(sorted(answered_by))}"
+        ), None
+
+    def openai_unbuffered(self, key: str, model: str) -> tuple[str, None]:
+        """Read a streamed completion off the wire: nginx must pass each chunk on at once."""
+        started = time.monotonic()
+        response = self.request(
+            "POST",
+            f"{self.base_url}/v1/chat/completions",
+            (200,),
+            body={
+                "model": model,
+                "messages": [{"role": "user", "content": self.message}],
+                "stream": True,
+                "max_tokens": 64,
+            },
+            headers={"Authorization": f"Bearer {key}", "Accept": "text/event-stream"},
+            stream=True,
+        )
+        with response:
+            content_type = response.headers.get("Content-Type", "")
+            if not content_type.startswith("text/event-stream"):
+                raise CheckFailedError(f"Content-Type is {content_type!r}, not text/event-stream")
+            events = self._read_events(response, started)
+        done = next((event for event in events if event.data == "[DONE]"), None)
+        if done is None:
+            raise CheckFailedError(f"the stream ended without data: [DONE] ({len(events)} events)")
+        first = next(
+            (
+                event
+                for event in events
+                if event.data != "[DONE]"
+                and any(
+                    (choice.get("delta") or {}).get("content")
+                    for choice in _json(event).get("choices", [])
+                )
+            ),
+            None,
+        )
+        if first is None:
+            raise CheckFailedError("no chunk with content before data: [DONE]")
+        timing = (
+            f"first content at {first.seconds * 1000:.0f} ms,"
+            f" [DONE] at {done.seconds * 1000:.0f} ms"
+        )
+        if first.read_index >= done.read_index:
+            raise CheckFailedError(
+                f"not streamed: the first content and [DONE] came in the same network read"
+                f" ({timing}); something buffers /v1 (nginx proxy_buffering?)"
+            )
+        return f"{len(events)} events in {done.read_index + 1} reads, {timing}", None
+
+    def openai_revoked(self, key: str) -> tuple[str, None]:
+        """The revoked key must be refused at once: the SDK raises AuthenticationError (401)."""
+        try:
+            self.openai_client(key).models.list()
+        except openai.AuthenticationError as exc:
+            return f"401 {_describe_openai_error(exc)}", None
+        except openai.OpenAIError as exc:
+            raise CheckFailedError(
+                f"expected AuthenticationError, got {_describe_openai_error(exc)}"
+            ) from exc
+        raise CheckFailedError("GET /v1/models with the revoked key succeeded")
+
     def api_docs(self) -> tuple[str, None]:
-        """Every service publishes a valid-looking OpenAPI 3 document and a docs page."""
+        """Every API publishes a valid-looking OpenAPI 3 document and a docs page."""
         versions = []
-        for service in ("auth", "chat", "admin"):
-            document = self.api("GET", f"/api/v1/{service}/openapi.json", (200,))
+        for prefix in API_PREFIXES:
+            document = self.api("GET", f"{prefix}/openapi.json", (200,))
             version = str(document.get("openapi", ""))
             if not version.startswith("3.") or not document.get("paths"):
-                raise CheckFailedError(
-                    f"{service}: not an OpenAPI 3 document (openapi={version!r})"
-                )
-            page = self.request("GET", f"{self.base_url}/api/v1/{service}/docs", (200,))
+                raise CheckFailedError(f"{prefix}: not an OpenAPI 3 document (openapi={version!r})")
+            page = self.request("GET", f"{self.base_url}{prefix}/docs", (200,))
             if "text/html" not in page.headers.get("Content-Type", ""):
-                raise CheckFailedError(
-                    f"{service}: docs page is {page.headers.get('Content-Type')}"
-                )
-            versions.append(f"{service} {version}")
+                raise CheckFailedError(f"{prefix}: docs page is {page.headers.get('Content-Type')}")
+            versions.append(f"{prefix} {version}")
         return ", ".join(versions), None
 
     def metrics_hidden(self) -> tuple[str, None]:
@@ -663,6 +855,10 @@ class Smoke:
         return f"{len(listed['webhooks'])} webhook(s); loopback target refused", None
 
 
+# Where each API serves its OpenAPI document and docs page: the three services', and the
+# OpenAI-compatible API's (served by chat).
+API_PREFIXES = ("/api/v1/auth", "/api/v1/chat", "/api/v1/admin", "/v1")
+
 # One route of each service: a revoked token must be refused by all three.
 REVOCATION_PROBES = (
     ("auth", "/api/v1/auth/me"),
@@ -702,6 +898,14 @@ def save_account(path: Path, email: str, password: str) -> None:
 def _http_url(base_url: str) -> str:
     parts = urlsplit(base_url)
     return urlunsplit(("http", parts.hostname or "", "", "", ""))
+
+
+def _describe_openai_error(exc: openai.OpenAIError) -> str:
+    """Say what the SDK's exception says: the status and OpenAI's error shape, or the cause."""
+    if isinstance(exc, openai.APIStatusError):
+        error = exc.body.get("error", exc.body) if isinstance(exc.body, dict) else exc.body
+        return f"{type(exc).__name__} {exc.status_code}: {json.dumps(error)[:200]}"
+    return f"{type(exc).__name__}: {_root_cause(exc)}"
 
 
 def _get(body: Any, *keys: str) -> Any:
