@@ -252,6 +252,8 @@ def settings_env(database_url: str, redis_url: str) -> dict[str, str]:
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "SECRET_KEY": secrets.token_urlsafe(48),
+        # So the admin API can store provider keys (webapp.secretbox).
+        "PROVIDER_KEY_SECRETS": secrets.token_urlsafe(48),
     }
 
 

@@ -7,6 +7,7 @@ integration test applies it to an empty database and compares the result with th
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -15,10 +16,12 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
     MetaData,
+    Numeric,
     String,
     Text,
     false,
@@ -30,6 +33,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, INET, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
+    "API_KEY_NAME_MAX_LENGTH",
     "AUDIT_ACTION_MAX_LENGTH",
     "BIGINT_MAX",
     "CONVERSATION_TITLE_MAX_LENGTH",
@@ -39,16 +43,24 @@ __all__ = [
     "MESSAGE_MAX_LENGTH",
     "MESSAGE_ROLES",
     "MESSAGE_STATUSES",
+    "MODEL_NAME_MAX_LENGTH",
+    "PROVIDER_KINDS",
+    "PROVIDER_NAME_MAX_LENGTH",
+    "SYSTEM_PROMPT_MAX_LENGTH",
+    "UPSTREAM_MODEL_ID_MAX_LENGTH",
     "USER_ROLES",
     "WEBHOOK_DELIVERY_STATUSES",
     "WEBHOOK_DESCRIPTION_MAX_LENGTH",
     "WEBHOOK_EVENTS",
     "WEBHOOK_URL_MAX_LENGTH",
+    "ApiKey",
     "AuditEvent",
     "Base",
+    "ChatModel",
     "Conversation",
     "DailyUsage",
     "Message",
+    "Provider",
     "User",
     "Webhook",
     "WebhookAttempt",
@@ -70,6 +82,16 @@ DISPLAY_NAME_MAX_LENGTH = 100
 CONVERSATION_TITLE_MAX_LENGTH = 200
 MESSAGE_MAX_LENGTH = 8000
 AUDIT_ACTION_MAX_LENGTH = 64
+PROVIDER_NAME_MAX_LENGTH = 64
+# Of a model's public name (what clients send as ``model``), also where conversations, users and
+# messages refer to one.
+MODEL_NAME_MAX_LENGTH = 100
+UPSTREAM_MODEL_ID_MAX_LENGTH = 200
+SYSTEM_PROMPT_MAX_LENGTH = 4000
+API_KEY_NAME_MAX_LENGTH = 100
+PROVIDER_KINDS = ("openai",)
+"""Kinds of stored providers: ``openai`` is any OpenAI-compatible server. The built-in offline
+model is a provider of its own that is never stored (``webapp.llm.catalogue``)."""
 # Largest value of PostgreSQL's INTEGER and BIGINT: an id, cursor or token subject beyond its
 # column's range can match nothing and must be refused before it reaches the database, which
 # would fail the whole statement ("integer out of range").
@@ -141,6 +163,7 @@ class User(Base):
     __table_args__ = (
         CheckConstraint(_in("role", USER_ROLES), name="role"),
         CheckConstraint("email = lower(email)", name="email_lowercase"),
+        CheckConstraint("daily_token_quota >= 0", name="daily_token_quota_non_negative"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -153,6 +176,11 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now()
     )
+    # The model the user's new conversations answer with (a catalogue name); null: the system
+    # default. A name that no longer resolves falls back to the default too.
+    default_model: Mapped[str | None] = mapped_column(String(MODEL_NAME_MAX_LENGTH))
+    # Tokens a day this user may spend; null: LLM_DAILY_TOKEN_QUOTA; 0: no quota.
+    daily_token_quota: Mapped[int | None] = mapped_column(Integer)
 
     conversations: Mapped[list[Conversation]] = relationship(
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True
@@ -168,13 +196,25 @@ class Conversation(Base):
     """A conversation between one user and the bot."""
 
     __tablename__ = "conversations"
-    # Listing a user's conversations newest first is the hot query.
-    __table_args__ = (Index("ix_conversations_user_id_updated_at", "user_id", "updated_at"),)
+    __table_args__ = (
+        # Listing a user's conversations newest first is the hot query.
+        Index("ix_conversations_user_id_updated_at", "user_id", "updated_at"),
+        CheckConstraint(
+            f"char_length(system_prompt) <= {SYSTEM_PROMPT_MAX_LENGTH}", name="system_prompt_length"
+        ),
+        CheckConstraint("temperature >= 0 AND temperature <= 2", name="temperature_range"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     # Null until the first message names the conversation (or the client gives a title).
     title: Mapped[str | None] = mapped_column(String(CONVERSATION_TITLE_MAX_LENGTH))
+    # The catalogue model chosen for this conversation; null: the owner's default model.
+    model_name: Mapped[str | None] = mapped_column(String(MODEL_NAME_MAX_LENGTH))
+    # Sent before the history with every request of this conversation.
+    system_prompt: Mapped[str | None] = mapped_column(Text)
+    # Overrides the model's default temperature.
+    temperature: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now()
     )
@@ -396,3 +436,117 @@ class WebhookAttempt(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
     delivery: Mapped[WebhookDelivery] = relationship(back_populates="attempt_log")
+
+
+class Provider(Base):
+    """A stored model provider: an OpenAI-compatible server the admins added.
+
+    The API key is kept encrypted (``webapp.secretbox``, keys from PROVIDER_KEY_SECRETS); only
+    its last four characters are stored in the clear, to tell keys apart in the admin console.
+    """
+
+    __tablename__ = "providers"
+    __table_args__ = (
+        CheckConstraint(_in("kind", PROVIDER_KINDS), name="kind"),
+        CheckConstraint("timeout_seconds > 0", name="timeout_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(PROVIDER_NAME_MAX_LENGTH), unique=True)
+    kind: Mapped[str] = mapped_column(String(16), default="openai", server_default=text("'openai'"))
+    base_url: Mapped[str] = mapped_column(String(2048))
+    api_key_encrypted: Mapped[str | None] = mapped_column(Text)
+    api_key_last4: Mapped[str | None] = mapped_column(String(4))
+    timeout_seconds: Mapped[float] = mapped_column(Float, default=60.0, server_default=text("60"))
+    extra_headers: Mapped[dict[str, str]] = mapped_column(
+        JSONB, default=dict, server_default=text("'{}'::jsonb")
+    )
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow, server_default=func.now()
+    )
+
+    models: Mapped[list[ChatModel]] = relationship(
+        back_populates="provider", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class ChatModel(Base):
+    """A model of a stored provider, under the name users and API clients choose it by."""
+
+    __tablename__ = "chat_models"
+    __table_args__ = (
+        CheckConstraint("context_window > 0", name="context_window_positive"),
+        CheckConstraint("max_output_tokens > 0", name="max_output_tokens_positive"),
+        CheckConstraint(
+            "default_temperature >= 0 AND default_temperature <= 2", name="temperature_range"
+        ),
+        CheckConstraint(
+            "price_input_per_mtok >= 0 AND price_output_per_mtok >= 0", name="prices_non_negative"
+        ),
+        CheckConstraint("fallback_model_id <> id", name="fallback_not_self"),
+        # At most one default model.
+        Index(
+            "ix_chat_models_is_default",
+            "is_default",
+            unique=True,
+            postgresql_where=text("is_default"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(MODEL_NAME_MAX_LENGTH), unique=True)
+    upstream_id: Mapped[str] = mapped_column(String(UPSTREAM_MODEL_ID_MAX_LENGTH))
+    display_name: Mapped[str] = mapped_column(String(MODEL_NAME_MAX_LENGTH))
+    description: Mapped[str] = mapped_column(Text, default="", server_default=text("''"))
+    context_window: Mapped[int | None] = mapped_column(Integer)
+    max_output_tokens: Mapped[int | None] = mapped_column(Integer)
+    default_temperature: Mapped[float | None] = mapped_column(Float)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    allowed_roles: Mapped[list[str]] = mapped_column(
+        ARRAY(String(16)), default=lambda: list(USER_ROLES), server_default=text("'{user,admin}'")
+    )
+    fallback_model_id: Mapped[int | None] = mapped_column(
+        ForeignKey("chat_models.id", ondelete="SET NULL")
+    )
+    # Currency units per million tokens; null: no price, no cost in the usage reports.
+    price_input_per_mtok: Mapped[Decimal | None] = mapped_column(Numeric(12, 6))
+    price_output_per_mtok: Mapped[Decimal | None] = mapped_column(Numeric(12, 6))
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow, server_default=func.now()
+    )
+
+    provider: Mapped[Provider] = relationship(back_populates="models")
+    fallback: Mapped[ChatModel | None] = relationship(remote_side=[id])
+
+
+class ApiKey(Base):
+    """A personal API key for the OpenAI-compatible API (``/v1``).
+
+    Only the SHA-256 of the key is stored (keys are long random strings, so a fast hash does
+    not make them guessable); the prefix tells keys apart in lists.
+    """
+
+    __tablename__ = "api_keys"
+    __table_args__ = (Index("ix_api_keys_user_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(API_KEY_NAME_MAX_LENGTH))
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    user: Mapped[User] = relationship()

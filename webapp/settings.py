@@ -200,6 +200,14 @@ def _service_urls(raw: str) -> tuple[tuple[str, str], ...]:
     return tuple(urls.items())
 
 
+def _secrets_list(raw: str) -> tuple[str, ...]:
+    values = tuple(item.strip() for item in raw.split(",") if item.strip())
+    for value in values:
+        if len(value) < SECRET_KEY_MIN_LENGTH:
+            raise ValueError(f"each key must be at least {SECRET_KEY_MIN_LENGTH} characters long")
+    return values
+
+
 def _log_level(raw: str) -> str:
     level = raw.upper()
     if level not in LOG_LEVELS:
@@ -269,6 +277,11 @@ class Settings:
     cors_origins: tuple[str, ...] = _setting(_origins, ())
     log_level: str = _setting(_log_level, "INFO")
     openai_api_key: str = _setting(str, "", secret=True)
+    # Keys that encrypt the providers' API keys in the database (webapp.secretbox), comma-
+    # separated: the first encrypts, every one decrypts (rotation keeps the previous one second
+    # until `chatbot catalogue rekey` re-encrypted everything). Empty: no provider key can be
+    # stored.
+    provider_key_secrets: tuple[str, ...] = _setting(_secrets_list, (), secret=True)
     openai_base_url: str = _setting(_http_url, "")
     # Where the admin status page asks each service for /health.
     status_service_urls: tuple[tuple[str, str], ...] = _setting(

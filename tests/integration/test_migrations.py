@@ -73,7 +73,7 @@ def test_upgrade_on_an_empty_database_matches_the_models(empty_schema, subproces
             )
             assert compare_metadata(context, Base.metadata) == []
             head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
-            assert context.get_current_revision() == head == "0006"
+            assert context.get_current_revision() == head == "0007"
 
             # Autogenerate does not compare CHECK constraints; compare their names here.
             inspector = inspect(connection)
