@@ -235,22 +235,21 @@ export async function models() {
   let catalogue = [];
 
   const fillProviders = (list) => {
-    providerSelect.replaceChildren(
-      ...list.map((provider) =>
-        el("option", { value: provider.name, text: provider.managed ? `${provider.name} (managed)` : provider.name }),
-      ),
-    );
-    // A new model goes to an admin's provider rather than a managed one, when there is one.
-    const stored = list.find((provider) => !provider.managed);
-    if (stored) providerSelect.value = stored.name;
+    // Models are added to the admins' providers: the managed ones have theirs from the settings.
+    const stored = list.filter((provider) => !provider.managed);
+    providerSelect.replaceChildren(...stored.map((provider) => el("option", { value: provider.name, text: provider.name })));
+    if (!stored.length) {
+      providerSelect.append(el("option", { value: "", text: "No provider yet: add one under Providers", disabled: true, selected: true }));
+    }
   };
 
   const fillFallbacks = () => {
     const current = fallbackSelect.value;
     fallbackSelect.replaceChildren(
       el("option", { value: "", text: "None" }),
+      // A fallback is a stored model (a managed one is reached through the settings' own).
       ...catalogue
-        .filter((model) => !editing || model.name !== editing.name)
+        .filter((model) => !model.managed && (!editing || model.name !== editing.name))
         .map((model) => el("option", { value: model.name, text: model.display_name ? `${model.display_name} (${model.name})` : model.name })),
     );
     fallbackSelect.value = current;
