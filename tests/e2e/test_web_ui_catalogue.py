@@ -134,6 +134,22 @@ def test_admin_adds_a_provider_and_a_model_that_a_user_picks(
     browser.wait(lambda d: browser.all(".message-assistant"))
     browser.wait(lambda d: browser.find("#model-picker").get_attribute("value") == model_name)
 
+    # The user's default model (Account) answers a new conversation that chooses none.
+    browser.open("/account/profile")
+    browser.find(f'#default_model option[value="{model_name}"]')
+    Select(browser.find("#default_model")).select_by_value(model_name)
+    browser.find("#default-model-form button[type=submit]").click()
+    browser.wait(lambda d: browser.find("#default-model-form .form-ok").text == "Saved.")
+    browser.open("/")
+    browser.find(f'#model-picker option[value="{model_name}"]')
+    picker = Select(browser.find("#model-picker"))
+    assert browser.find("#model-picker").get_attribute("value") == ""
+    assert f"E2E picked {suffix}" in picker.first_selected_option.text
+    default_reply = browser.send("A new conversation")
+    browser.wait_finished()
+    assert browser.reply_text(default_reply) == reply_text(upstream, 6)
+    assert model_name in default_reply.find_element(By.CSS_SELECTOR, ".message-meta").text
+
     # Deleting the provider (after a confirm) takes its model with it.
     admin.open("/admin/providers")
     admin.find('[data-admin-page="providers"][data-loaded]')

@@ -169,7 +169,7 @@ async function defaultModel() {
   };
   const chosen = preferences.default_model || "";
   select.replaceChildren(
-    el("option", { value: "", text: `The system's default (${named(catalogue.default)})` }),
+    el("option", { value: "", text: catalogue.default ? `The system's default (${named(catalogue.default)})` : "The system's default" }),
     ...catalogue.models.map((m) => el("option", { value: m.name, text: m.display_name || m.name })),
   );
   if (chosen && !catalogue.models.some((m) => m.name === chosen)) {

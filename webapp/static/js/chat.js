@@ -558,13 +558,23 @@ function currentChoices() {
 
 async function loadModels() {
   try {
-    state.models = await api("GET", `${CHAT}/models`);
+    const [models, preferences] = await Promise.all([
+      api("GET", `${CHAT}/models`),
+      api("GET", `${CHAT}/preferences`),
+    ]);
+    state.models = { ...models, preferred: preferences.default_model };
   } catch (error) {
     // A server without model choice: no picker, the conversations work as before.
     if (!(error instanceof ApiError) || error.status === 401) throw error;
     state.models = null;
   }
   showModel();
+}
+
+/** The model a conversation that chooses none answers with: the user's default, else the system's. */
+function defaultModel() {
+  const { models, preferred } = state.models;
+  return preferred && models.some((m) => m.name === preferred) ? preferred : state.models.default;
 }
 
 /** Show the conversation's model in the picker (null: the default, whatever it is now). */
@@ -575,7 +585,7 @@ function showModel() {
   const chosen = currentChoices().model || "";
   const { models } = state.models;
   const options = [
-    el("option", { value: "", text: `Default (${modelLabel(state.models.default)})` }),
+    el("option", { value: "", text: defaultModel() ? `Default (${modelLabel(defaultModel())})` : "Default" }),
     ...models.map((m) => el("option", { value: m.name, text: m.display_name || m.name, title: m.description || null })),
   ];
   if (chosen && !models.some((m) => m.name === chosen)) {
