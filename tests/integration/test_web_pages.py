@@ -21,8 +21,9 @@ from tests.assertions import assert_error
 from tests.integration.auth_support import ACCESS_COOKIE, ME, browser_login
 from tests.integration.conftest import AppFactory, AuthActions
 from webapp.extensions import db
-from webapp.models import AuditEvent
+from webapp.models import USER_ROLES, AuditEvent
 from webapp.web import PAGE_BLUEPRINTS
+from webapp.web.admin import ADMIN_PAGES
 from webapp.web.pages import PAGE_CSP, render_page
 
 PAGES = {
@@ -34,6 +35,8 @@ PAGES = {
     "/admin/users": "admin",
     "/admin/audit": "admin",
     "/admin/webhooks": "admin",
+    "/admin/providers": "admin",
+    "/admin/models": "admin",
     "/admin/status": "admin",
 }
 STATIC = Path(__file__).resolve().parents[2] / "webapp" / "static"
@@ -196,3 +199,113 @@ def test_sign_out_everywhere_is_audited(app: Flask, auth: AuthActions, client: F
         ).one()
         assert event.actor_id == user.user["id"]
         assert event.target_id == str(user.user["id"])
+
+
+class _IdParser(HTMLParser):
+    """Collect the ids, links and form controls of a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: set[str] = set()
+        self.links: list[str] = []
+        self.controls: dict[str, dict[str, str | None]] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if values.get("id"):
+            self.ids.add(values["id"] or "")
+        if tag == "a" and values.get("href"):
+            self.links.append(values["href"] or "")
+        if tag in ("input", "select", "textarea") and values.get("name"):
+            self.controls.setdefault(values["name"] or "", {"tag": tag, **values})
+
+
+def _parse(client: FlaskClient, path: str) -> _IdParser:
+    response = client.get(path)
+    assert response.status_code == 200, path
+    parser = _IdParser()
+    parser.feed(response.get_data(as_text=True))
+    return parser
+
+
+@pytest.mark.parametrize("path", [p for p in PAGES if p.startswith("/admin/")])
+def test_admin_navigation_links_every_admin_page(client: FlaskClient, path: str) -> None:
+    """Every admin page's navigation links every admin page, the model catalogue's included."""
+    links = _parse(client, path).links
+    for _endpoint, page, _title in ADMIN_PAGES:
+        assert f"/admin{page}" in links, (path, page)
+    assert {"/admin/providers", "/admin/models"} <= set(links)
+
+
+def test_provider_form_keeps_the_api_key_write_only(client: FlaskClient) -> None:
+    """The provider form's key field is a password field the browser never fills or stores."""
+    page = _parse(client, "/admin/providers")
+    key = page.controls["api_key"]
+    assert key["type"] == "password"
+    assert key["autocomplete"] == "off"
+    assert {"name", "base_url", "timeout_seconds", "extra_headers", "api_key_clear"} <= set(
+        page.controls
+    )
+    assert {"providers-table", "discover-table", "provider-form"} <= page.ids
+
+
+def test_model_form_has_every_field_of_the_api(client: FlaskClient) -> None:
+    """The model form sends each field of the admin API's model, and offers every role."""
+    response = client.get("/admin/models")
+    page = _IdParser()
+    page.feed(response.get_data(as_text=True))
+    assert {
+        "provider",
+        "name",
+        "upstream_id",
+        "display_name",
+        "description",
+        "context_window",
+        "max_output_tokens",
+        "default_temperature",
+        "enabled",
+        "allowed_roles",
+        "fallback",
+        "price_input_per_mtok",
+        "price_output_per_mtok",
+        "is_default",
+    } <= set(page.controls)
+    html = response.get_data(as_text=True)
+    for role in USER_ROLES:
+        assert f'name="allowed_roles" value="{role}"' in html
+    assert "model-test-result" in page.ids
+
+
+def test_chat_page_has_the_model_picker_and_settings(client: FlaskClient) -> None:
+    """The conversation header offers the model picker and the settings panel."""
+    page = _parse(client, "/")
+    assert {"model-picker", "settings-toggle", "settings-form"} <= page.ids
+    assert page.controls["system_prompt"]["maxlength"] == "4000"
+    temperature = page.controls["temperature"]
+    assert (temperature["type"], temperature["min"], temperature["max"]) == ("number", "0", "2")
+
+
+def test_profile_has_the_default_model_and_api_keys(client: FlaskClient) -> None:
+    """The account page offers the default model and the API keys (the key shown once)."""
+    page = _parse(client, "/account/profile")
+    assert page.controls["default_model"]["tag"] == "select"
+    assert {"api_key_name", "api_key_expires"} <= set(page.controls)
+    assert page.controls["api_key_expires"]["type"] == "date"
+    assert {"api-keys-table", "new-api-key", "new-api-key-value", "new-api-key-copy"} <= page.ids
+
+
+@pytest.mark.parametrize("page", ["/admin/providers", "/admin/models"])
+def test_catalogue_pages_are_admin_only_like_the_others(
+    client: FlaskClient, auth: AuthActions, page: str
+) -> None:
+    """The catalogue pages are shells like every admin page: admin.js shows them to admins
+    only, and what they load (the admin API) refuses anyone else."""
+    shell = client.get(page).get_data(as_text=True)
+    assert f'data-admin-page="{page.rsplit("/", 1)[1]}"' in shell
+    assert 'src="/static/js/admin.js' in shell
+    api = f"/api/v1/admin/{page.rsplit('/', 1)[1]}"
+    assert_error(client.get(api), 401, "unauthorized")
+    user = auth.signup()
+    assert_error(client.get(api, headers=user.headers), 403, "forbidden")
+    admin = auth.admin()
+    assert client.get(api, headers=admin.headers).status_code == 200

@@ -6,7 +6,7 @@ then says so instead of showing anything.
 
 from __future__ import annotations
 
-from webapp.models import WEBHOOK_EVENTS
+from webapp.models import USER_ROLES, WEBHOOK_EVENTS
 from webapp.services.audit import ACTIONS
 from webapp.web.pages import page_blueprint, render_page
 
@@ -18,6 +18,8 @@ ADMIN_PAGES = (
     ("users", "/users", "Users"),
     ("audit", "/audit", "Audit log"),
     ("webhooks", "/webhooks", "Webhooks"),
+    ("providers", "/providers", "Providers"),
+    ("models", "/models", "Models"),
     ("status", "/status", "System status"),
 )
 
@@ -63,6 +65,19 @@ def webhooks() -> str:
     """Render the webhooks and their delivery history."""
     # The form offers the events the API accepts (the one list, in webapp.models).
     return _page("webhooks", "Webhooks", webhook_events=WEBHOOK_EVENTS)
+
+
+@bp.get("/providers")
+def providers() -> str:
+    """Render the model providers (the managed ones read-only) and their models upstream."""
+    return _page("providers", "Providers")
+
+
+@bp.get("/models")
+def models() -> str:
+    """Render the model catalogue (``?provider=&upstream_id=`` fills the form for a new one)."""
+    # The roles a model may be allowed to: the one list, in webapp.models.
+    return _page("models", "Models", roles=USER_ROLES)
 
 
 @bp.get("/status")

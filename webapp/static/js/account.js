@@ -1,6 +1,7 @@
-// The account pages: sign in, register, profile (display name, password, sign out everywhere).
+// The account pages: sign in, register, profile (display name, password, default model, API
+// keys, sign out everywhere).
 import { ApiError, api, signedOut } from "./api.js";
-import { clearErrors, limitMessage, notify, showAccount, showError, signedInUser } from "./ui.js";
+import { clearErrors, el, formatTime, limitMessage, notify, showAccount, showError, signedInUser } from "./ui.js";
 
 const REASONS = {
   expired: "Your session has ended. Please sign in again.",
@@ -126,6 +127,9 @@ async function profilePage() {
     });
   });
 
+  defaultModel();
+  apiKeys();
+
   const everywhere = document.getElementById("sign-out-everywhere");
   everywhere.addEventListener("click", async () => {
     if (!confirm("Sign out on every device, this one included?")) return;
@@ -140,6 +144,154 @@ async function profilePage() {
       everywhere.disabled = false;
     }
   });
+}
+
+/** The default model of new conversations (GET/PATCH /api/v1/chat/preferences). */
+async function defaultModel() {
+  const form = document.getElementById("default-model-form");
+  const select = form.elements.namedItem("default_model");
+  let catalogue;
+  let preferences;
+  try {
+    [catalogue, preferences] = await Promise.all([
+      api("GET", "/api/v1/chat/models"),
+      api("GET", "/api/v1/chat/preferences"),
+    ]);
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    // A server without model choice: nothing to choose.
+    document.getElementById("default-model-section").hidden = true;
+    return;
+  }
+  const named = (name) => {
+    const model = catalogue.models.find((m) => m.name === name);
+    return model && model.display_name ? model.display_name : name;
+  };
+  const chosen = preferences.default_model || "";
+  select.replaceChildren(
+    el("option", { value: "", text: catalogue.default ? `The system's default (${named(catalogue.default)})` : "The system's default" }),
+    ...catalogue.models.map((m) => el("option", { value: m.name, text: m.display_name || m.name })),
+  );
+  if (chosen && !catalogue.models.some((m) => m.name === chosen)) {
+    select.append(el("option", { value: chosen, text: `${chosen} (unavailable: the system's default answers)` }));
+  }
+  select.value = chosen;
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    submit(form, form.querySelector("button[type=submit]"), async () => {
+      await api("PATCH", "/api/v1/chat/preferences", { body: { default_model: select.value || null } });
+      form.querySelector(".form-ok").textContent = "Saved.";
+    });
+  });
+}
+
+const KEYS = "/api/v1/auth/api-keys";
+// The API's field names → this form's inputs (the profile has other "name" fields).
+const KEY_FIELDS = { name: "api_key_name", expires_at: "api_key_expires" };
+
+/** Personal API keys: create (the key shown once), list, revoke. */
+async function apiKeys() {
+  const form = document.getElementById("api-key-form");
+  const body = document.querySelector("#api-keys-table tbody");
+  const listError = document.getElementById("api-keys-error");
+  const shown = document.getElementById("new-api-key");
+  const value = document.getElementById("new-api-key-value");
+  const copy = document.getElementById("new-api-key-copy");
+
+  const hideKey = () => {
+    // Out of the page as soon as it has been seen: it is not kept anywhere.
+    value.value = "";
+    shown.hidden = true;
+  };
+
+  const row = (key) => {
+    const revoke = el("button", { type: "button", class: "button button-danger", text: "Revoke", dataset: { action: "revoke" } });
+    revoke.addEventListener("click", async () => {
+      if (!confirm(`Revoke the API key “${key.name}”? Whatever uses it stops working at once.`)) return;
+      revoke.disabled = true;
+      listError.textContent = "";
+      try {
+        await api("DELETE", `${KEYS}/${key.id}`);
+        await load();
+      } catch (error) {
+        listError.textContent = error.message;
+        revoke.disabled = false;
+      }
+    });
+    const time = (iso, none) => (iso ? el("time", { datetime: iso, text: formatTime(iso) }) : none);
+    return el(
+      "tr",
+      { dataset: { keyId: String(key.id) } },
+      el("td", { text: key.name }),
+      el("td", {}, el("code", { text: `${key.prefix}…` })),
+      el("td", {}, time(key.created_at, "")),
+      el("td", {}, time(key.last_used_at, "never")),
+      el("td", {}, time(key.expires_at, "never")),
+      el("td", { class: "actions" }, revoke),
+    );
+  };
+
+  const load = async () => {
+    let answer;
+    try {
+      answer = await api("GET", KEYS);
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+      if (error.status === 404) document.getElementById("api-keys-section").hidden = true;
+      else listError.textContent = error.message;
+      return;
+    }
+    body.replaceChildren(...answer.api_keys.map(row));
+    if (!answer.api_keys.length) body.append(el("tr", { class: "empty-row" }, el("td", { colspan: "6", text: "No API keys." })));
+  };
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    hideKey();
+    const button = form.querySelector("button[type=submit]");
+    clearErrors(form);
+    button.disabled = true;
+    (async () => {
+      const name = form.elements.namedItem("api_key_name").value.trim();
+      if (!name) {
+        showError(form, { message: "Name the key: say what will use it." }, "api_key_name");
+        return;
+      }
+      const expires = form.elements.namedItem("api_key_expires").value;
+      const payload = { name };
+      if (expires) payload.expires_at = `${expires}T23:59:59Z`;
+      try {
+        const answer = await api("POST", KEYS, { body: payload });
+        form.reset();
+        value.value = answer.key;
+        shown.hidden = false;
+        value.focus();
+        value.select();
+        await load();
+      } catch (error) {
+        if (!(error instanceof ApiError)) throw error;
+        const problem = errorMessage(error);
+        showError(form, problem, KEY_FIELDS[error.field] || null);
+      }
+    })().finally(() => {
+      button.disabled = false;
+    });
+  });
+  copy.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(value.value);
+      copy.textContent = "Copied";
+    } catch {
+      // No clipboard (an insecure context, a refusal): the key is selected for copying by hand.
+      value.select();
+      copy.textContent = "Press Ctrl+C";
+    }
+    setTimeout(() => {
+      copy.textContent = "Copy";
+    }, 1500);
+  });
+  document.getElementById("new-api-key-done").addEventListener("click", hideKey);
+  await load();
 }
 
 const page = document.querySelector("[data-form=login]")

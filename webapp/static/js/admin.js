@@ -1,35 +1,14 @@
 // The admin pages over the admin API: dashboard (totals, usage charts), users, audit log,
-// webhooks with their deliveries, system status. Each page renders what the API answers; a
-// part whose route this server does not have (404) says so instead of failing the page.
+// webhooks with their deliveries, system status; the model catalogue's pages (providers,
+// models) are in admin_catalogue.js. Each page renders what the API answers; a part whose
+// route this server does not have (404) says so instead of failing the page.
 import { ApiError, api } from "./api.js";
+import { models, providers } from "./admin_catalogue.js";
+import { ADMIN, badge, cell, label, notice, problem, unavailable } from "./admin_parts.js";
 import { clearErrors, el, formatTime, notify, showError, signedInUser } from "./ui.js";
 
-const ADMIN = "/api/v1/admin";
 const SVG = "http://www.w3.org/2000/svg";
 const main = document.getElementById("main");
-const notice = document.getElementById("admin-notice");
-
-function problem(error) {
-  if (error instanceof ApiError && error.status === 404) return "This server does not offer this yet.";
-  return error.message || String(error);
-}
-
-function unavailable(container, error) {
-  container.replaceChildren(el("p", { class: "notice notice-info", text: problem(error) }));
-}
-
-function cell(content, props = {}) {
-  return el("td", props, content);
-}
-
-function badge(ok, yes, no) {
-  return el("span", { class: `badge ${ok ? "badge-ok" : "badge-bad"}`, text: ok ? yes : no });
-}
-
-function label(key) {
-  const text = key.replace(/_/g, " ");
-  return text.charAt(0).toUpperCase() + text.slice(1);
-}
 
 // What each figure of the dashboard counts, as [label, explanation]: the totals (/stats, all
 // time) and the period's figures (/usage) both have "messages", counted differently.
@@ -489,7 +468,7 @@ async function status() {
   }
 }
 
-const PAGES = { dashboard, users, audit, webhooks, status };
+const PAGES = { dashboard, users, audit, webhooks, providers, models, status };
 
 async function start() {
   const user = await signedInUser();

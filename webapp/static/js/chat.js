@@ -1,8 +1,9 @@
-// The chat app: conversations in the sidebar, the messages of one, streamed replies.
+// The chat app: conversations in the sidebar, the messages of one, streamed replies; each
+// conversation's model (the picker in its header) and settings (system prompt, temperature).
 import { ApiError, api, requireUser } from "./api.js";
 import { renderMarkdown } from "./markdown.js";
 import { followReply } from "./sse.js";
-import { el, formatTime, limitMessage, notify, showAccount } from "./ui.js";
+import { clearErrors, el, formatTime, limitMessage, notify, showAccount, showError } from "./ui.js";
 
 const CHAT = "/api/v1/chat";
 const PAGE_SIZE = 30;
@@ -17,7 +18,6 @@ const dom = {
   empty: $("conversation-empty"),
   more: $("conversation-more"),
   search: $("conversation-search"),
-  header: $("conversation-header"),
   title: $("conversation-title"),
   renameForm: $("rename-form"),
   renameInput: $("rename-input"),
@@ -31,6 +31,12 @@ const dom = {
   stop: $("stop-button"),
   sidebar: $("sidebar"),
   sidebarToggle: $("sidebar-toggle"),
+  picker: $("model-picker"),
+  pickerError: $("model-picker-error"),
+  settingsToggle: $("settings-toggle"),
+  settings: $("settings-form"),
+  // What only an existing conversation has (a new one is made by its first message).
+  conversationOnly: ["rename-conversation", "export-markdown", "export-json", "delete-conversation"].map($),
 };
 
 const state = {
@@ -40,6 +46,9 @@ const state = {
   reply: null, // the reply being followed: {id, controller, view}
   listRequest: 0,
   followBottom: true, // keep the newest text in view (false once the user scrolls up)
+  models: null, // GET /chat/models: {models: [...], default: name}, null when not offered
+  // The choices made before the first message, for the conversation it creates.
+  draft: { model: null, system_prompt: null, temperature: null },
 };
 
 // --- errors and notices ------------------------------------------------------------------------
@@ -138,10 +147,16 @@ async function copyText(text, button) {
   }, 1500);
 }
 
+/** A model's name for people: "Display name (name)", or the name alone. */
+function modelLabel(name) {
+  const model = state.models && state.models.models.find((m) => m.name === name);
+  return model && model.display_name && model.display_name !== name ? `${model.display_name} (${name})` : name;
+}
+
 function metaText(message) {
   const parts = [];
   if (message.role === "assistant") {
-    if (message.model) parts.push(message.model);
+    if (message.model) parts.push(modelLabel(message.model));
     if (message.cached) parts.push("cached");
     if (message.fallback) parts.push("fallback model");
     if (message.status === "stopped") parts.push("stopped");
@@ -279,11 +294,15 @@ function setConversation(conversation) {
   // form alone: the user is typing in it.
   const other = !state.conversation || !conversation || state.conversation.id !== conversation.id;
   state.conversation = conversation;
-  dom.header.hidden = !conversation;
+  // Without a conversation the header still offers the model and the settings: they apply to
+  // the conversation the first message creates.
+  for (const button of dom.conversationOnly) button.hidden = !conversation;
   if (other) {
     dom.renameForm.hidden = true;
-    dom.title.hidden = false;
+    dom.title.hidden = !conversation;
+    closeSettings();
   }
+  showModel();
   if (conversation) {
     dom.title.textContent = conversation.title || "New conversation";
     document.title = `${conversation.title || "New conversation"} · Chat bot`;
@@ -334,7 +353,9 @@ async function openConversation(id, { push = false } = {}) {
 }
 
 async function createConversation() {
-  const body = await api("POST", `${CHAT}/conversations`, { body: {} });
+  const choices = Object.fromEntries(Object.entries(state.draft).filter(([, value]) => value !== null));
+  const body = await api("POST", `${CHAT}/conversations`, { body: choices });
+  state.draft = { model: null, system_prompt: null, temperature: null };
   setUrl(body.conversation.id, true);
   setConversation(body.conversation);
   showEmpty();
@@ -528,6 +549,112 @@ async function exportConversation(format) {
   }
 }
 
+// --- model and settings ------------------------------------------------------------------------
+
+/** The model and settings of the open conversation, or those chosen for the next one. */
+function currentChoices() {
+  return state.conversation || state.draft;
+}
+
+async function loadModels() {
+  try {
+    const [models, preferences] = await Promise.all([
+      api("GET", `${CHAT}/models`),
+      api("GET", `${CHAT}/preferences`),
+    ]);
+    state.models = { ...models, preferred: preferences.default_model };
+  } catch (error) {
+    // A server without model choice: no picker, the conversations work as before.
+    if (!(error instanceof ApiError) || error.status === 401) throw error;
+    state.models = null;
+  }
+  showModel();
+}
+
+/** The model a conversation that chooses none answers with: the user's default, else the system's. */
+function defaultModel() {
+  const { models, preferred } = state.models;
+  return preferred && models.some((m) => m.name === preferred) ? preferred : state.models.default;
+}
+
+/** Show the conversation's model in the picker (null: the default, whatever it is now). */
+function showModel() {
+  const choice = dom.picker.parentElement;
+  choice.hidden = !state.models;
+  if (!state.models) return;
+  const chosen = currentChoices().model || "";
+  const { models } = state.models;
+  const options = [
+    el("option", { value: "", text: defaultModel() ? `Default (${modelLabel(defaultModel())})` : "Default" }),
+    ...models.map((m) => el("option", { value: m.name, text: m.display_name || m.name, title: m.description || null })),
+  ];
+  if (chosen && !models.some((m) => m.name === chosen)) {
+    // Removed, disabled or not for this role: the default answers; say so.
+    options.push(el("option", { value: chosen, text: `${chosen} (unavailable: the default answers)` }));
+  }
+  dom.picker.replaceChildren(...options);
+  dom.picker.value = chosen;
+  dom.pickerError.textContent = "";
+}
+
+async function chooseModel() {
+  const model = dom.picker.value || null;
+  dom.pickerError.textContent = "";
+  if (!state.conversation) {
+    state.draft.model = model;
+    return;
+  }
+  dom.picker.disabled = true;
+  try {
+    const body = await api("PATCH", `${CHAT}/conversations/${state.conversation.id}`, { body: { model } });
+    setConversation(withoutMessages(body.conversation));
+  } catch (error) {
+    showModel();
+    dom.pickerError.textContent = describe(error);
+  } finally {
+    dom.picker.disabled = false;
+  }
+}
+
+function openSettings() {
+  const { system_prompt: prompt, temperature } = currentChoices();
+  clearErrors(dom.settings);
+  dom.settings.elements.namedItem("system_prompt").value = prompt || "";
+  dom.settings.elements.namedItem("temperature").value = temperature ?? "";
+  dom.settings.hidden = false;
+  dom.settingsToggle.setAttribute("aria-expanded", "true");
+  dom.settings.elements.namedItem("system_prompt").focus();
+}
+
+function closeSettings() {
+  dom.settings.hidden = true;
+  dom.settingsToggle.setAttribute("aria-expanded", "false");
+}
+
+async function saveSettings(event) {
+  event.preventDefault();
+  const form = dom.settings;
+  clearErrors(form);
+  const temperature = form.elements.namedItem("temperature").value.trim();
+  const changes = {
+    system_prompt: form.elements.namedItem("system_prompt").value.trim() || null,
+    temperature: temperature === "" ? null : Number(temperature),
+  };
+  if (!state.conversation) {
+    Object.assign(state.draft, changes);
+    form.querySelector(".form-ok").textContent = "Saved: they apply to the conversation your next message starts.";
+    return;
+  }
+  try {
+    const body = await api("PATCH", `${CHAT}/conversations/${state.conversation.id}`, { body: changes });
+    setConversation(withoutMessages(body.conversation));
+    form.querySelector(".form-ok").textContent = "Saved.";
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    showError(form, error.status === 400 ? error : { ...error, message: describe(error), field: null });
+  }
+}
+
 // --- wiring --------------------------------------------------------------------------------------
 
 function wire() {
@@ -575,6 +702,13 @@ function wire() {
     if (event.key === "Escape") endRename();
   });
   $("delete-conversation").addEventListener("click", deleteConversation);
+  dom.picker.addEventListener("change", chooseModel);
+  dom.settingsToggle.addEventListener("click", () => (dom.settings.hidden ? openSettings() : closeSettings()));
+  dom.settings.addEventListener("submit", saveSettings);
+  $("settings-close").addEventListener("click", () => {
+    closeSettings();
+    dom.settingsToggle.focus();
+  });
   $("export-markdown").addEventListener("click", () => exportConversation("md"));
   $("export-json").addEventListener("click", () => exportConversation("json"));
   dom.sidebarToggle.addEventListener("click", () => {
@@ -613,6 +747,12 @@ async function main() {
   showAccount(user);
   wire();
   const id = Number(new URLSearchParams(location.search).get("c"));
+  try {
+    await loadModels();
+  } catch (error) {
+    showProblem(error);
+  }
+  setConversation(null);
   await loadConversations();
   if (id) await openConversation(id);
   else dom.input.focus();

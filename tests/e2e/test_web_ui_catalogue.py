@@ -1,0 +1,222 @@
+"""The model catalogue, the model choice and the API keys in the web UI (issue 14), in headless
+Chromium against the deployed system (see conftest.py).
+
+The provider an admin adds here is a second entry for the test model server the suite runs
+(the deployment's own, managed provider ``environment`` points at it too); its names carry a
+random suffix, so runs against the same host never collide.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import Select
+
+from tests.e2e.conftest import MODEL, Browser, Site
+from tests.fakes.openai_server import FakeOpenAIServer, reply_text
+
+SYSTEM_PROMPT = "Answer in one short sentence."
+
+
+def row_of(browser: Browser, table: str, attribute: str, value: str) -> str:
+    """Return the selector of the table row whose ``data-<attribute>`` is ``value``."""
+    return f'#{table} tbody tr[data-{attribute}="{value}"]'
+
+
+def set_value(browser: Browser, css: str, value: str) -> None:
+    """Set an input's value through the DOM (a date input's typing depends on the locale)."""
+    browser.driver.execute_script(
+        "arguments[0].value = arguments[1];"
+        " arguments[0].dispatchEvent(new Event('input', {bubbles: true}));",
+        browser.find(css),
+        value,
+    )
+
+
+def test_admin_adds_a_provider_and_a_model_that_a_user_picks(
+    browser_factory: Callable[[], Browser], site: Site, user: str, model: FakeOpenAIServer
+) -> None:
+    """An admin adds a provider and, from its models, a model; a user picks it in a
+    conversation, and the reply shows that model (and was asked of that provider)."""
+    suffix = secrets.token_hex(3)
+    provider_name = f"e2e-second-{suffix}"
+    upstream = f"e2e-upstream-{suffix}"
+    model_name = f"e2e-picked-{suffix}"
+    api_key = f"e2e-second-key-{secrets.token_hex(8)}"
+    # Listed by the server's GET /models once it has a behaviour: what Discover finds.
+    model.configure(upstream, tokens=6, token_delay=0.0)
+
+    admin = browser_factory()
+    admin.sign_in(site.admin_email, site.admin_password)
+    admin.open("/admin/providers")
+    admin.find('[data-admin-page="providers"][data-loaded]')
+    # The deployment's own providers are listed, read-only: no buttons to change them.
+    managed = admin.find(row_of(admin, "providers-table", "provider", "environment"))
+    assert "read-only" in managed.text
+    assert not managed.find_elements(By.CSS_SELECTOR, "button")
+
+    admin.fill("#provider-name", provider_name)
+    admin.fill("#provider-base-url", model.base_url)
+    admin.fill("#provider-api-key", api_key)
+    admin.fill("#provider-headers", f"X-E2E-Run: {suffix}")
+    admin.find("#provider-submit").click()
+    provider_row = row_of(admin, "providers-table", "provider", provider_name)
+    row = admin.find(provider_row)
+    # The key is write-only: only whether it is set and its last 4 characters come back.
+    assert row.find_element(By.CSS_SELECTOR, "[data-api-key]").text == f"set ••••{api_key[-4:]}"
+    assert "X-E2E-Run" in row.text
+    assert suffix not in row.text.replace(provider_name, "")
+    assert api_key not in admin.driver.page_source
+    admin.screenshot("admin-providers")
+
+    # Discover lists the provider's models; Add fills the model form with the one chosen.
+    row.find_element(By.CSS_SELECTOR, "button[data-action=discover]").click()
+    admin.find(f'#discover-table a[data-upstream-id="{upstream}"]').click()
+    admin.wait_for_path("/admin/models")
+    admin.find('[data-admin-page="models"][data-loaded]')
+    assert admin.find("#model-upstream-id").get_attribute("value") == upstream
+    assert admin.find("#model-provider").get_attribute("value") == provider_name
+    assert admin.find("#model-name").get_attribute("value") == upstream
+    admin.fill("#model-name", model_name)
+    admin.fill("#model-display-name", f"E2E picked {suffix}")
+    admin.fill("#model-description", "The second provider's model, added by the browser test.")
+    admin.fill("#model-context-window", "8192")
+    admin.fill("#model-price-input", "0.5")
+    admin.find("#model-submit").click()
+    model_row = admin.find(row_of(admin, "models-table", "model", model_name))
+    assert provider_name in model_row.text
+    assert "enabled" in model_row.text
+    # One short request through the provider: ok, its latency, the reply's start.
+    model_row.find_element(By.CSS_SELECTOR, "button[data-action=test]").click()
+    result = admin.find(f'#model-test-result[data-model="{model_name}"][data-ok]')
+    assert result.get_attribute("data-ok") == "true", result.text
+    assert f"[{upstream}]" in result.text
+    admin.screenshot("admin-models")
+
+    # The user: a first reply from the default model, then the new model for the next one.
+    browser = browser_factory()
+    browser.sign_in(user)
+    browser.find(f'#model-picker option[value="{model_name}"]')
+    first = browser.send("Which model are you?")
+    browser.wait_finished()
+    assert MODEL in first.find_element(By.CSS_SELECTOR, ".message-meta").text
+
+    Select(browser.find("#model-picker")).select_by_value(model_name)
+    browser.find("#settings-toggle").click()
+    browser.fill("#settings-system-prompt", SYSTEM_PROMPT)
+    browser.fill("#settings-temperature", "0.3")
+    browser.find("#settings-form button[type=submit]").click()
+    browser.wait(lambda d: browser.find("#settings-form .form-ok").text == "Saved.")
+    browser.screenshot("chat-model-settings")
+    browser.find("#settings-close").click()
+
+    reply = browser.send("And now?")
+    browser.wait_finished()
+    assert browser.reply_text(reply) == reply_text(upstream, 6)
+    meta = reply.find_element(By.CSS_SELECTOR, ".message-meta").text
+    assert model_name in meta
+    assert f"E2E picked {suffix}" in meta
+    browser.screenshot("chat-reply-picked-model")
+    # Asked of the second provider, with its key, its headers and the conversation's settings.
+    request = model.chat_requests(upstream)[-1]
+    assert request.headers["authorization"] == f"Bearer {api_key}"
+    assert request.headers["x-e2e-run"] == suffix
+    assert request.body["temperature"] == 0.3
+    assert any(
+        m["role"] == "system" and SYSTEM_PROMPT in m["content"] for m in request.body["messages"]
+    )
+    # The choice is the conversation's: it is still there after a reload.
+    browser.driver.refresh()
+    browser.wait(lambda d: browser.all(".message-assistant"))
+    browser.wait(lambda d: browser.find("#model-picker").get_attribute("value") == model_name)
+
+    # The user's default model (Account) answers a new conversation that chooses none.
+    browser.open("/account/profile")
+    browser.find(f'#default_model option[value="{model_name}"]')
+    Select(browser.find("#default_model")).select_by_value(model_name)
+    browser.find("#default-model-form button[type=submit]").click()
+    browser.wait(lambda d: browser.find("#default-model-form .form-ok").text == "Saved.")
+    browser.open("/")
+    browser.find(f'#model-picker option[value="{model_name}"]')
+    picker = Select(browser.find("#model-picker"))
+    assert browser.find("#model-picker").get_attribute("value") == ""
+    assert f"E2E picked {suffix}" in picker.first_selected_option.text
+    default_reply = browser.send("A new conversation")
+    browser.wait_finished()
+    assert browser.reply_text(default_reply) == reply_text(upstream, 6)
+    assert model_name in default_reply.find_element(By.CSS_SELECTOR, ".message-meta").text
+
+    # Deleting the provider (after a confirm) takes its model with it.
+    admin.open("/admin/providers")
+    admin.find('[data-admin-page="providers"][data-loaded]')
+    admin.find(provider_row).find_element(By.CSS_SELECTOR, "button[data-action=delete]").click()
+    alert = admin.wait(ec.alert_is_present())
+    assert provider_name in alert.text
+    alert.accept()
+    admin.wait(lambda d: not admin.all(provider_row))
+    admin.open("/admin/models")
+    admin.find('[data-admin-page="models"][data-loaded]')
+    assert not admin.all(row_of(admin, "models-table", "model", model_name))
+
+
+def test_user_creates_an_api_key_sees_it_once_and_revokes_it(browser: Browser, user: str) -> None:
+    """A personal API key is shown once at creation, then only its prefix; revoking asks first."""
+    browser.sign_in(user)
+    browser.open("/account/profile")
+    browser.wait(lambda d: browser.find("#profile-email").text == user)
+    browser.fill("#api_key_name", "e2e laptop")
+    expires = (datetime.now(UTC) + timedelta(days=30)).date().isoformat()
+    set_value(browser, "#api_key_expires", expires)
+    browser.find("#api-key-form button[type=submit]").click()
+
+    def shown_key(_driver: object) -> str | None:
+        value = browser.find("#new-api-key-value").get_attribute("value") or ""
+        return value if value.startswith("cbk_") else None
+
+    key = browser.wait(shown_key)
+    assert "shown only once" in browser.find("#new-api-key").text
+    assert browser.find("#new-api-key-copy").is_displayed()
+    row = browser.wait(
+        lambda d: next(
+            (r for r in browser.all("#api-keys-table tbody tr") if "e2e laptop" in r.text), None
+        )
+    )
+    cells = row.find_elements(By.CSS_SELECTOR, "td")
+    assert cells[1].text == f"{key[:12]}…"
+    assert cells[3].text == "never"  # not used yet
+    assert (
+        cells[4].find_element(By.CSS_SELECTOR, "time").get_attribute("datetime").startswith(expires)
+    )
+    browser.screenshot("account-api-key-created")
+
+    # Done, or any reload: the key is gone from the page for good; the list shows the prefix.
+    browser.find("#new-api-key-done").click()
+    browser.wait(lambda d: not browser.all("#new-api-key:not([hidden])"))
+    assert browser.driver.find_element(By.ID, "new-api-key-value").get_attribute("value") == ""
+    assert key not in browser.driver.page_source
+    browser.driver.refresh()
+    row_css = "#api-keys-table tbody tr[data-key-id]"
+    browser.wait(lambda d: any("e2e laptop" in r.text for r in browser.all(row_css)))
+    assert key not in browser.driver.page_source
+
+    row = next(r for r in browser.all(row_css) if "e2e laptop" in r.text)
+    row.find_element(By.CSS_SELECTOR, "button[data-action=revoke]").click()
+    alert = browser.wait(ec.alert_is_present())
+    assert "e2e laptop" in alert.text
+    alert.accept()
+    browser.wait(lambda d: not any("e2e laptop" in r.text for r in browser.all(row_css)))
+    browser.screenshot("account-api-key-revoked")
+
+
+def test_catalogue_pages_refuse_a_user(browser: Browser, user: str) -> None:
+    """A user who is not an admin gets the refusal on the catalogue pages, and no form."""
+    browser.sign_in(user)
+    for page in ("providers", "models"):
+        browser.open(f"/admin/{page}")
+        browser.find("[data-refused]")
+        assert "for admins" in browser.find("#admin-notice").text
+        assert not browser.all(f"#{page[:-1]}-form")
