@@ -164,6 +164,7 @@ def test_every_change_bumps_the_catalogue_version(app, api, fake_openai):
         ({"name": "ok", "base_url": "ftp://x"}, "base_url"),
         ({"name": "ok", "base_url": "http://user:pw@x/v1"}, "base_url"),
         ({"name": "ok", "base_url": "not a url"}, "base_url"),
+        ({"name": "ok", "base_url": "http://x/v1?key=secret"}, "base_url"),
         ({"name": "ok", "base_url": "http://x/\x00"}, "base_url"),
         ({"name": "ok", "base_url": "http://x", "timeout_seconds": 0}, "timeout_seconds"),
         ({"name": "ok", "base_url": "http://x", "timeout_seconds": 601}, "timeout_seconds"),

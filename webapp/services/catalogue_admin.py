@@ -774,6 +774,7 @@ def create_model_in(
         raise ConflictError(f"a model named {name!r} exists", field="name")
     model = ChatModel(
         name=name,
+        upstream_id="",
         display_name="",
         description="",
         enabled=True,
