@@ -164,6 +164,7 @@ def test_every_change_bumps_the_catalogue_version(app, api, fake_openai):
         ({"name": "ok", "base_url": "ftp://x"}, "base_url"),
         ({"name": "ok", "base_url": "http://user:pw@x/v1"}, "base_url"),
         ({"name": "ok", "base_url": "not a url"}, "base_url"),
+        ({"name": "ok", "base_url": "http://x/v1?key=secret"}, "base_url"),
         ({"name": "ok", "base_url": "http://x/\x00"}, "base_url"),
         ({"name": "ok", "base_url": "http://x", "timeout_seconds": 0}, "timeout_seconds"),
         ({"name": "ok", "base_url": "http://x", "timeout_seconds": 601}, "timeout_seconds"),
@@ -228,7 +229,8 @@ def test_a_key_without_key_encryption_is_refused(make_app, auth, fake_openai):
 # --- discovery and tests against a real (fake) provider -----------------------------------------
 
 
-def test_discover_lists_the_provider_models_with_its_key_and_headers(api, fake_openai):
+def test_discover_lists_the_provider_models_with_its_key_and_headers(api, fake_openai, caplog):
+    caplog.set_level(logging.DEBUG)
     fake_openai.configure("alpha", tokens=3)
     fake_openai.configure("beta", tokens=3)
     provider = add_provider(api, fake_openai, api_key=API_KEY, extra_headers={"X-Org": "acme"})
@@ -244,6 +246,9 @@ def test_discover_lists_the_provider_models_with_its_key_and_headers(api, fake_o
     assert request.headers["authorization"] == f"Bearer {API_KEY}"
     assert request.headers["x-org"] == "acme"
     assert API_KEY not in response.get_data(as_text=True)
+    # The request was logged (httpx at DEBUG included), the key was not.
+    assert "/v1/models" in caplog.text
+    assert API_KEY not in caplog.text
 
 
 def test_discover_of_an_unreachable_provider_is_a_502(api, unused_port):
@@ -255,7 +260,8 @@ def test_discover_of_an_unreachable_provider_is_a_502(api, unused_port):
     assert API_KEY not in response.get_data(as_text=True)
 
 
-def test_test_endpoint_sends_one_short_request(api, fake_openai):
+def test_test_endpoint_sends_one_short_request(api, fake_openai, caplog):
+    caplog.set_level(logging.DEBUG)
     fake_openai.configure("alpha", tokens=40)
     add_provider(api, fake_openai, api_key=API_KEY)
     model = add_model(api, "my-alpha", upstream_id="alpha")
@@ -271,6 +277,8 @@ def test_test_endpoint_sends_one_short_request(api, fake_openai):
     (request,) = fake_openai.chat_requests("alpha")
     assert request.body["max_tokens"] == 16
     assert request.body.get("stream") is False
+    assert request.headers["authorization"] == f"Bearer {API_KEY}"
+    assert API_KEY not in caplog.text
 
 
 def test_test_endpoint_reports_a_failing_model(api, fake_openai):

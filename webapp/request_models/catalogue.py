@@ -55,7 +55,7 @@ _BaseUrl = Annotated[
     str,
     Field(
         description="http(s) URL of the OpenAI-compatible API, up to the version"
-        " (`https://api.example.com/v1`); no credentials, no fragment.",
+        " (`https://api.example.com/v1`); no credentials, query or fragment.",
         json_schema_extra={
             "format": "uri",
             "maxLength": rules.BASE_URL_MAX_LENGTH,

@@ -59,6 +59,7 @@ __all__ = [
     "list_models",
     "list_providers",
     "load_providers",
+    "model_named",
     "model_to_dict",
     "probe_model",
     "provider_named",
@@ -117,6 +118,8 @@ _UNREADABLE_KEY = (
 )
 
 T = TypeVar("T")
+Stored = TypeVar("Stored", Provider, ChatModel)
+_KINDS: dict[type, str] = {Provider: "provider", ChatModel: "model"}
 
 
 class KeyEncryptionUnavailableError(ConflictError):
@@ -248,7 +251,7 @@ def _audit(
         session,
         action=action,
         actor=None if actor is None else actor.user,
-        target_type="provider" if isinstance(target, Provider) else "model",
+        target_type=_KINDS[type(target)],
         target_id=target.id,
         source_ip=None if actor is None else actor.source_ip,
         details={"actor": PLAYBOOK, **details} if actor is None else details,
@@ -284,20 +287,32 @@ def commit_and_announce(session: Session, redis: Redis) -> None:
         )
 
 
-def _atomic(session: Session, work: Callable[[], T]) -> T:
-    # A refused change leaves nothing behind in the session.
+def _change(session: Session, redis: Redis, work: Callable[[], tuple[T, bool]]) -> T:
+    """Run a change; commit it, and announce it when something changed.
+
+    A refused change is rolled back: nothing of it stays in the session.
+    """
     try:
-        return work()
+        result, changed = work()
     except Exception:
         session.rollback()
         raise
+    if changed:
+        commit_and_announce(session, redis)
+    else:
+        session.commit()
+    return result
 
 
-def _lock(session: Session, entity: type[T], entity_id: int, what: str) -> T:
-    found = session.get(entity, entity_id, with_for_update=True)
+def _find(session: Session, entity: type[Stored], entity_id: int, *, lock: bool = False) -> Stored:
+    found = session.get(entity, entity_id, with_for_update=lock)
     if found is None:
-        raise NotFoundError(f"{what} not found")
+        raise NotFoundError(f"{_KINDS[entity]} not found")
     return found
+
+
+def _named(session: Session, entity: type[Stored], name: str) -> Stored | None:
+    return session.scalars(select(entity).where(entity.name == name)).one_or_none()
 
 
 # --- providers ----------------------------------------------------------------------------------
@@ -335,15 +350,17 @@ def get_provider(session: Session, provider_id: int) -> Provider:
     Raises:
         NotFoundError: If there is none with this id.
     """
-    provider = session.get(Provider, provider_id)
-    if provider is None:
-        raise NotFoundError("provider not found")
-    return provider
+    return _find(session, Provider, provider_id)
 
 
 def provider_named(session: Session, name: str) -> Provider | None:
     """Return the stored provider of that name, if any."""
-    return session.scalars(select(Provider).where(Provider.name == name)).one_or_none()
+    return _named(session, Provider, name)
+
+
+def model_named(session: Session, name: str) -> ChatModel | None:
+    """Return the stored model of that name, if any."""
+    return _named(session, ChatModel, name)
 
 
 def _provider_name(value: Any, settings: Settings) -> str:
@@ -466,11 +483,11 @@ def create_provider(
         ConflictError: A taken or managed name; ``key_encryption_unavailable`` for a key
             while PROVIDER_KEY_SECRETS is not set.
     """
-    provider = _atomic(
-        session, lambda: create_provider_in(session, values, actor=actor, settings=settings)
+    return _change(
+        session,
+        redis,
+        lambda: (create_provider_in(session, values, actor=actor, settings=settings), True),
     )
-    commit_and_announce(session, redis)
-    return provider
 
 
 def update_provider_in(
@@ -518,18 +535,12 @@ def update_provider(
         ConflictError: As for `create_provider`.
     """
 
-    def work() -> tuple[Provider, list[str]]:
-        provider = _lock(session, Provider, provider_id, "provider")
-        return provider, update_provider_in(
-            session, provider, changes, actor=actor, settings=settings
-        )
+    def work() -> tuple[Provider, bool]:
+        provider = _find(session, Provider, provider_id, lock=True)
+        changed = update_provider_in(session, provider, changes, actor=actor, settings=settings)
+        return provider, bool(changed)
 
-    provider, changed = _atomic(session, work)
-    if changed:
-        commit_and_announce(session, redis)
-    else:
-        session.commit()
-    return provider
+    return _change(session, redis, work)
 
 
 def delete_provider(
@@ -541,15 +552,15 @@ def delete_provider(
         NotFoundError: If there is no such provider.
     """
 
-    def work() -> None:
-        provider = _lock(session, Provider, provider_id, "provider")
+    def work() -> tuple[None, bool]:
+        provider = _find(session, Provider, provider_id, lock=True)
         models = sorted(model.name for model in provider.models)
         _audit(session, actor, "provider.delete", provider, name=provider.name, models=models)
         session.delete(provider)
         session.flush()
+        return None, True
 
-    _atomic(session, work)
-    commit_and_announce(session, redis)
+    _change(session, redis, work)
 
 
 def upstream_of(provider: Provider, settings: Settings) -> Upstream:
@@ -617,14 +628,7 @@ def get_model(session: Session, model_id: int) -> ChatModel:
     Raises:
         NotFoundError: If there is none with this id.
     """
-    model = session.get(ChatModel, model_id)
-    if model is None:
-        raise NotFoundError("model not found")
-    return model
-
-
-def _model_named(session: Session, name: str) -> ChatModel | None:
-    return session.scalars(select(ChatModel).where(ChatModel.name == name)).one_or_none()
+    return _find(session, ChatModel, model_id)
 
 
 def _model_name(value: Any, settings: Settings) -> str:
@@ -651,7 +655,7 @@ def _fallback(session: Session, model: ChatModel, value: Any) -> ChatModel | Non
     if value is None:
         return None
     name = fields.text(value, "fallback", min_length=1, max_length=fields.MODEL_NAME_MAX_LENGTH)
-    target = _model_named(session, name)
+    target = model_named(session, name)
     if target is None:
         raise ValidationError(
             f"fallback: there is no stored model named {name!r}", field="fallback"
@@ -699,7 +703,7 @@ def _apply_model(
             changed.append("provider")
     if "name" in changes:
         name = _model_name(changes["name"], settings)
-        if name != model.name and _model_named(session, name) is not None:
+        if name != model.name and model_named(session, name) is not None:
             raise ConflictError(f"a model named {name!r} exists", field="name")
         assign("name", "name", name)
     if "upstream_id" in changes:
@@ -770,10 +774,11 @@ def create_model_in(
         if values.get(required) is None:
             raise ValidationError(f"{required} is required", field=required)
     name = _model_name(values["name"], settings)
-    if _model_named(session, name) is not None:
+    if model_named(session, name) is not None:
         raise ConflictError(f"a model named {name!r} exists", field="name")
     model = ChatModel(
         name=name,
+        upstream_id="",
         display_name="",
         description="",
         enabled=True,
@@ -829,11 +834,11 @@ def create_model(
         ValidationError: Naming the field at fault (``fallback`` for a cycle).
         ConflictError: A taken or managed name.
     """
-    model = _atomic(
-        session, lambda: create_model_in(session, values, actor=actor, settings=settings)
+    return _change(
+        session,
+        redis,
+        lambda: (create_model_in(session, values, actor=actor, settings=settings), True),
     )
-    commit_and_announce(session, redis)
-    return model
 
 
 def update_model_in(
@@ -871,16 +876,12 @@ def update_model(
         ConflictError: A taken or managed name.
     """
 
-    def work() -> tuple[ChatModel, list[str]]:
-        model = _lock(session, ChatModel, model_id, "model")
-        return model, update_model_in(session, model, changes, actor=actor, settings=settings)
+    def work() -> tuple[ChatModel, bool]:
+        model = _find(session, ChatModel, model_id, lock=True)
+        changed = update_model_in(session, model, changes, actor=actor, settings=settings)
+        return model, bool(changed)
 
-    model, changed = _atomic(session, work)
-    if changed:
-        commit_and_announce(session, redis)
-    else:
-        session.commit()
-    return model
+    return _change(session, redis, work)
 
 
 def delete_model(session: Session, model_id: int, *, actor: Actor | None, redis: Redis) -> None:
@@ -892,14 +893,14 @@ def delete_model(session: Session, model_id: int, *, actor: Actor | None, redis:
         NotFoundError: If there is no such model.
     """
 
-    def work() -> None:
-        model = _lock(session, ChatModel, model_id, "model")
+    def work() -> tuple[None, bool]:
+        model = _find(session, ChatModel, model_id, lock=True)
         _audit(session, actor, "model.delete", model, name=model.name)
         session.delete(model)
         session.flush()
+        return None, True
 
-    _atomic(session, work)
-    commit_and_announce(session, redis)
+    _change(session, redis, work)
 
 
 def probe_model(session: Session, model_id: int, settings: Settings) -> dict[str, Any]:

@@ -149,7 +149,7 @@ def model_name(value: Any) -> str:
 
 
 def base_url(value: Any) -> str:
-    """Check a provider's base URL (http(s), a host, no credentials, no fragment).
+    """Check a provider's base URL (http(s), a host, no credentials, query or fragment).
 
     Any address is allowed: providers are often on the private network, and only admins
     choose them (webhooks, chosen the same way but sent user data, are guarded).
@@ -159,11 +159,14 @@ def base_url(value: Any) -> str:
     """
     url = text(value, "base_url", min_length=1, max_length=BASE_URL_MAX_LENGTH)
     try:
-        check_url(url)
+        parts = check_url(url)
     except RefusedAddressError as exc:
         # The shared check speaks of "url"; this field is base_url.
         message = str(exc).removeprefix("url ")
         raise ValidationError(f"base_url {message}", field="base_url") from None
+    if parts.query or url.endswith("?"):
+        # API paths are appended to it (/models); a query would also end up in the audit log.
+        raise ValidationError("base_url must not have a query string", field="base_url")
     return url.rstrip("/")
 
 

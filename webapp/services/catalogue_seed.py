@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from webapp.errors import ApiError, ValidationError
-from webapp.models import ChatModel, Provider
+from webapp.models import Provider
 from webapp.secretbox import SecretBox, SecretBoxError
 from webapp.services import audit
 from webapp.services import catalogue_admin as catalogue
@@ -188,9 +188,7 @@ def seed_catalogue(
             values = _model_fields(entry)
             _apply(
                 summary.models,
-                session.scalars(
-                    select(ChatModel).where(ChatModel.name == entry["name"])
-                ).one_or_none(),
+                catalogue.model_named(session, entry["name"]),
                 lambda v=values: catalogue.create_model_in(
                     session, v, actor=None, settings=settings
                 ),
