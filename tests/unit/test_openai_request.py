@@ -68,7 +68,7 @@ def test_settings_under_either_name():
         ({"messages": [{"role": "user", "content": "x", "name": "bob"}]}, "messages[0].name"),
         (
             {"messages": [{"role": "user", "content": [{"type": "image_url"}]}]},
-            "messages[0].content[0].type",
+            "messages[0].content",
         ),
         ({"messages": [*QUESTION, {"role": "assistant", "content": "x"}]}, "messages[1].role"),
         ({"messages": [{"role": "user", "content": "x" * 8001}]}, "messages[0].content"),
