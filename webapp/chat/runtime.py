@@ -22,13 +22,22 @@ from sqlalchemy.orm import sessionmaker
 
 from webapp.bot import Bot, ModelSelection
 from webapp.connections import CONNECT_TIMEOUT, pooled_redis
+from webapp.errors import ForbiddenError
 from webapp.extensions import db, get_redis
 from webapp.llm.cache import RedisReplyCache
-from webapp.llm.catalogue import Catalogue, CatalogueSource, load_catalogue
+from webapp.llm.catalogue import (
+    Catalogue,
+    CatalogueSource,
+    ModelUnavailableError,
+    load_catalogue,
+    settings_model_name,
+)
 from webapp.llm.factory import ChatModelPool
 from webapp.replies.runner import ReplyRunner
+from webapp.replies.service import ConversationModel, ModelChooser
 from webapp.replies.stream import READ_BLOCK_MS
 from webapp.secretbox import SecretBox
+from webapp.services.model_choice import conversation_model
 from webapp.settings import Settings
 
 __all__ = [
@@ -37,6 +46,8 @@ __all__ = [
     "MAX_OPEN_STREAMS",
     "MODEL_POOL_EXTENSION",
     "RUNNER_EXTENSION",
+    "NoModelError",
+    "conversation_models",
     "current_catalogue",
     "get_bot",
     "get_catalogue_source",
@@ -219,3 +230,63 @@ def select_models(
         max_tokens=max_tokens,
         strict=strict,
     )
+
+
+class NoModelError(ForbiddenError):
+    """Raised when a user may use no model at all (the admins allowed their role none)."""
+
+    code = "no_model_available"
+
+
+def conversation_models(app: Flask, *, role: str, default_model: str | None) -> ModelChooser:
+    """Return what chooses a user's reply's models from the conversation's settings.
+
+    The catalogue snapshot is taken now, before the reply's transaction (a reload reads the
+    database outside it); the choice is made when the statement that starts the reply has read
+    the conversation: its model if the user may use it, else the user's default model, else
+    the system default.
+
+    The settings' own model (LLM_MODEL, with LLM_FALLBACK_MODEL), chosen with no system
+    prompt or temperature of the conversation's, is the bot's own: such a reply runs without a
+    selection, exactly as before the catalogue (same models, recorded names and cache keys).
+
+    Args:
+        app: The chat (or "all") application.
+        role: The user's role.
+        default_model: The user's default model (``users.default_model``).
+
+    Returns:
+        The chooser for ``start_reply`` and ``regenerate_reply``.
+
+    Raises:
+        redis.RedisError: If Redis cannot be reached.
+    """
+    catalogue = current_catalogue(app)
+    pool = get_model_pool(app)
+    settings: Settings = app.extensions["settings"]
+    own = settings_model_name(settings)
+
+    def choose(conversation: ConversationModel) -> ModelSelection | None:
+        name = conversation_model(catalogue, role, conversation.model_name, default_model)
+        try:
+            chosen = catalogue.resolve(name, role)
+        except ModelUnavailableError:
+            raise NoModelError(
+                "No model is available to your account; ask an administrator."
+            ) from None
+        if (
+            chosen.managed
+            and chosen.name == own
+            and not conversation.system_prompt
+            and conversation.temperature is None
+        ):
+            return None
+        return pool.select(
+            catalogue,
+            chosen.name,
+            role,
+            system_prompt=conversation.system_prompt,
+            temperature=conversation.temperature,
+        )
+
+    return choose
