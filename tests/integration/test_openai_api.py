@@ -248,12 +248,15 @@ def test_bad_requests_name_the_parameter(served, client, alice, changes, param):
     assert raised.value.type == "invalid_request_error"
 
 
-def test_the_exchange_is_stored_when_asked(served, client, alice):
+def test_the_exchange_is_stored_when_asked(served, client, alice, fake_openai):
     app, url = served
     _, key = new_key(client, alice)
     completion = sdk(url, key).chat.completions.create(
         model=MODEL,
+        temperature=0.3,
+        stop=["zebra"],
         messages=[
+            {"role": "system", "content": "Be brief."},
             {"role": "user", "content": "Hello"},
             {"role": "assistant", "content": "Hi."},
             *QUESTION,
@@ -272,6 +275,18 @@ def test_the_exchange_is_stored_when_asked(served, client, alice):
     ]
     assert rows[-1].status == "complete"
     assert rows[-1].model == MODEL
+    # The conversation keeps the request's settings; the reply was asked with all of them.
+    stored = client.get(
+        f"/api/v1/chat/conversations/{conversation['id']}", headers=alice.headers
+    ).get_json()["conversation"]
+    assert (stored["model"], stored["system_prompt"], stored["temperature"]) == (
+        MODEL,
+        "Be brief.",
+        0.3,
+    )
+    (sent,) = [r for r in fake_openai.requests if r.body.get("model") == MODEL]
+    assert sent.body["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert sent.body["stop"] == ["zebra"]
 
 
 def test_a_stored_exchange_streams_too(served, client, alice):
