@@ -19,6 +19,7 @@ from werkzeug.serving import make_server
 
 from tests.fakes.openai_server import reply_tokens
 from tests.integration.generation_support import message_rows
+from tests.waiting import wait_for
 from webapp.extensions import db
 from webapp.models import Conversation, DailyUsage
 
@@ -341,3 +342,21 @@ def test_a_repeated_completion_comes_from_the_cache(served, client, alice, fake_
     assert len([r for r in fake_openai.requests if r.body.get("model") == MODEL]) == 2
     # The cached reply cost no model anything: only the two generated ones are counted.
     assert usage_today(app, alice.user["id"])[2] == 2
+
+
+def test_a_client_that_leaves_a_stream_stops_the_model_at_once(served, client, alice, fake_openai):
+    app, url = served
+    fake_openai.configure(MODEL, tokens=400, token_delay=0.02)
+    _, key = new_key(client, alice)
+    stream = sdk(url, key).chat.completions.create(model=MODEL, messages=QUESTION, stream=True)
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            break
+    stream.close()
+    # The model server saw its connection close long before its 400 tokens...
+    (request,) = [r for r in fake_openai.chat_requests() if r.body.get("model") == MODEL]
+    assert request.wait_finished()
+    assert request.client_disconnected
+    assert request.tokens_sent < 400
+    # ...and what it wrote is counted.
+    wait_for(lambda: usage_today(app, alice.user["id"]), "the stopped reply's usage")
