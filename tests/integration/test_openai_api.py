@@ -19,6 +19,7 @@ from werkzeug.serving import make_server
 
 from tests.fakes.openai_server import reply_tokens
 from tests.integration.generation_support import message_rows
+from tests.waiting import wait_for
 from webapp.extensions import db
 from webapp.models import Conversation, DailyUsage
 
@@ -248,12 +249,15 @@ def test_bad_requests_name_the_parameter(served, client, alice, changes, param):
     assert raised.value.type == "invalid_request_error"
 
 
-def test_the_exchange_is_stored_when_asked(served, client, alice):
+def test_the_exchange_is_stored_when_asked(served, client, alice, fake_openai):
     app, url = served
     _, key = new_key(client, alice)
     completion = sdk(url, key).chat.completions.create(
         model=MODEL,
+        temperature=0.3,
+        stop=["zebra"],
         messages=[
+            {"role": "system", "content": "Be brief."},
             {"role": "user", "content": "Hello"},
             {"role": "assistant", "content": "Hi."},
             *QUESTION,
@@ -272,6 +276,18 @@ def test_the_exchange_is_stored_when_asked(served, client, alice):
     ]
     assert rows[-1].status == "complete"
     assert rows[-1].model == MODEL
+    # The conversation keeps the request's settings; the reply was asked with all of them.
+    stored = client.get(
+        f"/api/v1/chat/conversations/{conversation['id']}", headers=alice.headers
+    ).get_json()["conversation"]
+    assert (stored["model"], stored["system_prompt"], stored["temperature"]) == (
+        MODEL,
+        "Be brief.",
+        0.3,
+    )
+    (sent,) = [r for r in fake_openai.requests if r.body.get("model") == MODEL]
+    assert sent.body["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert sent.body["stop"] == ["zebra"]
 
 
 def test_a_stored_exchange_streams_too(served, client, alice):
@@ -326,3 +342,21 @@ def test_a_repeated_completion_comes_from_the_cache(served, client, alice, fake_
     assert len([r for r in fake_openai.requests if r.body.get("model") == MODEL]) == 2
     # The cached reply cost no model anything: only the two generated ones are counted.
     assert usage_today(app, alice.user["id"])[2] == 2
+
+
+def test_a_client_that_leaves_a_stream_stops_the_model_at_once(served, client, alice, fake_openai):
+    app, url = served
+    fake_openai.configure(MODEL, tokens=400, token_delay=0.02)
+    _, key = new_key(client, alice)
+    stream = sdk(url, key).chat.completions.create(model=MODEL, messages=QUESTION, stream=True)
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            break
+    stream.close()
+    # The model server saw its connection close long before its 400 tokens...
+    (request,) = [r for r in fake_openai.chat_requests() if r.body.get("model") == MODEL]
+    assert request.wait_finished()
+    assert request.client_disconnected
+    assert request.tokens_sent < 400
+    # ...and what it wrote is counted.
+    wait_for(lambda: usage_today(app, alice.user["id"]), "the stopped reply's usage")

@@ -20,14 +20,15 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, request
-from sqlalchemy import insert
+from sqlalchemy import delete, insert
 
 from webapp.bot import ReplyResult
 from webapp.chat.runtime import current_catalogue, get_bot, get_runner, select_models
 from webapp.chat.sse import KEEPALIVE, SSE_HEADERS
-from webapp.errors import UpstreamError, ValidationError
+from webapp.errors import ApiError, UpstreamError, ValidationError
 from webapp.extensions import db
 from webapp.llm.catalogue import ModelEntry, ModelUnavailableError
+from webapp.llm.selection import ModelSelection
 from webapp.models import Conversation, Message, User, utcnow
 from webapp.openai_api import completions
 from webapp.openai_api.errors import (
@@ -47,7 +48,7 @@ from webapp.request_models.openai_api import (
     parse_completion_request,
 )
 from webapp.services import api_keys
-from webapp.services.quota import enforce_quota, tokens_used
+from webapp.services.quota import daily_quota, enforce_quota, tokens_used
 from webapp.settings import Settings
 
 __all__ = ["bp"]
@@ -135,12 +136,13 @@ def get_model(model: str) -> dict[str, Any]:
 # --- chat completions ---------------------------------------------------------------------------
 
 
+def _quota(user: User) -> int:
+    return daily_quota(user.daily_token_quota, _settings(current_app).llm_daily_token_quota)
+
+
 def _check_quota(user: User) -> None:
-    quota = user.daily_token_quota
-    if quota is None:
-        quota = _settings(current_app).llm_daily_token_quota
     now = utcnow()
-    enforce_quota(tokens_used(db.session(), user_id=user.id, now=now), quota=quota, now=now)
+    enforce_quota(tokens_used(db.session(), user_id=user.id, now=now), quota=_quota(user), now=now)
 
 
 def _system_prompt(body: ChatCompletionRequest) -> str | None:
@@ -207,8 +209,9 @@ def create_chat_completion() -> Response | dict[str, Any]:
         logger.info("completion for user %s on behalf of %r", user.id, body.user)
     _check_quota(user)
     system_prompt = _system_prompt(body)
-    selection = completions.with_options(
-        select_models(
+    # The catalogue's version is in Redis: without it, a 503 as for a chat reply.
+    with replies.redis_required():
+        chosen = select_models(
             current_app,
             body.model,
             user.role,
@@ -216,14 +219,15 @@ def create_chat_completion() -> Response | dict[str, Any]:
             temperature=body.temperature,
             max_tokens=body.reply_token_limit,
             strict=True,
-        ),
-        completions.CompletionOptions(top_p=body.top_p, stop=body.stop_sequences),
+        )
+    selection = completions.with_options(
+        chosen, completions.CompletionOptions(top_p=body.top_p, stop=body.stop_sequences)
     )
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     bot = get_bot(app)
     runner = get_runner(app)
     if store:
-        reply = _stored_reply(body, user, system_prompt)
+        reply = _stored_reply(body, user, system_prompt, selection)
     else:
         run = completions.start_completion(
             runner,
@@ -339,8 +343,15 @@ def _skip_keepalive_until_first(tokens: Iterator[str | None]) -> Iterator[str | 
 # --- the exchange stored as a conversation --------------------------------------------------------
 
 
-def _stored_reply(body: ChatCompletionRequest, user: User, system_prompt: str | None) -> _Reply:
-    """Store the request's messages as a new conversation of the owner and start its reply."""
+def _stored_reply(
+    body: ChatCompletionRequest, user: User, system_prompt: str | None, selection: ModelSelection
+) -> _Reply:
+    """Store the request's messages as a new conversation of the owner and start its reply.
+
+    The conversation keeps the request's model, system prompt and temperature as its settings
+    (for the replies the user may ask for later, in the chat UI); this reply is answered with
+    the request's own selection, its other settings (max_tokens, top_p, stop) included.
+    """
     turns = _turns(body)
     session = db.session()
     conversation = Conversation(
@@ -361,19 +372,24 @@ def _stored_reply(body: ChatCompletionRequest, user: User, system_prompt: str | 
             ],
         )
     session.commit()
-    quota = user.daily_token_quota
-    if quota is None:
-        quota = _settings(current_app).llm_daily_token_quota
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    started = replies.start_reply(
-        session,
-        get_runner(app),
-        get_bot(app),
-        user_id=user.id,
-        conversation_id=conversation.id,
-        content=turns[-1][1],
-        quota=quota,
-    )
+    try:
+        started = replies.start_reply(
+            session,
+            get_runner(app),
+            get_bot(app),
+            user_id=user.id,
+            conversation_id=conversation.id,
+            content=turns[-1][1],
+            quota=_quota(user),
+            choose_models=lambda _settings: selection,
+        )
+    except ApiError:
+        # Refused (the process is busy, Redis is down): no conversation without its reply.
+        session.rollback()
+        session.execute(delete(Conversation).where(Conversation.id == conversation.id))
+        session.commit()
+        raise
     ended: list[StreamEvent] = []
     runner = get_runner(app)
     # As a chat reply is followed: from this process's channel, else from its Redis stream.
