@@ -694,7 +694,8 @@ class Smoke:
         try:
             stream = self.openai_client(key).chat.completions.create(
                 model=model,
-                messages=[{"role": "user", "content": self.message}],
+                # Not the chat check's message: the reply cache would answer it at once.
+                messages=[{"role": "user", "content": f"{self.message} (OpenAI SDK)"}],
                 stream=True,
                 stream_options={"include_usage": True},
                 max_tokens=64,
@@ -731,7 +732,7 @@ class Smoke:
             (200,),
             body={
                 "model": model,
-                "messages": [{"role": "user", "content": self.message}],
+                "messages": [{"role": "user", "content": f"{self.message} (off the wire)"}],
                 "stream": True,
                 "max_tokens": 64,
             },
