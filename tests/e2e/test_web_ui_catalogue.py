@@ -96,6 +96,12 @@ def test_admin_adds_a_provider_and_a_model_that_a_user_picks(
     assert result.get_attribute("data-ok") == "true", result.text
     assert f"[{upstream}]" in result.text
     admin.screenshot("admin-models")
+    # The status page shows the new provider reachable, and how fast it answered.
+    admin.open("/admin/status")
+    admin.find('[data-admin-page="status"][data-loaded]')
+    card = admin.find(f'#status-cards .card[data-part="Provider {provider_name}"]')
+    assert card.find_element(By.CSS_SELECTOR, ".badge").text == "ok", card.text
+    assert card.text.endswith(" ms"), card.text
 
     # The user: a first reply from the default model, then the new model for the next one.
     browser = browser_factory()

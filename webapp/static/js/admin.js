@@ -161,8 +161,9 @@ async function dashboard() {
         chart("Tokens per day", days, [["tokens_out", "completion tokens"], ["tokens_in", "prompt tokens"]]),
         el("h3", { text: "Models" }),
         table(
-          ["Model", "Replies", "Prompt tokens", "Completion tokens", "Cached", "Fallback"],
-          usage.models.map((m) => el("tr", {}, cell(m.model || "—"), cell(formatValue(m.replies)), cell(formatValue(m.tokens_in)), cell(formatValue(m.tokens_out)), cell(formatValue(m.cached)), cell(formatValue(m.fallback)))),
+          ["Model", "Replies", "Prompt tokens", "Completion tokens", "Cached", "Fallback", "Cost"],
+          // Cost: a decimal string from the catalogue's prices; null where the model has none.
+          usage.models.map((m) => el("tr", {}, cell(m.model || "—"), cell(formatValue(m.replies)), cell(formatValue(m.tokens_in)), cell(formatValue(m.tokens_out)), cell(formatValue(m.cached)), cell(formatValue(m.fallback)), cell(m.cost ?? "—"))),
         ),
         el("h3", { text: "Top users" }),
         table(
@@ -456,10 +457,20 @@ async function status() {
       ["Redis", report.redis],
       ["Model", report.model],
       ...Object.entries(report.services || {}).map(([name, part]) => [`Service ${name}`, part]),
+      // Each provider of the model catalogue: reachable or not, and how fast it answered.
+      ...(report.providers || []).map((part) => [`Provider ${part.name}`, part]),
     ].filter(([, part]) => part);
+    const measured = (part) =>
+      [part.latency_ms != null ? `${part.latency_ms} ms` : "", part.error || ""].filter(Boolean).join(" · ");
     container.replaceChildren(
       ...parts.map(([name, part]) =>
-        el("div", { class: "card", dataset: { part: name } }, el("div", { class: "card-label", text: name }), badge(part.status === "ok", part.status, part.status || "unknown")),
+        el(
+          "div",
+          { class: "card", dataset: { part: name } },
+          el("div", { class: "card-label", text: name }),
+          badge(part.status === "ok", part.status, part.status || "unknown"),
+          measured(part) ? el("div", { class: "card-hint", text: measured(part) }) : null,
+        ),
       ),
     );
     details.textContent = JSON.stringify(report, null, 2);
