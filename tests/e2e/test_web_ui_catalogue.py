@@ -218,11 +218,55 @@ def test_user_creates_an_api_key_sees_it_once_and_revokes_it(browser: Browser, u
     browser.screenshot("account-api-key-revoked")
 
 
-def test_catalogue_pages_refuse_a_user(browser: Browser, user: str) -> None:
-    """A user who is not an admin gets the refusal on the catalogue pages, and no form."""
+def test_admin_revokes_a_users_api_key(
+    browser_factory: Callable[[], Browser], site: Site, user: str
+) -> None:
+    """Admins see every user's keys (owner and prefix, never the key) and can revoke any."""
+    owner = browser_factory()
+    owner.sign_in(user)
+    owner.open("/account/profile")
+    owner.fill("#api_key_name", "e2e ci")
+    owner.find("#api-key-form button[type=submit]").click()
+    key = owner.wait(lambda d: owner.find("#new-api-key-value").get_attribute("value") or None)
+    row_css = "#api-keys-table tbody tr[data-key-id]"
+    owner.wait(lambda d: any("e2e ci" in r.text for r in owner.all(row_css)))
+
+    admin = browser_factory()
+    admin.sign_in(site.admin_email, site.admin_password)
+    admin.open("/admin/api-keys")
+    admin.find('[data-admin-page="api_keys"][data-loaded]')
+    admin_rows = "#admin-api-keys-table tbody tr[data-key-id]"
+    row = admin.wait(lambda d: next((r for r in admin.all(admin_rows) if user in r.text), None))
+    assert "e2e ci" in row.text
+    assert f"{key[:12]}…" in row.text
+    assert key not in admin.driver.page_source
+    admin.screenshot("admin-api-keys")
+    row.find_element(By.CSS_SELECTOR, "button[data-action=revoke]").click()
+    alert = admin.wait(ec.alert_is_present())
+    assert user in alert.text
+    alert.accept()
+    admin.wait(lambda d: not any(user in r.text for r in admin.all(admin_rows)))
+
+    # The owner's list no longer has it.
+    owner.driver.refresh()
+    owner.wait(lambda d: browser_has_no_keys(owner))
+
+
+def browser_has_no_keys(browser: Browser) -> bool:
+    """Whether the account page's API key list has loaded and is empty."""
+    rows = browser.all("#api-keys-table tbody tr")
+    return len(rows) == 1 and rows[0].text == "No API keys."
+
+
+def test_issue_14_admin_pages_refuse_a_user(browser: Browser, user: str) -> None:
+    """A user who is not an admin gets the refusal on the new admin pages, and no form."""
     browser.sign_in(user)
-    for page in ("providers", "models"):
+    for page, form in (
+        ("providers", "#provider-form"),
+        ("models", "#model-form"),
+        ("api-keys", "#api-keys-filter"),
+    ):
         browser.open(f"/admin/{page}")
         browser.find("[data-refused]")
         assert "for admins" in browser.find("#admin-notice").text
-        assert not browser.all(f"#{page[:-1]}-form")
+        assert not browser.all(form)

@@ -1,9 +1,11 @@
 // The admin pages over the admin API: dashboard (totals, usage charts), users, audit log,
 // webhooks with their deliveries, system status; the model catalogue's pages (providers,
-// models) are in admin_catalogue.js. Each page renders what the API answers; a part whose
-// route this server does not have (404) says so instead of failing the page.
+// models) are in admin_catalogue.js, the API keys' in admin_keys.js. Each page renders what
+// the API answers; a part whose route this server does not have (404) says so instead of
+// failing the page.
 import { ApiError, api } from "./api.js";
 import { models, providers } from "./admin_catalogue.js";
+import { apiKeys } from "./admin_keys.js";
 import { ADMIN, badge, cell, label, notice, problem, unavailable } from "./admin_parts.js";
 import { clearErrors, el, formatTime, notify, showError, signedInUser } from "./ui.js";
 
@@ -479,7 +481,7 @@ async function status() {
   }
 }
 
-const PAGES = { dashboard, users, audit, webhooks, providers, models, status };
+const PAGES = { dashboard, users, audit, webhooks, providers, models, api_keys: apiKeys, status };
 
 async function start() {
   const user = await signedInUser();
