@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select
 
@@ -250,6 +251,33 @@ def test_admin_revokes_a_users_api_key(
     # The owner's list no longer has it.
     owner.driver.refresh()
     owner.wait(lambda d: browser_has_no_keys(owner))
+
+
+def test_admin_sets_a_users_daily_token_quota(browser: Browser, site: Site, user: str) -> None:
+    """The users table shows each user's daily token quota; Change sets it, empty resets it."""
+    browser.sign_in(site.admin_email, site.admin_password)
+    browser.open("/admin/users")
+    browser.find('[data-admin-page="users"][data-loaded]')
+    browser.fill("#users-query", user)
+    browser.find("#users-query").send_keys(Keys.ENTER)
+
+    def quota_of_user(_driver: object) -> str | None:
+        rows = browser.all("#users-table tbody tr")
+        # Only the search's answer: the full list (with more rows) is replaced by it.
+        if len(rows) != 1 or user not in rows[0].text:
+            return None
+        return rows[0].find_element(By.CSS_SELECTOR, ".quota").text
+
+    assert browser.wait(quota_of_user) == "global"
+    for typed, shown in (("5000", {"5,000", "5000", "5.000"}), ("", {"global"})):
+        browser.find("#users-table tbody button[data-action=quota]").click()
+        prompt = browser.wait(ec.alert_is_present())
+        assert user in prompt.text
+        # A prompt's answer replaces its default (the current quota).
+        prompt.send_keys(typed or " ")
+        prompt.accept()
+        browser.wait(lambda d, shown=shown: browser.wait(quota_of_user) in shown)
+    browser.screenshot("admin-users-quota")
 
 
 def browser_has_no_keys(browser: Browser) -> bool:

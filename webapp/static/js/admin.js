@@ -213,6 +213,36 @@ async function users(me) {
     }
   };
 
+  // A user's own daily token quota: null is the global one (LLM_DAILY_TOKEN_QUOTA), 0 none.
+  const setQuota = async (user) => {
+    notify(notice, "");
+    const current = user.daily_token_quota == null ? "" : String(user.daily_token_quota);
+    const answer = prompt(
+      `Daily token quota of ${user.email}: tokens a UTC day, 0 for unlimited, empty for the global quota.`,
+      current,
+    );
+    if (answer === null) return;
+    const value = answer.trim() === "" ? null : Number(answer.trim());
+    if (value !== null && !Number.isInteger(value)) {
+      notify(notice, "The quota is a whole number of tokens (0: unlimited), or empty for the global quota.", "error");
+      return;
+    }
+    try {
+      await api("PATCH", `${ADMIN}/users/${user.id}`, { body: { daily_token_quota: value } });
+      await load(false);
+    } catch (error) {
+      notify(notice, problem(error), "error");
+    }
+  };
+
+  const quota = (user) => {
+    if (!("daily_token_quota" in user)) return "—"; // a server without per-user quotas
+    const q = user.daily_token_quota;
+    const change = el("button", { type: "button", class: "link-button", text: "Change", dataset: { action: "quota" } });
+    change.addEventListener("click", () => setQuota(user));
+    return [el("span", { class: "quota", text: q == null ? "global" : q === 0 ? "unlimited" : formatValue(q) }), " ", change];
+  };
+
   const row = (user) => {
     const buttons = [];
     const button = (action, text, danger = false) => {
@@ -233,6 +263,7 @@ async function users(me) {
       cell(user.role),
       cell(badge(user.is_active, "active", "disabled")),
       cell(formatTime(user.created_at)),
+      cell(quota(user), { class: "nowrap" }),
       cell(buttons, { class: "actions" }),
     );
   };
@@ -248,7 +279,7 @@ async function users(me) {
       body.append(...answer.users.map(row));
       if (!body.children.length) {
         const text = q ? `No user matches “${q}”.` : "No users yet.";
-        body.append(el("tr", { class: "empty-row" }, cell(text, { colspan: "6" })));
+        body.append(el("tr", { class: "empty-row" }, cell(text, { colspan: "7" })));
       }
       cursor = answer.next_cursor;
       more.hidden = !cursor;
