@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select
 
@@ -96,6 +97,12 @@ def test_admin_adds_a_provider_and_a_model_that_a_user_picks(
     assert result.get_attribute("data-ok") == "true", result.text
     assert f"[{upstream}]" in result.text
     admin.screenshot("admin-models")
+    # The status page shows the new provider reachable, and how fast it answered.
+    admin.open("/admin/status")
+    admin.find('[data-admin-page="status"][data-loaded]')
+    card = admin.find(f'#status-cards .card[data-part="Provider {provider_name}"]')
+    assert card.find_element(By.CSS_SELECTOR, ".badge").text == "ok", card.text
+    assert card.text.endswith(" ms"), card.text
 
     # The user: a first reply from the default model, then the new model for the next one.
     browser = browser_factory()
@@ -212,11 +219,82 @@ def test_user_creates_an_api_key_sees_it_once_and_revokes_it(browser: Browser, u
     browser.screenshot("account-api-key-revoked")
 
 
-def test_catalogue_pages_refuse_a_user(browser: Browser, user: str) -> None:
-    """A user who is not an admin gets the refusal on the catalogue pages, and no form."""
+def test_admin_revokes_a_users_api_key(
+    browser_factory: Callable[[], Browser], site: Site, user: str
+) -> None:
+    """Admins see every user's keys (owner and prefix, never the key) and can revoke any."""
+    owner = browser_factory()
+    owner.sign_in(user)
+    owner.open("/account/profile")
+    owner.fill("#api_key_name", "e2e ci")
+    owner.find("#api-key-form button[type=submit]").click()
+    key = owner.wait(lambda d: owner.find("#new-api-key-value").get_attribute("value") or None)
+    row_css = "#api-keys-table tbody tr[data-key-id]"
+    owner.wait(lambda d: any("e2e ci" in r.text for r in owner.all(row_css)))
+
+    admin = browser_factory()
+    admin.sign_in(site.admin_email, site.admin_password)
+    admin.open("/admin/api-keys")
+    admin.find('[data-admin-page="api_keys"][data-loaded]')
+    admin_rows = "#admin-api-keys-table tbody tr[data-key-id]"
+    row = admin.wait(lambda d: next((r for r in admin.all(admin_rows) if user in r.text), None))
+    assert "e2e ci" in row.text
+    assert f"{key[:12]}…" in row.text
+    assert key not in admin.driver.page_source
+    admin.screenshot("admin-api-keys")
+    row.find_element(By.CSS_SELECTOR, "button[data-action=revoke]").click()
+    alert = admin.wait(ec.alert_is_present())
+    assert user in alert.text
+    alert.accept()
+    admin.wait(lambda d: not any(user in r.text for r in admin.all(admin_rows)))
+
+    # The owner's list no longer has it.
+    owner.driver.refresh()
+    owner.wait(lambda d: browser_has_no_keys(owner))
+
+
+def test_admin_sets_a_users_daily_token_quota(browser: Browser, site: Site, user: str) -> None:
+    """The users table shows each user's daily token quota; Change sets it, empty resets it."""
+    browser.sign_in(site.admin_email, site.admin_password)
+    browser.open("/admin/users")
+    browser.find('[data-admin-page="users"][data-loaded]')
+    browser.fill("#users-query", user)
+    browser.find("#users-query").send_keys(Keys.ENTER)
+
+    def quota_of_user(_driver: object) -> str | None:
+        rows = browser.all("#users-table tbody tr")
+        # Only the search's answer: the full list (with more rows) is replaced by it.
+        if len(rows) != 1 or user not in rows[0].text:
+            return None
+        return rows[0].find_element(By.CSS_SELECTOR, ".quota").text
+
+    assert browser.wait(quota_of_user) == "global"
+    for typed, shown in (("5000", {"5,000", "5000", "5.000"}), ("", {"global"})):
+        browser.find("#users-table tbody button[data-action=quota]").click()
+        prompt = browser.wait(ec.alert_is_present())
+        assert user in prompt.text
+        # A prompt's answer replaces its default (the current quota).
+        prompt.send_keys(typed or " ")
+        prompt.accept()
+        browser.wait(lambda d, shown=shown: browser.wait(quota_of_user) in shown)
+    browser.screenshot("admin-users-quota")
+
+
+def browser_has_no_keys(browser: Browser) -> bool:
+    """Whether the account page's API key list has loaded and is empty."""
+    rows = browser.all("#api-keys-table tbody tr")
+    return len(rows) == 1 and rows[0].text == "No API keys."
+
+
+def test_issue_14_admin_pages_refuse_a_user(browser: Browser, user: str) -> None:
+    """A user who is not an admin gets the refusal on the new admin pages, and no form."""
     browser.sign_in(user)
-    for page in ("providers", "models"):
+    for page, form in (
+        ("providers", "#provider-form"),
+        ("models", "#model-form"),
+        ("api-keys", "#api-keys-filter"),
+    ):
         browser.open(f"/admin/{page}")
         browser.find("[data-refused]")
         assert "for admins" in browser.find("#admin-notice").text
-        assert not browser.all(f"#{page[:-1]}-form")
+        assert not browser.all(form)

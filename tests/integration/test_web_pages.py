@@ -37,6 +37,7 @@ PAGES = {
     "/admin/webhooks": "admin",
     "/admin/providers": "admin",
     "/admin/models": "admin",
+    "/admin/api-keys": "admin",
     "/admin/status": "admin",
 }
 STATIC = Path(__file__).resolve().parents[2] / "webapp" / "static"
@@ -234,7 +235,7 @@ def test_admin_navigation_links_every_admin_page(client: FlaskClient, path: str)
     links = _parse(client, path).links
     for _endpoint, page, _title in ADMIN_PAGES:
         assert f"/admin{page}" in links, (path, page)
-    assert {"/admin/providers", "/admin/models"} <= set(links)
+    assert {"/admin/providers", "/admin/models", "/admin/api-keys"} <= set(links)
 
 
 def test_provider_form_keeps_the_api_key_write_only(client: FlaskClient) -> None:
@@ -294,16 +295,22 @@ def test_profile_has_the_default_model_and_api_keys(client: FlaskClient) -> None
     assert {"api-keys-table", "new-api-key", "new-api-key-value", "new-api-key-copy"} <= page.ids
 
 
-@pytest.mark.parametrize("page", ["/admin/providers", "/admin/models"])
-def test_catalogue_pages_are_admin_only_like_the_others(
-    client: FlaskClient, auth: AuthActions, page: str
+@pytest.mark.parametrize(
+    ("page", "admin_page", "api"),
+    [
+        ("/admin/providers", "providers", "/api/v1/admin/providers"),
+        ("/admin/models", "models", "/api/v1/admin/models"),
+        ("/admin/api-keys", "api_keys", "/api/v1/admin/api-keys"),
+    ],
+)
+def test_issue_14_pages_are_admin_only_like_the_others(
+    client: FlaskClient, auth: AuthActions, page: str, admin_page: str, api: str
 ) -> None:
-    """The catalogue pages are shells like every admin page: admin.js shows them to admins
+    """The new admin pages are shells like every admin page: admin.js shows them to admins
     only, and what they load (the admin API) refuses anyone else."""
     shell = client.get(page).get_data(as_text=True)
-    assert f'data-admin-page="{page.rsplit("/", 1)[1]}"' in shell
+    assert f'data-admin-page="{admin_page}"' in shell
     assert 'src="/static/js/admin.js' in shell
-    api = f"/api/v1/admin/{page.rsplit('/', 1)[1]}"
     assert_error(client.get(api), 401, "unauthorized")
     user = auth.signup()
     assert_error(client.get(api, headers=user.headers), 403, "forbidden")

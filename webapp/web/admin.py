@@ -20,6 +20,7 @@ ADMIN_PAGES = (
     ("webhooks", "/webhooks", "Webhooks"),
     ("providers", "/providers", "Providers"),
     ("models", "/models", "Models"),
+    ("api_keys", "/api-keys", "API keys"),
     ("status", "/status", "System status"),
 )
 
@@ -78,6 +79,12 @@ def models() -> str:
     """Render the model catalogue (``?provider=&upstream_id=`` fills the form for a new one)."""
     # The roles a model may be allowed to: the one list, in webapp.models.
     return _page("models", "Models", roles=USER_ROLES)
+
+
+@bp.get("/api-keys")
+def api_keys() -> str:
+    """Render every user's personal API keys (by prefix), each revocable."""
+    return _page("api_keys", "API keys")
 
 
 @bp.get("/status")

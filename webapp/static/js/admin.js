@@ -1,9 +1,11 @@
 // The admin pages over the admin API: dashboard (totals, usage charts), users, audit log,
 // webhooks with their deliveries, system status; the model catalogue's pages (providers,
-// models) are in admin_catalogue.js. Each page renders what the API answers; a part whose
-// route this server does not have (404) says so instead of failing the page.
+// models) are in admin_catalogue.js, the API keys' in admin_keys.js. Each page renders what
+// the API answers; a part whose route this server does not have (404) says so instead of
+// failing the page.
 import { ApiError, api } from "./api.js";
 import { models, providers } from "./admin_catalogue.js";
+import { apiKeys } from "./admin_keys.js";
 import { ADMIN, badge, cell, label, notice, problem, unavailable } from "./admin_parts.js";
 import { clearErrors, el, formatTime, notify, showError, signedInUser } from "./ui.js";
 
@@ -161,8 +163,9 @@ async function dashboard() {
         chart("Tokens per day", days, [["tokens_out", "completion tokens"], ["tokens_in", "prompt tokens"]]),
         el("h3", { text: "Models" }),
         table(
-          ["Model", "Replies", "Prompt tokens", "Completion tokens", "Cached", "Fallback"],
-          usage.models.map((m) => el("tr", {}, cell(m.model || "—"), cell(formatValue(m.replies)), cell(formatValue(m.tokens_in)), cell(formatValue(m.tokens_out)), cell(formatValue(m.cached)), cell(formatValue(m.fallback)))),
+          ["Model", "Replies", "Prompt tokens", "Completion tokens", "Cached", "Fallback", "Cost"],
+          // Cost: a decimal string from the catalogue's prices; null where the model has none.
+          usage.models.map((m) => el("tr", {}, cell(m.model || "—"), cell(formatValue(m.replies)), cell(formatValue(m.tokens_in)), cell(formatValue(m.tokens_out)), cell(formatValue(m.cached)), cell(formatValue(m.fallback)), cell(m.cost ?? "—"))),
         ),
         el("h3", { text: "Top users" }),
         table(
@@ -210,6 +213,36 @@ async function users(me) {
     }
   };
 
+  // A user's own daily token quota: null is the global one (LLM_DAILY_TOKEN_QUOTA), 0 none.
+  const setQuota = async (user) => {
+    notify(notice, "");
+    const current = user.daily_token_quota == null ? "" : String(user.daily_token_quota);
+    const answer = prompt(
+      `Daily token quota of ${user.email}: tokens a UTC day, 0 for unlimited, empty for the global quota.`,
+      current,
+    );
+    if (answer === null) return;
+    const value = answer.trim() === "" ? null : Number(answer.trim());
+    if (value !== null && !Number.isInteger(value)) {
+      notify(notice, "The quota is a whole number of tokens (0: unlimited), or empty for the global quota.", "error");
+      return;
+    }
+    try {
+      await api("PATCH", `${ADMIN}/users/${user.id}`, { body: { daily_token_quota: value } });
+      await load(false);
+    } catch (error) {
+      notify(notice, problem(error), "error");
+    }
+  };
+
+  const quota = (user) => {
+    if (!("daily_token_quota" in user)) return "—"; // a server without per-user quotas
+    const q = user.daily_token_quota;
+    const change = el("button", { type: "button", class: "link-button", text: "Change", dataset: { action: "quota" } });
+    change.addEventListener("click", () => setQuota(user));
+    return [el("span", { class: "quota", text: q == null ? "global" : q === 0 ? "unlimited" : formatValue(q) }), " ", change];
+  };
+
   const row = (user) => {
     const buttons = [];
     const button = (action, text, danger = false) => {
@@ -230,6 +263,7 @@ async function users(me) {
       cell(user.role),
       cell(badge(user.is_active, "active", "disabled")),
       cell(formatTime(user.created_at)),
+      cell(quota(user), { class: "nowrap" }),
       cell(buttons, { class: "actions" }),
     );
   };
@@ -245,7 +279,7 @@ async function users(me) {
       body.append(...answer.users.map(row));
       if (!body.children.length) {
         const text = q ? `No user matches “${q}”.` : "No users yet.";
-        body.append(el("tr", { class: "empty-row" }, cell(text, { colspan: "6" })));
+        body.append(el("tr", { class: "empty-row" }, cell(text, { colspan: "7" })));
       }
       cursor = answer.next_cursor;
       more.hidden = !cursor;
@@ -456,10 +490,20 @@ async function status() {
       ["Redis", report.redis],
       ["Model", report.model],
       ...Object.entries(report.services || {}).map(([name, part]) => [`Service ${name}`, part]),
+      // Each provider of the model catalogue: reachable or not, and how fast it answered.
+      ...(report.providers || []).map((part) => [`Provider ${part.name}`, part]),
     ].filter(([, part]) => part);
+    const measured = (part) =>
+      [part.latency_ms != null ? `${part.latency_ms} ms` : "", part.error || ""].filter(Boolean).join(" · ");
     container.replaceChildren(
       ...parts.map(([name, part]) =>
-        el("div", { class: "card", dataset: { part: name } }, el("div", { class: "card-label", text: name }), badge(part.status === "ok", part.status, part.status || "unknown")),
+        el(
+          "div",
+          { class: "card", dataset: { part: name } },
+          el("div", { class: "card-label", text: name }),
+          badge(part.status === "ok", part.status, part.status || "unknown"),
+          measured(part) ? el("div", { class: "card-hint", text: measured(part) }) : null,
+        ),
       ),
     );
     details.textContent = JSON.stringify(report, null, 2);
@@ -468,7 +512,7 @@ async function status() {
   }
 }
 
-const PAGES = { dashboard, users, audit, webhooks, providers, models, status };
+const PAGES = { dashboard, users, audit, webhooks, providers, models, api_keys: apiKeys, status };
 
 async function start() {
   const user = await signedInUser();
