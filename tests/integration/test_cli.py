@@ -125,7 +125,7 @@ def test_console_script_runs_migrations_and_create_admin(app, subprocess_env):
     current = subprocess.run(
         [chatbot, "db", "current"], env=subprocess_env, capture_output=True, text=True, timeout=120
     )
-    assert "0006 (head)" in current.stdout, current.stdout + current.stderr
+    assert "0007 (head)" in current.stdout, current.stdout + current.stderr
 
     env = {**subprocess_env, ADMIN_PASSWORD_ENV: PASSWORD}
     created = subprocess.run(

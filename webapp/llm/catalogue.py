@@ -36,7 +36,7 @@ from redis import Redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
-from webapp.llm.offline import OFFLINE_MODEL_NAME
+from webapp.llm.names import OFFLINE_MODEL_NAME
 from webapp.models import USER_ROLES, ChatModel, Provider
 from webapp.secretbox import SecretBox, SecretBoxError
 

@@ -17,7 +17,8 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 from pydantic import SecretStr
 
-from webapp.llm.offline import OFFLINE_MODEL_NAME, OfflineChatModel
+from webapp.llm.names import OFFLINE_MODEL_NAME
+from webapp.llm.offline import OfflineChatModel
 from webapp.llm.selection import ChatRunnable, ModelSelection, NamedModel
 from webapp.llm.streaming import LeanChatOpenAI
 
