@@ -17,9 +17,11 @@ from flask import Flask
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
+from tests.bench.open_streams import deployed_chat_config
 from tests.fakes.openai_server import reply_tokens
 from tests.integration.generation_support import message_rows
-from tests.waiting import wait_for
+from tests.integration.gunicorn_support import start_gunicorn
+from tests.waiting import answers_health, stop, wait_for
 from webapp.extensions import db
 from webapp.models import Conversation, DailyUsage
 
@@ -360,3 +362,52 @@ def test_a_client_that_leaves_a_stream_stops_the_model_at_once(served, client, a
     assert request.tokens_sent < 400
     # ...and what it wrote is counted.
     wait_for(lambda: usage_today(app, alice.user["id"]), "the stopped reply's usage")
+
+
+# --- the chat service as deployed ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("worker_class", ["gthread", "gevent"])
+def test_the_deployed_chat_service_answers_the_sdk(
+    tmp_path,
+    subprocess_env,
+    migrated_database,
+    unused_port,
+    fake_openai,
+    client,
+    alice,
+    worker_class,
+):
+    fake_openai.configure(MODEL, tokens=TOKENS)
+    _, key = new_key(client, alice)
+    env = {**subprocess_env, "OPENAI_BASE_URL": fake_openai.base_url, "LLM_MODEL": MODEL}
+    overrides = {"worker_class": worker_class}
+    if worker_class == "gevent":
+        overrides["worker_connections"] = 100
+    log = tmp_path / "gunicorn.log"
+    proc = start_gunicorn(tmp_path, deployed_chat_config(unused_port, **overrides), env, log)
+    try:
+        wait_for(
+            lambda: answers_health(unused_port),
+            "the chat service answering",
+            abandon=lambda: None if proc.poll() is None else log.read_text()[-3000:],
+            interval=0.1,
+        )
+        api = sdk(f"http://127.0.0.1:{unused_port}/v1", key)
+        assert MODEL in [model.id for model in api.models.list().data]
+        answer = api.chat.completions.create(model=MODEL, messages=QUESTION)
+        assert answer.choices[0].message.content == expected_reply()
+        chunks = list(
+            api.chat.completions.create(
+                model=MODEL,
+                messages=[{"role": "user", "content": "Streamed, please."}],
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+        )
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert text == expected_reply()
+        assert chunks[-1].usage is not None
+    finally:
+        # Only the master this test started, by its PID; it stops its own workers.
+        stop(proc)

@@ -193,7 +193,9 @@ class QueueSink:
 
     def __init__(self) -> None:
         """Start with an empty queue."""
-        self.events: queue.SimpleQueue[RunEvent] = queue.SimpleQueue()
+        # queue.Queue, not SimpleQueue: it waits on a threading.Condition, which gevent patches
+        # (the chat service may run on gevent's worker), as the reply channel does.
+        self.events: queue.Queue[RunEvent] = queue.Queue()
         self._stop = threading.Event()
 
     def token(self, text: str) -> None:

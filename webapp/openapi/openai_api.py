@@ -304,8 +304,8 @@ PATHS: Document = {
                 " and `stop` to the OpenAI-compatible ones. A reply is streamed only after its"
                 " first token: a model that fails before that is a 502 either way."
                 f" `{STORE_HEADER}: {STORE_CONVERSATION}` stores the exchange as a new"
-                " conversation of the key's owner (then `top_p` and `stop` are not applied:"
-                " the conversation's reply is generated as in the chat UI)."
+                " conversation of the key's owner (its reply is generated to its end, as a"
+                " chat reply, even when the client leaves)."
             ),
             "security": _SECURITY,
             "parameters": [
