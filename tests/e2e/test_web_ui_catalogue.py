@@ -170,6 +170,72 @@ def test_admin_adds_a_provider_and_a_model_that_a_user_picks(
     assert not admin.all(row_of(admin, "models-table", "model", model_name))
 
 
+def test_admin_edits_a_provider_and_a_model_with_errors_by_the_field(
+    browser: Browser, site: Site, model: FakeOpenAIServer
+) -> None:
+    """Bad input is said next to its field; an edit keeps the write-only key unless told."""
+    suffix = secrets.token_hex(3)
+    provider_name = f"e2e-edit-{suffix}"
+    browser.sign_in(site.admin_email, site.admin_password)
+    browser.open("/admin/providers")
+    browser.find('[data-admin-page="providers"][data-loaded]')
+    browser.fill("#provider-name", "Not A Name")
+    browser.fill("#provider-base-url", model.base_url)
+    browser.find("#provider-submit").click()
+    assert browser.find("#provider-name-error").text
+    assert browser.find("#provider-name").get_attribute("aria-invalid") == "true"
+    browser.fill("#provider-name", provider_name)
+    browser.fill("#provider-headers", "no colon here")
+    browser.find("#provider-submit").click()
+    assert "Name: value" in browser.find("#provider-headers-error").text
+    browser.fill("#provider-headers", "")
+    browser.fill("#provider-api-key", "e2e-edit-key-abcd")
+    browser.find("#provider-submit").click()
+    row_css = row_of(browser, "providers-table", "provider", provider_name)
+    browser.find(row_css)
+
+    # Edit: a new timeout; the key field left empty keeps the key.
+    browser.find(row_css).find_element(By.CSS_SELECTOR, "button[data-action=edit]").click()
+    assert browser.find("#provider-form-heading").text == f"Edit the provider {provider_name}"
+    assert browser.find("#provider-api-key").get_attribute("value") == ""
+    assert "set ••••abcd" in browser.find("#provider-api-key-state").text
+    browser.fill("#provider-timeout", "30")
+    browser.find("#provider-submit").click()
+    browser.wait(lambda d: "30 s" in browser.find(row_css).text)
+    assert "set ••••abcd" in browser.find(row_css).text
+    # Edit again and remove the key.
+    browser.find(row_css).find_element(By.CSS_SELECTOR, "button[data-action=edit]").click()
+    browser.find("#provider-api-key-clear").click()
+    browser.find("#provider-submit").click()
+    browser.wait(lambda d: "not set" in browser.find(row_css).text)
+
+    # A model on it, edited to fall back to another.
+    browser.open("/admin/models")
+    browser.find('[data-admin-page="models"][data-loaded]')
+    for name in (f"e2e-edit-a-{suffix}", f"e2e-edit-b-{suffix}"):
+        Select(browser.find("#model-provider")).select_by_value(provider_name)
+        browser.fill("#model-name", name)
+        browser.fill("#model-upstream-id", MODEL)
+        browser.find("#model-submit").click()
+        browser.find(row_of(browser, "models-table", "model", name))
+    first = row_of(browser, "models-table", "model", f"e2e-edit-a-{suffix}")
+    browser.find(first).find_element(By.CSS_SELECTOR, "button[data-action=edit]").click()
+    browser.fill("#model-temperature", "3")
+    browser.find("#model-submit").click()
+    assert browser.find("#model-temperature-error").text
+    browser.fill("#model-temperature", "0.5")
+    Select(browser.find("#model-fallback")).select_by_value(f"e2e-edit-b-{suffix}")
+    browser.find("#model-submit").click()
+    browser.wait(lambda d: f"e2e-edit-b-{suffix}" in browser.find(first).text)
+    browser.screenshot("admin-models-edited")
+
+    # Deleting the provider takes both models.
+    browser.open("/admin/providers")
+    browser.find(row_css).find_element(By.CSS_SELECTOR, "button[data-action=delete]").click()
+    browser.wait(ec.alert_is_present()).accept()
+    browser.wait(lambda d: not browser.all(row_css))
+
+
 def test_user_creates_an_api_key_sees_it_once_and_revokes_it(browser: Browser, user: str) -> None:
     """A personal API key is shown once at creation, then only its prefix; revoking asks first."""
     browser.sign_in(user)

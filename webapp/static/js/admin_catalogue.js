@@ -64,61 +64,119 @@ function parseHeaders(source) {
     if (!line.trim()) continue;
     const colon = line.indexOf(":");
     if (colon <= 0) {
-      throw new ApiError(400, {
-        error: { code: "validation_error", message: `Write each header as “Name: value” (line ${index + 1}).`, field: "extra_headers" },
-      });
+      throw invalid(`Write each header as “Name: value” (line ${index + 1}).`, "extra_headers");
     }
     headers[line.slice(0, colon).trim()] = line.slice(colon + 1).trim();
   }
   return headers;
 }
 
-// --- providers -----------------------------------------------------------------------------------
+// --- the add/edit form both pages share ------------------------------------------------------
 
-export async function providers() {
-  const body = document.querySelector("#providers-table tbody");
-  const form = document.getElementById("provider-form");
-  const heading = document.getElementById("provider-form-heading");
-  const submit = document.getElementById("provider-submit");
-  const cancel = document.getElementById("provider-cancel");
-  const keyNote = document.getElementById("provider-api-key-state");
-  const clearChoice = document.getElementById("provider-api-key-clear-choice");
-  const clearKey = document.getElementById("provider-api-key-clear");
-  const discoverSection = document.getElementById("discover");
-  const discovered = document.querySelector("#discover-table tbody");
-  let editing = null; // the provider the form edits (null: a new one)
-  let headersShown = ""; // the headers as the form showed them: unchanged, they are not sent
+/**
+ * The add/edit form of one kind of catalogue entry, over its admin routes (POST to add, PATCH
+ * to change, DELETE), and the list it reloads after each change.
+ * @param {object} spec
+ * @param {string} spec.kind "provider" or "model": the form's ids (`${kind}-form`, -submit,
+ *   -cancel, -form-heading) and the answers' key.
+ * @param {string} spec.path the routes under the admin API, e.g. "/providers".
+ * @param {function(object|null): void} spec.fill fills the form from an entry (null: a new one).
+ * @param {function(object|null): object} spec.payload the request body (null: a new entry); it
+ *   may throw an ApiError naming a field.
+ * @param {function(): Promise<void>} spec.load reloads the list.
+ */
+function entryForm({ kind, path, fill, payload, load }) {
+  const form = document.getElementById(`${kind}-form`);
+  const heading = document.getElementById(`${kind}-form-heading`);
+  const submit = document.getElementById(`${kind}-submit`);
+  const cancel = document.getElementById(`${kind}-cancel`);
+  let editing = null; // the entry the form edits (null: a new one)
 
-  const resetForm = () => {
+  const reset = () => {
     editing = null;
-    headersShown = "";
     form.reset();
     clearErrors(form);
-    heading.textContent = "Add a provider";
-    submit.textContent = "Add provider";
+    heading.textContent = `Add a ${kind}`;
+    submit.textContent = `Add ${kind}`;
     cancel.hidden = true;
-    keyNote.textContent = "(not set)";
-    clearChoice.hidden = true;
+    fill(null);
   };
 
-  const edit = (provider) => {
-    resetForm();
-    editing = provider;
-    field(form, "name").value = provider.name;
-    field(form, "base_url").value = provider.base_url || "";
-    field(form, "timeout_seconds").value = provider.timeout_seconds ?? "";
-    headersShown = headerLines(provider.extra_headers);
-    field(form, "extra_headers").value = headersShown;
-    keyNote.textContent = `(${keyState(provider.api_key)})`;
-    clearChoice.hidden = !(provider.api_key && provider.api_key.set);
-    heading.textContent = `Edit the provider ${provider.name}`;
-    submit.textContent = "Save provider";
+  const edit = (entry) => {
+    reset();
+    editing = entry;
+    fill(entry);
+    heading.textContent = `Edit the ${kind} ${entry.name}`;
+    submit.textContent = `Save ${kind}`;
     cancel.hidden = false;
     form.scrollIntoView({ block: "start" });
     field(form, "name").focus();
   };
 
-  const payload = () => {
+  /** The Delete button of an entry: asks `question` first. */
+  const deleteButton = (entry, question, after = () => {}) =>
+    action(
+      "Delete",
+      async () => {
+        if (!confirm(question)) return;
+        await api("DELETE", `${ADMIN}${path}/${entry.id}`);
+        if (editing && editing.id === entry.id) reset();
+        after();
+        notify(notice, `Deleted the ${kind} ${entry.name}.`, "info");
+        await load();
+      },
+      { danger: true, dataset: { action: "delete" } },
+    );
+
+  cancel.addEventListener("click", reset);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    const changed = editing;
+    try {
+      const body = payload(changed);
+      const answer = changed
+        ? await api("PATCH", `${ADMIN}${path}/${changed.id}`, { body })
+        : await api("POST", `${ADMIN}${path}`, { body });
+      reset();
+      form.querySelector(".form-ok").textContent = `${changed ? "Saved" : "Added"} the ${kind} ${answer[kind].name}.`;
+      await load();
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+      showError(form, error);
+    }
+  });
+  return { form, edit, deleteButton, editing: () => editing };
+}
+
+/** An error of the form's own checks, in the API's shape (shown by the field it names). */
+function invalid(message, fieldName) {
+  return new ApiError(400, { error: { code: "validation_error", message, field: fieldName } });
+}
+
+// --- providers -----------------------------------------------------------------------------------
+
+export async function providers() {
+  const body = document.querySelector("#providers-table tbody");
+  const keyNote = document.getElementById("provider-api-key-state");
+  const clearChoice = document.getElementById("provider-api-key-clear-choice");
+  const clearKey = document.getElementById("provider-api-key-clear");
+  const discoverSection = document.getElementById("discover");
+  const discovered = document.querySelector("#discover-table tbody");
+  let headersShown = ""; // the headers as the form showed them: unchanged, they are not sent
+
+  const fill = (provider) => {
+    headersShown = provider ? headerLines(provider.extra_headers) : "";
+    keyNote.textContent = `(${keyState(provider && provider.api_key)})`;
+    clearChoice.hidden = !(provider && provider.api_key && provider.api_key.set);
+    if (!provider) return;
+    field(form, "name").value = provider.name;
+    field(form, "base_url").value = provider.base_url || "";
+    field(form, "timeout_seconds").value = provider.timeout_seconds ?? "";
+    field(form, "extra_headers").value = headersShown;
+  };
+
+  const payload = (provider) => {
     const values = { name: text(form, "name"), base_url: text(form, "base_url") };
     const timeout = numberOrNull(form, "timeout_seconds");
     if (timeout !== null) values.timeout_seconds = timeout;
@@ -128,7 +186,7 @@ export async function providers() {
     else if (key) values.api_key = key;
     const headers = field(form, "extra_headers").value;
     // Shown masked (***): sent back only when rewritten, or they would become "***".
-    if (!editing || headers.trim() !== headersShown.trim()) values.extra_headers = parseHeaders(headers);
+    if (!provider || headers.trim() !== headersShown.trim()) values.extra_headers = parseHeaders(headers);
     return values;
   };
 
@@ -154,18 +212,13 @@ export async function providers() {
       ? [managedBadge()]
       : [
           action("Discover models", () => discover(provider), { dataset: { action: "discover" } }),
-          action("Edit", async () => edit(provider), { dataset: { action: "edit" } }),
-          action(
-            "Delete",
-            async () => {
-              if (!confirm(`Delete the provider ${provider.name} and all its models? Conversations using them move to the default model.`)) return;
-              await api("DELETE", `${ADMIN}/providers/${provider.id}`);
-              if (editing && editing.id === provider.id) resetForm();
+          action("Edit", async () => editor.edit(provider), { dataset: { action: "edit" } }),
+          editor.deleteButton(
+            provider,
+            `Delete the provider ${provider.name} and all its models? Conversations using them move to the default model.`,
+            () => {
               discoverSection.hidden = true;
-              notify(notice, `Deleted the provider ${provider.name}.`, "info");
-              await load();
             },
-            { danger: true, dataset: { action: "delete" } },
           ),
         ];
     const headers = Object.keys(provider.extra_headers || {});
@@ -193,25 +246,8 @@ export async function providers() {
     if (!answer.providers.length) body.append(el("tr", { class: "empty-row" }, cell("No providers yet.", { colspan: "6" })));
   };
 
-  cancel.addEventListener("click", resetForm);
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    clearErrors(form);
-    try {
-      const values = payload();
-      const answer = editing
-        ? await api("PATCH", `${ADMIN}/providers/${editing.id}`, { body: values })
-        : await api("POST", `${ADMIN}/providers`, { body: values });
-      const saved = answer.provider || answer;
-      const message = editing ? `Saved the provider ${saved.name}.` : `Added the provider ${saved.name}.`;
-      resetForm();
-      form.querySelector(".form-ok").textContent = message;
-      await load();
-    } catch (error) {
-      if (!(error instanceof ApiError)) throw error;
-      showError(form, error);
-    }
-  });
+  const editor = entryForm({ kind: "provider", path: "/providers", fill, payload, load });
+  const { form } = editor;
   await load();
 }
 
@@ -222,22 +258,21 @@ function prices(model) {
   return `in ${model.price_input_per_mtok ?? "—"} · out ${model.price_output_per_mtok ?? "—"}`;
 }
 
+// The model form's fields that are the model object's own, as they are (text and numbers).
+const MODEL_FIELDS = ["name", "upstream_id", "display_name", "description", "context_window", "max_output_tokens", "default_temperature", "price_input_per_mtok", "price_output_per_mtok"];
+
 export async function models() {
   const body = document.querySelector("#models-table tbody");
-  const form = document.getElementById("model-form");
-  const heading = document.getElementById("model-form-heading");
-  const submit = document.getElementById("model-submit");
-  const cancel = document.getElementById("model-cancel");
   const providerSelect = document.getElementById("model-provider");
   const fallbackSelect = document.getElementById("model-fallback");
   const testResult = document.getElementById("model-test-result");
-  let editing = null; // the model the form edits (null: a new one)
   let catalogue = [];
+  let provider = ""; // the provider last chosen: the next new model's too
 
   const fillProviders = (list) => {
     // Models are added to the admins' providers: the managed ones have theirs from the settings.
-    const stored = list.filter((provider) => !provider.managed);
-    providerSelect.replaceChildren(...stored.map((provider) => el("option", { value: provider.name, text: provider.name })));
+    const stored = list.filter((entry) => !entry.managed);
+    providerSelect.replaceChildren(...stored.map((entry) => el("option", { value: entry.name, text: entry.name })));
     if (!stored.length) {
       providerSelect.append(el("option", { value: "", text: "No provider yet: add one under Providers", disabled: true, selected: true }));
     }
@@ -245,6 +280,7 @@ export async function models() {
 
   const fillFallbacks = () => {
     const current = fallbackSelect.value;
+    const editing = editor.editing();
     fallbackSelect.replaceChildren(
       el("option", { value: "", text: "None" }),
       // A fallback is a stored model (a managed one is reached through the settings' own).
@@ -256,45 +292,25 @@ export async function models() {
     if (fallbackSelect.value !== current) fallbackSelect.value = "";
   };
 
-  const resetForm = () => {
-    editing = null;
-    const provider = providerSelect.value;
-    form.reset();
-    clearErrors(form);
-    providerSelect.value = provider;
-    heading.textContent = "Add a model";
-    submit.textContent = "Add model";
-    cancel.hidden = true;
+  const fill = (model) => {
     fillFallbacks();
-  };
-
-  const setRoles = (roles) => {
-    for (const box of form.querySelectorAll('input[name="allowed_roles"]')) box.checked = roles.includes(box.value);
-  };
-
-  const edit = (model) => {
-    resetForm();
-    editing = model;
-    fillFallbacks();
-    providerSelect.value = model.provider;
-    for (const name of ["name", "upstream_id", "display_name", "description", "context_window", "max_output_tokens", "default_temperature", "price_input_per_mtok", "price_output_per_mtok"]) {
-      field(form, name).value = model[name] ?? "";
+    if (!model) {
+      if (provider) providerSelect.value = provider;
+      return;
     }
+    providerSelect.value = model.provider;
+    for (const name of MODEL_FIELDS) field(form, name).value = model[name] ?? "";
     fallbackSelect.value = model.fallback || "";
-    setRoles(model.allowed_roles || []);
+    for (const box of form.querySelectorAll('input[name="allowed_roles"]')) box.checked = (model.allowed_roles || []).includes(box.value);
     field(form, "enabled").checked = Boolean(model.enabled);
     field(form, "is_default").checked = Boolean(model.is_default);
-    heading.textContent = `Edit the model ${model.name}`;
-    submit.textContent = "Save model";
-    cancel.hidden = false;
-    form.scrollIntoView({ block: "start" });
-    field(form, "name").focus();
   };
 
-  const payload = () => {
+  const payload = (model) => {
     const optionalText = (name) => text(form, name) || null;
+    provider = providerSelect.value;
     const values = {
-      provider: providerSelect.value,
+      provider,
       name: text(form, "name"),
       upstream_id: text(form, "upstream_id"),
       display_name: optionalText("display_name"),
@@ -310,7 +326,8 @@ export async function models() {
       enabled: field(form, "enabled").checked,
       is_default: field(form, "is_default").checked,
     };
-    if (!editing) {
+    if (!values.allowed_roles.length) throw invalid("Choose at least one role that may use this model.", "allowed_roles");
+    if (!model) {
       // A new model: what is not filled in is left to the API's defaults.
       for (const [key, value] of Object.entries(values)) if (value === null) delete values[key];
     }
@@ -342,18 +359,8 @@ export async function models() {
       ? [managedBadge()]
       : [
           action("Test", () => test(model), { dataset: { action: "test" } }),
-          action("Edit", async () => edit(model), { dataset: { action: "edit" } }),
-          action(
-            "Delete",
-            async () => {
-              if (!confirm(`Delete the model ${model.name}? Conversations using it move to the default model.`)) return;
-              await api("DELETE", `${ADMIN}/models/${model.id}`);
-              if (editing && editing.id === model.id) resetForm();
-              notify(notice, `Deleted the model ${model.name}.`, "info");
-              await load();
-            },
-            { danger: true, dataset: { action: "delete" } },
-          ),
+          action("Edit", async () => editor.edit(model), { dataset: { action: "edit" } }),
+          editor.deleteButton(model, `Delete the model ${model.name}? Conversations using it move to the default model.`),
         ];
     return el(
       "tr",
@@ -400,30 +407,8 @@ export async function models() {
     field(form, "name").focus();
   };
 
-  cancel.addEventListener("click", resetForm);
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    clearErrors(form);
-    const values = payload();
-    if (!values.allowed_roles.length) {
-      showError(form, { message: "Choose at least one role that may use this model." }, "allowed_roles");
-      return;
-    }
-    try {
-      const answer = editing
-        ? await api("PATCH", `${ADMIN}/models/${editing.id}`, { body: values })
-        : await api("POST", `${ADMIN}/models`, { body: values });
-      const saved = answer.model || answer;
-      const message = editing ? `Saved the model ${saved.name}.` : `Added the model ${saved.name}.`;
-      resetForm();
-      form.querySelector(".form-ok").textContent = message;
-      await load();
-    } catch (error) {
-      if (!(error instanceof ApiError)) throw error;
-      showError(form, error);
-    }
-  });
-
+  const editor = entryForm({ kind: "model", path: "/models", fill, payload, load });
+  const { form } = editor;
   try {
     fillProviders((await api("GET", `${ADMIN}/providers`)).providers);
   } catch (error) {
