@@ -91,7 +91,7 @@ SYSTEM_PROMPT_MAX_LENGTH = 4000
 API_KEY_NAME_MAX_LENGTH = 100
 PROVIDER_KINDS = ("openai",)
 """Kinds of stored providers: ``openai`` is any OpenAI-compatible server. The built-in offline
-model is a provider of its own that is never stored (``webapp.llm.catalogue``)."""
+model is a provider of its own that is never stored (``webapp.catalogue``)."""
 # Largest value of PostgreSQL's INTEGER and BIGINT: an id, cursor or token subject beyond its
 # column's range can match nothing and must be refused before it reaches the database, which
 # would fail the whole statement ("integer out of range").

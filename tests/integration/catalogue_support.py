@@ -8,8 +8,8 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import delete, update
 
+from webapp.catalogue import bump_catalogue_version
 from webapp.extensions import db, get_redis
-from webapp.llm.catalogue import bump_catalogue_version
 from webapp.models import ChatModel, Provider, User
 from webapp.secretbox import SecretBox
 

@@ -16,8 +16,8 @@ from sqlalchemy import select
 from tests.assertions import assert_error, assert_names_field
 from tests.fakes.openai_server import FakeOpenAIServer, reply_text
 from tests.integration.test_openapi_served import Contract
+from webapp.catalogue import CATALOGUE_VERSION_KEY
 from webapp.extensions import REDIS_EXTENSION, db
-from webapp.llm.catalogue import CATALOGUE_VERSION_KEY
 from webapp.models import AuditEvent, ChatModel, Provider
 
 pytestmark = pytest.mark.integration

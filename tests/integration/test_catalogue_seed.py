@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from tests.fakes.openai_server import FakeOpenAIServer
+from webapp.catalogue import CATALOGUE_VERSION_KEY
 from webapp.extensions import REDIS_EXTENSION, db
-from webapp.llm.catalogue import CATALOGUE_VERSION_KEY
 from webapp.models import AuditEvent, ChatModel, Provider
 from webapp.secretbox import SecretBox, SecretBoxError
 from webapp.services import catalogue_admin

@@ -1,11 +1,11 @@
 """The catalogue read side against real PostgreSQL and Redis: stored entries, keys, versions."""
 
-from webapp.extensions import db, get_redis
-from webapp.llm.catalogue import (
+from webapp.catalogue import (
     CatalogueSource,
     bump_catalogue_version,
     load_catalogue,
 )
+from webapp.extensions import db, get_redis
 from webapp.models import ChatModel, Provider
 from webapp.secretbox import SecretBox
 

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from webapp.llm.catalogue import (
+from webapp.catalogue import (
     ENVIRONMENT_PROVIDER,
     Catalogue,
     ModelEntry,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from webapp.llm.catalogue import Catalogue, ModelEntry, ModelUnavailableError, ProviderEntry
+from webapp.catalogue import Catalogue, ModelEntry, ModelUnavailableError, ProviderEntry
 from webapp.llm.factory import ChatModelPool
 from webapp.llm.offline import OfflineChatModel
 from webapp.llm.streaming import LeanChatOpenAI

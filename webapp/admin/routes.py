@@ -172,7 +172,9 @@ def _set_active(user_id: int, *, active: bool) -> dict[str, Any]:
     user = accounts.set_user_active(
         db.session(), user_id=user_id, active=active, actor=acting_admin()
     )
-    return {"user": users_admin.admin_user_to_dict(user)}
+    # The account as it shows itself (GET /api/v1/auth/me), with its new state: the admin
+    # view's quota is not part of switching it on or off.
+    return {"user": accounts.user_to_dict(user)}
 
 
 @bp.post(f"/users/{_USER}/disable")

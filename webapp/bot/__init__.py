@@ -43,9 +43,9 @@ from webapp.bot.nodes import (
 )
 from webapp.bot.state import State
 from webapp.bot.store import HistoryStore
+from webapp.catalogue import OFFLINE_MODEL_NAME
 from webapp.llm.cache import ReplyCache
 from webapp.llm.factory import ChatModelSettings, ChatRunnable, build_chat_model
-from webapp.llm.names import OFFLINE_MODEL_NAME
 from webapp.llm.selection import ModelSelection, NamedModel
 
 DEFAULT_HISTORY_TOKEN_BUDGET = 3000

@@ -21,17 +21,17 @@ from flask import Flask
 from sqlalchemy.orm import sessionmaker
 
 from webapp.bot import Bot, ModelSelection
-from webapp.connections import CONNECT_TIMEOUT, pooled_redis
-from webapp.errors import ForbiddenError
-from webapp.extensions import db, get_redis
-from webapp.llm.cache import RedisReplyCache
-from webapp.llm.catalogue import (
+from webapp.catalogue import (
     Catalogue,
     CatalogueSource,
     ModelUnavailableError,
     load_catalogue,
     settings_model_name,
 )
+from webapp.connections import CONNECT_TIMEOUT, pooled_redis
+from webapp.errors import ForbiddenError
+from webapp.extensions import db, get_redis
+from webapp.llm.cache import RedisReplyCache
 from webapp.llm.factory import ChatModelPool
 from webapp.replies.runner import ReplyRunner
 from webapp.replies.service import ConversationModel, ModelChooser

@@ -17,13 +17,13 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 from pydantic import SecretStr
 
-from webapp.llm.names import OFFLINE_MODEL_NAME
+from webapp.catalogue import OFFLINE_MODEL_NAME
 from webapp.llm.offline import OfflineChatModel
 from webapp.llm.selection import ChatRunnable, ModelSelection, NamedModel
 from webapp.llm.streaming import LeanChatOpenAI
 
 if TYPE_CHECKING:
-    from webapp.llm.catalogue import Catalogue, ModelEntry
+    from webapp.catalogue import Catalogue, ModelEntry
 
 __all__ = [
     "MAX_RETRIES",

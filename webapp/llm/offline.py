@@ -20,7 +20,7 @@ from langchain_core.messages.utils import count_tokens_approximately
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import Field
 
-from webapp.llm.names import OFFLINE_MODEL_NAME
+from webapp.catalogue import OFFLINE_MODEL_NAME
 
 OFFLINE_LABEL = "[offline model]"
 """Prefix of every offline reply, so nobody mistakes it for a real model's answer."""

@@ -19,8 +19,8 @@ from flask_limiter import RateLimitExceeded
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
+from webapp.catalogue import ModelUnavailableError
 from webapp.errors import ApiError, http_error_code
-from webapp.llm.catalogue import ModelUnavailableError
 from webapp.rate_limits import retry_after_seconds
 from webapp.replies.runner import BusyError
 from webapp.services.quota import QuotaExceededError

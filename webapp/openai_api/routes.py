@@ -23,11 +23,11 @@ from flask import Blueprint, Flask, Response, current_app, request
 from sqlalchemy import delete, insert
 
 from webapp.bot import ReplyResult
+from webapp.catalogue import ModelEntry, ModelUnavailableError
 from webapp.chat.runtime import current_catalogue, get_bot, get_runner, select_models
 from webapp.chat.sse import KEEPALIVE, SSE_HEADERS
 from webapp.errors import ApiError, UpstreamError, ValidationError
 from webapp.extensions import db
-from webapp.llm.catalogue import ModelEntry, ModelUnavailableError
 from webapp.llm.selection import ModelSelection
 from webapp.models import Conversation, Message, User, utcnow
 from webapp.openai_api import completions

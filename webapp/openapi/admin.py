@@ -313,7 +313,7 @@ def _set_active(*, enable: bool) -> Document:
         "post": admin_operation(
             f"{verb}User",
             f"{verb.capitalize()} a user",
-            ok("AdminUserEnvelope", "The user, updated."),
+            ok("UserEnvelope", "The user, updated."),
             "404",
             # Only disabling can conflict: the last active admin must stay.
             *(() if enable else ("409",)),

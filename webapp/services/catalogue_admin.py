@@ -5,7 +5,7 @@ secrets) and the Redis client (the catalogue version every worker watches). Ever
 checked here (:mod:`webapp.services.catalogue_fields`), whoever makes it: an admin through the
 API, or the playbook through ``chatbot catalogue seed`` (:mod:`webapp.services.catalogue_seed`,
 actor ``playbook``). It is recorded in the audit log in its own transaction and announced after
-COMMIT with :func:`~webapp.llm.catalogue.bump_catalogue_version`, so every worker of every host
+COMMIT with :func:`~webapp.catalogue.bump_catalogue_version`, so every worker of every host
 uses it from its next request on.
 
 Provider API keys are sealed with :mod:`webapp.secretbox` before they reach the session, and
@@ -25,14 +25,14 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from webapp.errors import ConflictError, NotFoundError, UpstreamError, ValidationError
-from webapp.llm.catalogue import (
+from webapp.catalogue import (
     ModelEntry,
     ProviderEntry,
     bump_catalogue_version,
     load_catalogue,
     managed_names,
 )
+from webapp.errors import ConflictError, NotFoundError, UpstreamError, ValidationError
 from webapp.models import USER_ROLES, ChatModel, Provider, isoformat_utc
 from webapp.secretbox import SecretBox, SecretBoxError
 from webapp.services import audit, provider_requests

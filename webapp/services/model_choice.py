@@ -1,6 +1,6 @@
 """Users' choice of models: what they may pick, their default model, and the check of a pick.
 
-The catalogue itself (`webapp.llm.catalogue`) says which models exist and who may use them;
+The catalogue itself (`webapp.catalogue`) says which models exist and who may use them;
 this module answers for one user. Nothing here knows Flask's request: the caller hands in the
 catalogue snapshot and the user.
 """
@@ -11,8 +11,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from webapp.catalogue import Catalogue, ModelEntry, ModelUnavailableError
 from webapp.errors import ValidationError
-from webapp.llm.catalogue import Catalogue, ModelEntry, ModelUnavailableError
 from webapp.models import User
 
 __all__ = [

@@ -32,7 +32,7 @@ from webapp.services.provider_requests import Upstream
 from webapp.settings import Settings
 
 if TYPE_CHECKING:
-    from webapp.llm.catalogue import ProviderEntry
+    from webapp.catalogue import ProviderEntry
 
 __all__ = ["CHECK_TIMEOUT_SECONDS", "PROVIDER_CHECKS_AT_ONCE", "collect_status"]
 

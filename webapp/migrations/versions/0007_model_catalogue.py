@@ -4,7 +4,7 @@ Conversations gain the model chosen for them, a system prompt and a temperature;
 default model and a daily token quota of their own. Existing rows keep null in every new
 column: their conversations answer with the default model exactly as before, and the models of
 the deployment's settings (LLM_MODEL, LLM_FALLBACK_MODEL, OPENAI_*) stay in the catalogue as
-its managed entries (``webapp.llm.catalogue``), so nothing needs copying.
+its managed entries (``webapp.catalogue``), so nothing needs copying.
 """
 
 import sqlalchemy as sa

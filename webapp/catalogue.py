@@ -36,13 +36,13 @@ from redis import Redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
-from webapp.llm.names import OFFLINE_MODEL_NAME
 from webapp.models import USER_ROLES, ChatModel, Provider
 from webapp.secretbox import SecretBox, SecretBoxError
 
 __all__ = [
     "CATALOGUE_VERSION_KEY",
     "ENVIRONMENT_PROVIDER",
+    "OFFLINE_MODEL_NAME",
     "OFFLINE_PROVIDER",
     "Catalogue",
     "CatalogueSettings",
@@ -59,6 +59,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 CATALOGUE_VERSION_KEY = "catalogue:version"
+OFFLINE_MODEL_NAME = "offline"
+"""Name of the built-in offline model: in the catalogue, and on the replies it writes."""
 OFFLINE_PROVIDER = "offline"
 ENVIRONMENT_PROVIDER = "environment"
 _ALL_ROLES = frozenset(USER_ROLES)
