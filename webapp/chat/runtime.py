@@ -18,7 +18,9 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from flask import Flask
+from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
+from sqlalchemy.pool import NullPool
 
 from webapp.bot import Bot, ModelSelection
 from webapp.catalogue import (
@@ -156,7 +158,14 @@ def get_catalogue_source(app: Flask) -> CatalogueSource:
         settings: Settings = app.extensions["settings"]
         box = SecretBox(settings.provider_key_secrets)
         with app.app_context():
-            engine = db.engine
+            url = db.engine.url
+        # A connection of its own for each reload (they are rare: one per change and worker),
+        # never one from the app's pool: the request or generation that reloads already holds
+        # one of those, and with every pooled connection held by a request waiting for this
+        # reload, a second checkout from the same pool would wait until it timed out.
+        engine = create_engine(
+            url, poolclass=NullPool, connect_args={"connect_timeout": CONNECT_TIMEOUT}
+        )
         sessions = sessionmaker(bind=engine, expire_on_commit=False)
 
         def load(version: str) -> Catalogue:
