@@ -431,3 +431,16 @@ def test_a_regenerated_reply_answers_with_the_conversations_model_now(
     assert response.status_code == 201, response.get_json()
     assert response.get_json()["reply"]["model"] == "second-model"
     assert [row.model for row in message_rows(app, cid)] == [None, "second-model"]
+
+
+def test_with_redis_down_models_are_listed_and_chosen_from_the_database(
+    make_app, alice, unused_port
+):
+    client = make_app("all", REDIS_URL=f"redis://127.0.0.1:{unused_port}/0").test_client()
+
+    assert listed(client, alice) == ["offline"]
+    cid = create(client, alice, model="offline").get_json()["conversation"]["id"]
+    assert_error(create(client, alice, 400, model="nope"), 400, "validation_error", "model")
+    # A reply needs Redis (its stream, its lease, the catalogue version): 503, nothing stored.
+    response = client.post(messages_url(cid), json={"content": "hi"}, headers=alice.headers)
+    assert_error(response, 503, "service_unavailable")

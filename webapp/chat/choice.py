@@ -24,7 +24,9 @@ from webapp.services import model_choice
 @jwt_required()
 def list_models() -> dict[str, Any]:
     """List the models the caller may choose, and the system default: ``{models, default}``."""
-    return model_choice.models_to_dict(current_catalogue(current_app), current_user.role)
+    return model_choice.models_to_dict(
+        current_catalogue(current_app, without_redis=True), current_user.role
+    )
 
 
 @bp.get("/preferences")
@@ -42,7 +44,10 @@ def update_preferences(body: PreferencesUpdate) -> dict[str, Any]:
     name = body.default_model
     if name is not None:
         model_choice.check_model(
-            current_catalogue(current_app), name, current_user.role, field="default_model"
+            current_catalogue(current_app, without_redis=True),
+            name,
+            current_user.role,
+            field="default_model",
         )
     user = model_choice.set_default_model(db.session(), current_user, name)
     return model_choice.preferences_to_dict(user)

@@ -32,7 +32,9 @@ def _model_settings(body: ConversationCreate | ConversationUpdate) -> dict[str, 
     if "model" in body.model_fields_set:
         name = body.model
         changes["model_name"] = (
-            model_choice.check_model(current_catalogue(current_app), name, current_user.role)
+            model_choice.check_model(
+                current_catalogue(current_app, without_redis=True), name, current_user.role
+            )
             if name is not None
             else None
         )

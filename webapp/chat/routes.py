@@ -113,10 +113,9 @@ def _answer(
     # should not leave an unanswered message behind.
     bot = get_bot(current_app)
     settings: Settings = current_app.extensions["settings"]
-    with replies.redis_required():
-        choose_models = conversation_models(
-            current_app, role=current_user.role, default_model=current_user.default_model
-        )
+    choose_models = conversation_models(
+        current_app, role=current_user.role, default_model=current_user.default_model
+    )
     started = start(
         db.session(),
         get_runner(current_app),

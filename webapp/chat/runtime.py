@@ -13,11 +13,13 @@ in every worker of every host, with no restart.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import TypeVar
 
 from flask import Flask
+from redis import RedisError
 from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import NullPool
@@ -31,7 +33,7 @@ from webapp.catalogue import (
     settings_model_name,
 )
 from webapp.connections import CONNECT_TIMEOUT, pooled_redis
-from webapp.errors import ForbiddenError
+from webapp.errors import ForbiddenError, ServiceUnavailableError
 from webapp.extensions import db, get_redis
 from webapp.llm.cache import RedisReplyCache
 from webapp.llm.factory import ChatModelPool
@@ -61,6 +63,7 @@ __all__ = [
 BOT_EXTENSION = "bot"
 RUNNER_EXTENSION = "chat_reply_runner"
 CATALOGUE_EXTENSION = "model_catalogue"
+CATALOGUE_LOADER_EXTENSION = "model_catalogue_loader"
 MODEL_POOL_EXTENSION = "chat_model_pool"
 MAX_OPEN_STREAMS = 4096
 """Event streams one process serves at once, at most (each holds a Redis connection while it
@@ -69,7 +72,9 @@ chat service's greenlets) bound it first."""
 # Connections the generations' pool holds beyond one per concurrent reply: the routes' stop,
 # lease and idle checks, and the lease refresher.
 _SPARE_CONNECTIONS = 16
-_build_lock = threading.Lock()
+# Reentrant: building one object may build another (the catalogue source, its loader).
+_build_lock = threading.RLock()
+logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
@@ -143,18 +148,10 @@ def get_runner(app: Flask) -> ReplyRunner:
     return _once(app, RUNNER_EXTENSION, build)
 
 
-def get_catalogue_source(app: Flask) -> CatalogueSource:
-    """Return the app's model catalogue source, building it on the first call.
+def _catalogue_loader(app: Flask) -> Callable[[str], Catalogue]:
+    """Return what loads the catalogue from the database (a session of its own per load)."""
 
-    Args:
-        app: Any application that chooses models (chat, "all").
-
-    Returns:
-        The process-wide source: a snapshot of the catalogue, reloaded (in a database session
-        of its own) when the version in Redis changed.
-    """
-
-    def build() -> CatalogueSource:
+    def build() -> Callable[[str], Catalogue]:
         settings: Settings = app.extensions["settings"]
         box = SecretBox(settings.provider_key_secrets)
         with app.app_context():
@@ -172,18 +169,51 @@ def get_catalogue_source(app: Flask) -> CatalogueSource:
             with sessions() as session:
                 return load_catalogue(session, settings, box, version)
 
-        return CatalogueSource(get_redis(app), load)
+        return load
 
-    return _once(app, CATALOGUE_EXTENSION, build)
+    return _once(app, CATALOGUE_LOADER_EXTENSION, build)
 
 
-def current_catalogue(app: Flask) -> Catalogue:
+def get_catalogue_source(app: Flask) -> CatalogueSource:
+    """Return the app's model catalogue source, building it on the first call.
+
+    Args:
+        app: Any application that chooses models (chat, "all").
+
+    Returns:
+        The process-wide source: a snapshot of the catalogue, reloaded (in a database session
+        of its own) when the version in Redis changed.
+    """
+    return _once(
+        app,
+        CATALOGUE_EXTENSION,
+        lambda: CatalogueSource(get_redis(app), _catalogue_loader(app)),
+    )
+
+
+def current_catalogue(app: Flask, *, without_redis: bool = False) -> Catalogue:
     """Return the catalogue as it is now (one Redis GET; a reload after a change).
 
+    Args:
+        app: The application.
+        without_redis: With Redis unreachable, read the catalogue from the database instead
+            of failing (listing and checking models: users keep managing their conversations
+            while Redis is down; replies need Redis anyway).
+
     Raises:
-        redis.RedisError: If Redis cannot be reached.
+        ServiceUnavailableError: If Redis cannot be reached (503: retry shortly), unless
+            ``without_redis``.
     """
-    return get_catalogue_source(app).current()
+    try:
+        return get_catalogue_source(app).current()
+    except RedisError as exc:
+        if without_redis:
+            logger.warning("Redis is unavailable: reading the model catalogue from the database")
+            return _catalogue_loader(app)("")
+        logger.warning("Redis is unavailable: the model catalogue cannot be checked")
+        raise ServiceUnavailableError(
+            "The model catalogue cannot be read right now; retry shortly."
+        ) from exc
 
 
 def get_model_pool(app: Flask) -> ChatModelPool:
@@ -228,7 +258,7 @@ def select_models(
     Raises:
         ModelUnavailableError: With ``strict``, if the user may not use the model (also
             without, when the user may use no model at all).
-        redis.RedisError: If Redis cannot be reached.
+        ServiceUnavailableError: If Redis cannot be reached.
     """
     return get_model_pool(app).select(
         current_catalogue(app),
@@ -268,7 +298,7 @@ def conversation_models(app: Flask, *, role: str, default_model: str | None) -> 
         The chooser for ``start_reply`` and ``regenerate_reply``.
 
     Raises:
-        redis.RedisError: If Redis cannot be reached.
+        ServiceUnavailableError: If Redis cannot be reached.
     """
     catalogue = current_catalogue(app)
     pool = get_model_pool(app)
