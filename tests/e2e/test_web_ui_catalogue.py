@@ -111,6 +111,8 @@ def test_admin_adds_a_provider_and_a_model_that_a_user_picks(
     first = browser.send("Which model are you?")
     browser.wait_finished()
     assert MODEL in first.find_element(By.CSS_SELECTOR, ".message-meta").text
+    # The first exchange has named the conversation (the header is up to date).
+    browser.wait(lambda d: browser.find("#conversation-title").text == "Which model are you?")
 
     Select(browser.find("#model-picker")).select_by_value(model_name)
     browser.find("#settings-toggle").click()

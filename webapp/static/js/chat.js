@@ -584,15 +584,19 @@ function showModel() {
   if (!state.models) return;
   const chosen = currentChoices().model || "";
   const { models } = state.models;
-  const options = [
-    el("option", { value: "", text: defaultModel() ? `Default (${modelLabel(defaultModel())})` : "Default" }),
-    ...models.map((m) => el("option", { value: m.name, text: m.display_name || m.name, title: m.description || null })),
-  ];
-  if (chosen && !models.some((m) => m.name === chosen)) {
-    // Removed, disabled or not for this role: the default answers; say so.
-    options.push(el("option", { value: chosen, text: `${chosen} (unavailable: the default answers)` }));
+  // Removed, disabled or not for this role: the default answers; the picker says so.
+  const unavailable = chosen && !models.some((m) => m.name === chosen) ? chosen : "";
+  // The options are made again only when they change: a conversation refreshed (its title
+  // after a reply) must not replace them under the user's pointer.
+  const key = `${defaultModel()}\n${unavailable}`;
+  if (dom.picker.dataset.options !== key) {
+    dom.picker.replaceChildren(
+      el("option", { value: "", text: defaultModel() ? `Default (${modelLabel(defaultModel())})` : "Default" }),
+      ...models.map((m) => el("option", { value: m.name, text: m.display_name || m.name, title: m.description || null })),
+      unavailable ? el("option", { value: unavailable, text: `${unavailable} (unavailable: the default answers)` }) : null,
+    );
+    dom.picker.dataset.options = key;
   }
-  dom.picker.replaceChildren(...options);
   dom.picker.value = chosen;
   dom.pickerError.textContent = "";
 }
