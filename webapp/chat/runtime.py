@@ -20,7 +20,9 @@ from typing import TypeVar
 
 from flask import Flask
 from redis import RedisError
+from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
+from sqlalchemy.pool import NullPool
 
 from webapp.bot import Bot, ModelSelection
 from webapp.connections import CONNECT_TIMEOUT, pooled_redis
@@ -153,7 +155,13 @@ def _catalogue_loader(app: Flask) -> Callable[[str], Catalogue]:
         settings: Settings = app.extensions["settings"]
         box = SecretBox(settings.provider_key_secrets)
         with app.app_context():
-            engine = db.engine
+            url = db.engine.url
+        # Connections of its own, not the requests' pool: requests waiting for the reload (each
+        # holding a pooled connection since its user was loaded) would leave it none to load
+        # with. A reload is rare (after a catalogue change): a fresh connection each time.
+        engine = create_engine(
+            url, poolclass=NullPool, connect_args={"connect_timeout": CONNECT_TIMEOUT}
+        )
         sessions = sessionmaker(bind=engine, expire_on_commit=False)
 
         def load(version: str) -> Catalogue:
