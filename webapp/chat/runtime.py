@@ -156,10 +156,9 @@ def _catalogue_loader(app: Flask) -> Callable[[str], Catalogue]:
         box = SecretBox(settings.provider_key_secrets)
         with app.app_context():
             url = db.engine.url
-        # A connection of its own for each reload (they are rare: one per change and worker),
-        # never one from the app's pool: the request or generation that reloads already holds
-        # one of those, and with every pooled connection held by a request waiting for this
-        # reload, a second checkout from the same pool would wait until it timed out.
+        # Connections of its own, not the requests' pool: requests waiting for the reload (each
+        # holding a pooled connection since its user was loaded) would leave it none to load
+        # with. A reload is rare (after a catalogue change): a fresh connection each time.
         engine = create_engine(
             url, poolclass=NullPool, connect_args={"connect_timeout": CONNECT_TIMEOUT}
         )
