@@ -11,13 +11,13 @@ import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 from pydantic import SecretStr
 
-from webapp.catalogue import OFFLINE_MODEL_NAME
+from webapp.catalogue import OFFLINE_MODEL_NAME, CatalogueSettings
 from webapp.llm.offline import OfflineChatModel
 from webapp.llm.selection import ChatRunnable, ModelSelection, NamedModel
 from webapp.llm.streaming import LeanChatOpenAI
@@ -49,33 +49,8 @@ once the primary's retries are spent, and nothing else retries, so the worst cas
 at (1 + MAX_RETRIES) x LLM_TIMEOUT per configured model."""
 
 
-class ChatModelSettings(Protocol):
-    """The settings `build_chat_model` reads (a subset of `webapp.settings.Settings`).
-
-    Read-only properties, so a frozen dataclass, `types.SimpleNamespace` or the real settings
-    object all fit.
-    """
-
-    @property
-    def llm_model(self) -> str: ...
-
-    @property
-    def llm_fallback_model(self) -> str: ...
-
-    @property
-    def llm_max_tokens(self) -> int: ...
-
-    @property
-    def llm_temperature(self) -> float: ...
-
-    @property
-    def llm_timeout(self) -> float: ...
-
-    @property
-    def openai_api_key(self) -> str: ...
-
-    @property
-    def openai_base_url(self) -> str: ...
+ChatModelSettings = CatalogueSettings
+"""The settings `build_chat_model` reads: the ones the catalogue's managed entries come from."""
 
 
 @dataclass(frozen=True)
