@@ -3,9 +3,10 @@
 The chat service runs under gunicorn with the deployed configuration and three workers, on the
 deployment's provider (the module's fake server, LLM_MODEL=chat-model). Replies are sent on
 fresh connections from several threads until each worker has answered one (seen from the
-worker's own socket to the model server in /proc). Then a second provider and its model,
-marked default, are stored the way an admin change lands (commit, then the version bump in
-Redis): every worker must answer with it, the same workers, none restarted.
+worker's own socket to the model server in /proc). Then an admin adds a second provider and
+its model, marked default, through the admin API: every worker must answer with it, the same
+workers, none restarted. Deleting the provider takes its model away at once: the next reply
+answers with the deployment's model again. The provider's key is in no log line.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import requests
 
 from tests.bench.open_streams import deployed_chat_config, worker_pids
 from tests.fakes.openai_server import FakeOpenAIServer, reply_text
-from tests.integration.catalogue_support import add_model, add_provider
 from tests.integration.gunicorn_support import start_gunicorn
 from tests.waiting import EVENT_TIMEOUT, answers_health, stop, wait_for
 
@@ -142,11 +142,11 @@ def _until_every_worker(
     pytest.fail(f"not every worker answered in {MAX_BURSTS * BURST} replies")
 
 
-def test_a_stored_provider_answers_in_every_worker_without_a_restart(
-    app, make_app, chat_service, fake_openai, second_server
+def test_a_provider_an_admin_adds_answers_in_every_worker_without_a_restart(
+    app, client, auth, make_app, chat_service, fake_openai, second_server, tmp_path
 ):
     proc, url = chat_service
-    headers, ids = _conversations(make_app, 2 * MAX_BURSTS * BURST)
+    headers, ids = _conversations(make_app, 2 * MAX_BURSTS * BURST + BURST)
     conversations = iter(ids)
     workers = worker_pids(proc.pid)
     second_server.reset()
@@ -161,8 +161,25 @@ def test_a_stored_provider_answers_in_every_worker_without_a_restart(
     )
     assert {reply["model"] for reply in before} == {"chat-model"}
 
-    provider_id = add_provider(app, "second", second_server.base_url, api_key="sk-workers")
-    add_model(app, provider_id, "second-model", "upstream-two", is_default=True)
+    admin = auth.admin()
+    response = client.post(
+        "/api/v1/admin/providers",
+        json={"name": "second", "base_url": second_server.base_url, "api_key": "sk-workers-key"},
+        headers=admin.headers,
+    )
+    assert response.status_code == 201, response.get_json()
+    provider_id = response.get_json()["provider"]["id"]
+    response = client.post(
+        "/api/v1/admin/models",
+        json={
+            "provider": "second",
+            "name": "second-model",
+            "upstream_id": "upstream-two",
+            "is_default": True,
+        },
+        headers=admin.headers,
+    )
+    assert response.status_code == 201, response.get_json()
 
     after = _until_every_worker(
         url,
@@ -176,3 +193,12 @@ def test_a_stored_provider_answers_in_every_worker_without_a_restart(
     }
     assert len(second_server.chat_requests()) == len(after)
     assert worker_pids(proc.pid) == workers  # the same processes: nothing restarted
+
+    response = client.delete(f"/api/v1/admin/providers/{provider_id}", headers=admin.headers)
+    assert response.status_code == 204
+    answered_after_removal = _until_every_worker(
+        url, headers, conversations, workers, lambda pid: True
+    )
+    assert {reply["model"] for reply in answered_after_removal} == {"chat-model"}
+    assert len(second_server.chat_requests()) == len(after)
+    assert "sk-workers-key" not in (tmp_path / "gunicorn.log").read_text()
