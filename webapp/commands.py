@@ -1,4 +1,5 @@
-"""Operator commands added to every app's CLI: ``create-admin`` (and Flask-Migrate's ``db``).
+"""Operator commands added to every app's CLI: ``create-admin``, ``catalogue`` (seed, rekey; see
+:mod:`webapp.catalogue_commands`) and Flask-Migrate's ``db``.
 
 They run in an app context (``chatbot create-admin`` builds the "all" app, see
 :mod:`webapp.cli`); the services know nothing of the command line.
@@ -12,6 +13,7 @@ import click
 from flask import Flask
 from flask.cli import with_appcontext
 
+from webapp.catalogue_commands import catalogue_cli
 from webapp.errors import ValidationError
 from webapp.extensions import db
 from webapp.services import accounts, audit
@@ -85,3 +87,4 @@ def register_commands(app: Flask) -> None:
         app: The application.
     """
     app.cli.add_command(create_admin_command)
+    app.cli.add_command(catalogue_cli)

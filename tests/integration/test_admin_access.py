@@ -46,6 +46,18 @@ def test_the_enumeration_finds_the_admin_routes(make_app):
         ("POST", "/api/v1/admin/users/1/password"),
         ("GET", "/api/v1/admin/users/1/conversations"),
         ("GET", "/api/v1/admin/users/1/conversations/1"),
+        ("GET", "/api/v1/admin/providers"),
+        ("POST", "/api/v1/admin/providers"),
+        ("GET", "/api/v1/admin/providers/1"),
+        ("PATCH", "/api/v1/admin/providers/1"),
+        ("DELETE", "/api/v1/admin/providers/1"),
+        ("POST", "/api/v1/admin/providers/1/discover"),
+        ("GET", "/api/v1/admin/models"),
+        ("POST", "/api/v1/admin/models"),
+        ("GET", "/api/v1/admin/models/1"),
+        ("PATCH", "/api/v1/admin/models/1"),
+        ("DELETE", "/api/v1/admin/models/1"),
+        ("POST", "/api/v1/admin/models/1/test"),
     } <= routes
     assert not any(url.startswith("/api/v1/admin/openapi") for _, url in routes)
 

@@ -145,7 +145,9 @@ def test_totals_days_models_and_users_match_what_was_sent(client, traffic):
     assert got_days == expected_days
 
     expected_models = tally(dated, lambda _, reply, __: reply["model"], MODEL_FIGURES)
-    assert {m.pop("model"): m for m in report["models"]} == expected_models
+    assert {m["model"]: pick(m, MODEL_FIGURES) for m in report["models"]} == expected_models
+    # No model of the catalogue has a price: no cost.
+    assert [m["cost"] for m in report["models"]] == [None] * len(expected_models)
     assert set(expected_models) == {"chat-model", "backup-model", "offline"}
 
     expected_users = tally(dated, lambda email, _, __: email, ACTIVITY)

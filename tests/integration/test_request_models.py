@@ -24,14 +24,15 @@ from webapp.request_models.admin import (
     DeliveryListQuery,
     NoQuery,
     PasswordReset,
-    RoleChange,
     UsageQuery,
     UserConversationsQuery,
     UserListQuery,
+    UserUpdate,
     WebhookCreate,
     WebhookUpdate,
 )
 from webapp.request_models.auth import LoginRequest, PasswordChange, ProfileUpdate, RegisterRequest
+from webapp.request_models.catalogue import ModelCreate, ModelUpdate, ProviderCreate, ProviderUpdate
 from webapp.request_models.chat import (
     ConversationCreate,
     ConversationExportQuery,
@@ -68,6 +69,10 @@ NO_BODY = {
     ("DELETE", "/api/v1/admin/webhooks/{webhook_id}"),
     ("POST", "/api/v1/admin/webhooks/{webhook_id}/test"),
     ("POST", "/api/v1/admin/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"),
+    ("DELETE", "/api/v1/admin/providers/{provider_id}"),
+    ("POST", "/api/v1/admin/providers/{provider_id}/discover"),
+    ("DELETE", "/api/v1/admin/models/{model_id}"),
+    ("POST", "/api/v1/admin/models/{model_id}/test"),
 }
 # Query parameters read one by one, leniently (an unknown one is ignored): how a reply is
 # delivered, and where an event stream resumes. Documented by hand.
@@ -86,10 +91,14 @@ VALID: dict[type[BaseModel], dict[str, Any]] = {
     ConversationRename: {"title": "Trip"},
     MessageCreate: {"content": "hello"},
     Regenerate: {},
-    RoleChange: {"role": "admin"},
+    UserUpdate: {"role": "admin"},
     PasswordReset: {"password": "Another-pass-42"},
     WebhookCreate: {"url": "https://hooks.example.com/x", "events": ["user.registered"]},
     WebhookUpdate: {"active": False},
+    ProviderCreate: {"name": "local", "base_url": "http://127.0.0.1:9/v1"},
+    ProviderUpdate: {"timeout_seconds": 5},
+    ModelCreate: {"provider": "local", "name": "m", "upstream_id": "m"},
+    ModelUpdate: {"enabled": False},
     ConversationListQuery: {"limit": "5"},
     ConversationExportQuery: {"format": "md"},
     UsageQuery: {"top": "3"},

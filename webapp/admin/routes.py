@@ -17,15 +17,23 @@ from webapp.models import Conversation, User
 from webapp.request_models.admin import (
     AuditQuery,
     PasswordReset,
-    RoleChange,
     UsageQuery,
     UserConversationsQuery,
     UserListQuery,
+    UserUpdate,
 )
 from webapp.request_models.parsing import accepts
 from webapp.routing import id_rule
 from webapp.security import admin_required
-from webapp.services import accounts, audit, stats, system_status, usage, users_admin
+from webapp.services import (
+    accounts,
+    audit,
+    catalogue_admin,
+    stats,
+    system_status,
+    usage,
+    users_admin,
+)
 from webapp.services import conversations as conversation_service
 
 bp = Blueprint("admin", __name__, url_prefix="/api/v1/admin")
@@ -57,12 +65,15 @@ def get_stats() -> dict[str, int]:
 @bp.get("/status")
 @admin_required
 def get_status() -> dict[str, Any]:
-    """Report the database, Redis, model provider, migrations and the three services."""
+    """Report the database, Redis, model providers, migrations and the three services."""
+    settings = current_app.extensions["settings"]
+    engine = db.engine
     return system_status.collect_status(
-        engine=db.engine,
+        engine=engine,
         redis_client=get_redis(current_app),
-        settings=current_app.extensions["settings"],
+        settings=settings,
         migrations_dir=MIGRATIONS_DIR,
+        providers=lambda: catalogue_admin.load_providers(engine, settings),
     )
 
 
@@ -114,7 +125,10 @@ def list_users(query: UserListQuery) -> dict[str, Any]:
         after_id=query.cursor,
         limit=query.limit,
     )
-    return {"users": [accounts.user_to_dict(u) for u in users], "next_cursor": _next(next_cursor)}
+    return {
+        "users": [users_admin.admin_user_to_dict(u) for u in users],
+        "next_cursor": _next(next_cursor),
+    }
 
 
 @bp.get(f"/users/{_USER}")
@@ -123,20 +137,27 @@ def get_user(user_id: int) -> dict[str, Any]:
     """Return a user with a summary of their conversations and usage."""
     user = accounts.require_user(db.session(), user_id)
     return {
-        "user": accounts.user_to_dict(user),
+        "user": users_admin.admin_user_to_dict(user),
         "usage": users_admin.usage_summary(db.session(), user),
     }
 
 
 @bp.patch(f"/users/{_USER}")
 @admin_required
-@accepts(body=RoleChange)
-def update_user(user_id: int, body: RoleChange) -> dict[str, Any]:
-    """Change a user's role: ``{"role": "admin" | "user"}``; 409 for the last active admin."""
-    user = users_admin.change_role(
-        db.session(), actor=acting_admin(), user_id=user_id, role=body.role
+@accepts(body=UserUpdate)
+def update_user(user_id: int, body: UserUpdate) -> dict[str, Any]:
+    """Change a user's ``role`` and/or ``daily_token_quota``; 409 for the last active admin."""
+    sent = body.model_fields_set
+    user = users_admin.update_user(
+        db.session(),
+        actor=acting_admin(),
+        user_id=user_id,
+        role=body.role if "role" in sent else users_admin.UNCHANGED,
+        daily_token_quota=(
+            body.daily_token_quota if "daily_token_quota" in sent else users_admin.UNCHANGED
+        ),
     )
-    return {"user": accounts.user_to_dict(user)}
+    return {"user": users_admin.admin_user_to_dict(user)}
 
 
 @bp.delete(f"/users/{_USER}")
@@ -151,7 +172,7 @@ def _set_active(user_id: int, *, active: bool) -> dict[str, Any]:
     user = accounts.set_user_active(
         db.session(), user_id=user_id, active=active, actor=acting_admin()
     )
-    return {"user": accounts.user_to_dict(user)}
+    return {"user": users_admin.admin_user_to_dict(user)}
 
 
 @bp.post(f"/users/{_USER}/disable")
@@ -185,7 +206,7 @@ def reset_password(user_id: int, body: PasswordReset) -> dict[str, Any]:
         user_id=user_id,
         password=body.password,
     )
-    result: dict[str, Any] = {"user": accounts.user_to_dict(user)}
+    result: dict[str, Any] = {"user": users_admin.admin_user_to_dict(user)}
     if generated is not None:
         result["password"] = generated.value
     return result

@@ -9,12 +9,20 @@ from __future__ import annotations
 from typing import Any
 
 from webapp.models import User, max_id
-from webapp.openapi import admin_webhooks
+from webapp.openapi import admin_catalogue, admin_webhooks
 from webapp.openapi import chat as chat_document
-from webapp.openapi.components import admin_operation, all_required, ok, page, ref
+from webapp.openapi.components import (
+    SHARED_SCHEMAS,
+    admin_operation,
+    all_required,
+    envelope,
+    ok,
+    page,
+    ref,
+)
 from webapp.openapi.from_models import query_parameters, request_body, schemas
 from webapp.request_models import admin as models
-from webapp.services import audit
+from webapp.services import audit, users_admin
 
 __all__ = ["PATHS", "SCHEMAS", "SECURITY_SCHEMES", "TAGS"]
 
@@ -52,9 +60,30 @@ _USAGE_FIGURES = {
 }
 _RATE = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
 _MILLISECONDS = {"type": ["number", "null"], "minimum": 0}
+_COST = {
+    "type": ["string", "null"],
+    "description": "tokens_in x input price / 1M + tokens_out x output price / 1M over the"
+    " replies of models the catalogue prices (at today's prices), as an exact decimal in the"
+    " prices' currency; null when none was priced.",
+    "examples": ["0.0123"],
+}
 
 SCHEMAS: dict[str, Document] = {
-    **schemas(models.RoleChange, models.PasswordReset),
+    **schemas(models.UserUpdate, models.PasswordReset),
+    # A user as admins see them: the public fields and the daily token quota.
+    "AdminUser": all_required(
+        {
+            **SHARED_SCHEMAS["User"]["properties"],
+            "daily_token_quota": {
+                "type": ["integer", "null"],
+                "minimum": 0,
+                "maximum": users_admin.QUOTA_MAX,
+                "description": "Tokens (in + out) a UTC day; 0: unlimited; null: the global"
+                " LLM_DAILY_TOKEN_QUOTA.",
+            },
+        }
+    ),
+    "AdminUserEnvelope": envelope("user", "AdminUser"),
     "Stats": all_required(
         {
             "users": _COUNT,
@@ -62,7 +91,7 @@ SCHEMAS: dict[str, Document] = {
             "messages": _COUNT,
         }
     ),
-    "UserList": page("users", "User", "In id order."),
+    "UserList": page("users", "AdminUser", "In id order."),
     "UserUsage": all_required(
         {
             "conversations": _COUNT,
@@ -74,12 +103,12 @@ SCHEMAS: dict[str, Document] = {
             "last_message_at": {"type": ["string", "null"], "format": "date-time"},
         }
     ),
-    "UserDetail": all_required({"user": ref("User"), "usage": ref("UserUsage")}),
+    "UserDetail": all_required({"user": ref("AdminUser"), "usage": ref("UserUsage")}),
     "PasswordResetResult": {
         "type": "object",
         "required": ["user"],
         "properties": {
-            "user": ref("User"),
+            "user": ref("AdminUser"),
             "password": {
                 "type": "string",
                 "description": "The generated password (only when none was given). It is in"
@@ -174,6 +203,7 @@ SCHEMAS: dict[str, Document] = {
                         "tokens_out": _COUNT,
                         "cached": _COUNT,
                         "fallback": _COUNT,
+                        "cost": _COST,
                     }
                 ),
             },
@@ -186,6 +216,7 @@ SCHEMAS: dict[str, Document] = {
                         "email": {"type": "string"},
                         "display_name": {"type": "string"},
                         **_USAGE_FIGURES,
+                        "cost": _COST,
                     }
                 ),
             },
@@ -231,6 +262,26 @@ SCHEMAS: dict[str, Document] = {
             "database": ref("ComponentStatus"),
             "redis": ref("ComponentStatus"),
             "model": ref("ComponentStatus"),
+            "providers": {
+                "type": "array",
+                "description": "Every provider of the catalogue (managed first), asked for its"
+                " model list with a short timeout; the built-in `offline` one is always `ok`.",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "kind", "managed", "status"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "kind": {"type": "string", "enum": ["openai", "offline"]},
+                        "managed": {"type": "boolean"},
+                        "status": {"type": "string", "enum": ["ok", "unavailable"]},
+                        "latency_ms": {"type": "number", "minimum": 0},
+                        "error": {
+                            "type": "string",
+                            "description": "An HTTP status or an exception class name.",
+                        },
+                    },
+                },
+            },
             "services": {
                 "type": "object",
                 "description": "Each service's `/health`, at the URLs of STATUS_SERVICE_URLS.",
@@ -262,7 +313,7 @@ def _set_active(*, enable: bool) -> Document:
         "post": admin_operation(
             f"{verb}User",
             f"{verb.capitalize()} a user",
-            ok("UserEnvelope", "The user, updated."),
+            ok("AdminUserEnvelope", "The user, updated."),
             "404",
             # Only disabling can conflict: the last active admin must stay.
             *(() if enable else ("409",)),
@@ -282,7 +333,7 @@ PATHS: Document = {
     "/api/v1/admin/status": {
         "get": admin_operation(
             "getSystemStatus",
-            "State of the database, Redis, model provider, migrations and services",
+            "State of the database, Redis, model providers, migrations and services",
             ok("SystemStatus", "Each part's state (200 even when degraded)."),
             description="Every check is bounded by a short timeout. The model provider is asked"
             " for its model list (the key is never shown); the built-in offline model is"
@@ -329,13 +380,14 @@ PATHS: Document = {
         ),
         "patch": admin_operation(
             "changeUserRole",
-            "Promote or demote a user",
-            ok("UserEnvelope", "The user, updated."),
+            "Promote or demote a user, or set their daily token quota",
+            ok("AdminUserEnvelope", "The user, updated."),
             "404",
             "409",
-            description="Takes effect on the user's next request. The last active admin cannot"
-            " be demoted (409). Recorded as `admin.role_changed`.",
-            body=request_body(models.RoleChange, description="The new role."),
+            description="A role takes effect on the user's next request. The last active admin"
+            " cannot be demoted (409). Recorded as `admin.role_changed` and"
+            " `admin.quota_changed`.",
+            body=request_body(models.UserUpdate, description="The role and/or the quota."),
         ),
         "delete": admin_operation(
             "deleteUser",
@@ -395,6 +447,9 @@ PATHS: Document = {
     },
 }
 
-# The webhook routes, registered on the same blueprint by webapp/admin/webhooks.py.
+# The webhook and catalogue routes, registered on the same blueprint by webapp/admin/webhooks.py
+# and webapp/admin/catalogue.py.
 PATHS.update(admin_webhooks.PATHS)
 SCHEMAS.update(admin_webhooks.SCHEMAS)
+PATHS.update(admin_catalogue.PATHS)
+SCHEMAS.update(admin_catalogue.SCHEMAS)

@@ -30,10 +30,10 @@ __all__ = [
     "DeliveryListQuery",
     "NoQuery",
     "PasswordReset",
-    "RoleChange",
     "UsageQuery",
     "UserConversationsQuery",
     "UserListQuery",
+    "UserUpdate",
     "WebhookCreate",
     "WebhookUpdate",
 ]
@@ -60,12 +60,27 @@ _DeliveryId = Annotated[int, _whole(max_id(WebhookDelivery.id))]
 # --- bodies -------------------------------------------------------------------------------------
 
 
-class RoleChange(BaseModel):
-    """The new role."""
+class UserUpdate(BaseModel):
+    """What to change: the role, the daily token quota, or both."""
 
     model_config = MODEL_CONFIG
 
-    role: Annotated[str, Field(json_schema_extra={"enum": list(USER_ROLES)})]
+    role: Annotated[str, Field(json_schema_extra={"enum": list(USER_ROLES)})] | None = Field(
+        None, description="The new role (409 for the last active admin)."
+    )
+    daily_token_quota: int | None = Field(
+        None,
+        json_schema_extra={"minimum": 0, "maximum": users_admin.QUOTA_MAX},
+        description="Tokens (in + out) the user may spend per UTC day; 0: unlimited; null:"
+        " the global LLM_DAILY_TOKEN_QUOTA.",
+    )
+
+    # Checked once every field has its type: at least one must be sent, and a role not null.
+    @model_validator(mode="after")
+    def _something(self) -> Self:
+        if not self.model_fields_set or ("role" in self.model_fields_set and self.role is None):
+            raise api_error("role is required (or daily_token_quota)", field="role")
+        return self
 
 
 class PasswordReset(BaseModel):

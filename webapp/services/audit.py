@@ -46,15 +46,24 @@ ACTIONS: dict[str, str] = {
     "admin.user_enabled": "An admin enabled an account.",
     "admin.role_changed": "An admin promoted or demoted an account (details: from, to).",
     "admin.password_reset": "An admin reset an account's password (every session revoked).",
+    "admin.quota_changed": (
+        "An admin set an account's daily token quota (details: from, to; null: the global"
+        " quota, 0: unlimited)."
+    ),
     "admin.user_deleted": "An admin deleted an account with its conversations.",
     "admin.conversation_viewed": "An admin read one of a user's conversations.",
+    "cli.provider_keys_rekeyed": (
+        "`chatbot catalogue rekey` re-encrypted the stored provider keys with the first"
+        " PROVIDER_KEY_SECRETS key (details: providers)."
+    ),
     "cli.admin_provisioned": (
         "`chatbot create-admin` created, promoted or reset an admin account (no actor: the"
         " operator on the host; details: created, promoted, credentials_reset)."
     ),
 }
 """Every action this application records. Others (``admin.webhook_*``) may be added by
-modules that call :func:`record`; the column accepts any dotted name."""
+modules that call :func:`record`; the column accepts any dotted name. The model catalogue's
+(``provider.*``, ``model.*``) are in :data:`webapp.services.catalogue_admin.ACTIONS`."""
 
 # Values under keys like these are never stored, whatever a caller passes in ``details``.
 _SECRET_KEY_PARTS = ("password", "token", "secret", "key", "authorization", "cookie")

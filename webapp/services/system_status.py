@@ -1,10 +1,11 @@
-"""System status for the admin console: database, Redis, model provider, migrations, services.
+"""System status for the admin console: database, Redis, model providers, migrations, services.
 
 Every check has a short timeout and reports instead of raising, so the page answers (within a
 few seconds) whatever is down. Reasons are exception class names and HTTP statuses only:
 messages can carry host names, and a provider's error may quote part of the API key.
 
-Plain Python: the caller passes the engine, the Redis client and the settings. The OpenAI
+Plain Python: the caller passes the engine, the Redis client, the settings and the catalogue's
+providers (each asked for its model list, concurrently, with a short timeout). The OpenAI
 client is imported only when a provider is configured; LangChain is never imported here.
 """
 
@@ -12,10 +13,10 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from alembic.config import Config
@@ -26,11 +27,18 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from webapp import __version__
+from webapp.services import provider_requests
+from webapp.services.provider_requests import Upstream
 from webapp.settings import Settings
 
-__all__ = ["CHECK_TIMEOUT_SECONDS", "collect_status"]
+if TYPE_CHECKING:
+    from webapp.llm.catalogue import ProviderEntry
+
+__all__ = ["CHECK_TIMEOUT_SECONDS", "PROVIDER_CHECKS_AT_ONCE", "collect_status"]
 
 CHECK_TIMEOUT_SECONDS = 3.0
+PROVIDER_CHECKS_AT_ONCE = 8
+"""Providers asked at once: the page takes about 3 s per this many providers, at most."""
 # The model name that always means the built-in model (webapp.llm.offline.OFFLINE_MODEL_NAME,
 # not imported: that would load LangChain into the admin process).
 _OFFLINE = "offline"
@@ -108,6 +116,55 @@ def _model(settings: Settings, timeout: float) -> dict[str, Any]:
     }
 
 
+def _provider(entry: ProviderEntry, timeout: float) -> dict[str, Any]:
+    result: dict[str, Any] = {"name": entry.name, "kind": entry.kind, "managed": entry.managed}
+    if entry.kind == "offline":
+        return {**result, "status": "ok"}  # built in: nothing to reach
+    if entry.key_error is not None:
+        return {**result, "status": "unavailable", "error": "SecretBoxError"}
+    upstream = Upstream(
+        base_url=entry.base_url or "https://api.openai.com/v1",
+        api_key=entry.api_key or None,
+        timeout=entry.timeout,
+        headers=dict(entry.extra_headers),
+    )
+    started = time.perf_counter()
+    try:
+        provider_requests.list_models(upstream, timeout=min(timeout, entry.timeout))
+    except provider_requests.UPSTREAM_ERRORS as exc:
+        return {
+            **result,
+            "status": "unavailable",
+            "error": provider_requests.failure_reason(exc),
+            "latency_ms": _elapsed_ms(started),
+        }
+    return {**result, "status": "ok", "latency_ms": _elapsed_ms(started)}
+
+
+def _from_model_check(entry: ProviderEntry, model: dict[str, Any]) -> dict[str, Any]:
+    # The environment provider is the one the model check already asked: once is enough.
+    result = {"name": entry.name, "kind": entry.kind, "managed": entry.managed}
+    return {**result, **{k: v for k, v in model.items() if k in ("status", "latency_ms", "error")}}
+
+
+def _providers(
+    load: Callable[[], Sequence[ProviderEntry]], timeout: float
+) -> tuple[Sequence[ProviderEntry], list[dict[str, Any] | None]]:
+    try:
+        entries = load()
+    except Exception:  # the catalogue is in the database: its state is reported there
+        return (), []
+    asked = [i for i, e in enumerate(entries) if not (e.managed and e.kind != "offline")]
+    checked: list[dict[str, Any] | None] = [None] * len(entries)
+    if not asked:
+        return entries, checked
+    with ThreadPoolExecutor(max_workers=min(len(asked), PROVIDER_CHECKS_AT_ONCE)) as pool:
+        answers = pool.map(lambda i: _provider(entries[i], timeout), asked)
+        for index, answer in zip(asked, answers, strict=True):
+            checked[index] = answer
+    return entries, checked
+
+
 def _service(url: str, timeout: float) -> dict[str, Any]:
     started = time.perf_counter()
     try:
@@ -131,29 +188,34 @@ def collect_status(
     redis_client: Redis,
     settings: Settings,
     migrations_dir: Path,
+    providers: Callable[[], Sequence[ProviderEntry]] = tuple,
     timeout: float = CHECK_TIMEOUT_SECONDS,
 ) -> dict[str, Any]:
     """Check every part of the system and report each one's state.
 
     The checks run in parallel, each bounded by ``timeout`` (the database and Redis by their
-    connection timeouts).
+    connection timeouts); the providers at most ``PROVIDER_CHECKS_AT_ONCE`` at a time.
 
     Args:
         engine: The app's database engine.
         redis_client: The app's Redis client.
         settings: The process settings (model provider, ``STATUS_SERVICE_URLS``).
         migrations_dir: The packaged migrations, for the head revision.
+        providers: Loads the catalogue's providers (managed and stored); a failure (the
+            database is down) leaves ``providers`` empty.
         timeout: Seconds each HTTP check may take.
 
     Returns:
         ``status`` (``ok`` if every part is, else ``degraded``), ``version``, ``database``
-        (with ``migration``: current, head, up_to_date), ``redis``, ``model`` and
-        ``services`` (auth, chat, admin).
+        (with ``migration``: current, head, up_to_date), ``redis``, ``model`` (LLM_MODEL's
+        provider), ``providers`` (each one's reachability: name, kind, managed, status,
+        latency_ms, error) and ``services`` (auth, chat, admin).
     """
-    checks: dict[str, Callable[[], dict[str, Any]]] = {
+    checks: dict[str, Callable[[], Any]] = {
         "database": lambda: _database(engine, migrations_dir),
         "redis": lambda: _redis(redis_client),
         "model": lambda: _model(settings, timeout),
+        "providers": lambda: _providers(providers, timeout),
     }
     for name, url in settings.status_service_urls:
         checks[f"service:{name}"] = functools.partial(_service, url, timeout)
@@ -165,7 +227,18 @@ def collect_status(
         for name, result in results.items()
         if name.startswith("service:")
     }
-    parts = [results["database"], results["redis"], results["model"], *services.values()]
+    entries, checked = results["providers"]
+    provider_results = [
+        result if result is not None else _from_model_check(entry, results["model"])
+        for entry, result in zip(entries, checked, strict=True)
+    ]
+    parts = [
+        results["database"],
+        results["redis"],
+        results["model"],
+        *provider_results,
+        *services.values(),
+    ]
     migration = results["database"].get("migration") or {}
     healthy = all(part["status"] == "ok" for part in parts) and migration.get("up_to_date", False)
     return {
@@ -174,5 +247,6 @@ def collect_status(
         "database": results["database"],
         "redis": results["redis"],
         "model": results["model"],
+        "providers": provider_results,
         "services": services,
     }

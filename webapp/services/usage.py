@@ -4,6 +4,11 @@ A *message* is one a user sent; a *reply* is an assistant message (whatever its 
 tokens are those recorded on the replies (``tokens_in``: the prompt, ``tokens_out``: the
 answer). Days are UTC calendar days and ranges include both ends.
 
+Costs are computed where the catalogue prices the model that wrote a reply (``messages.model``
+is a stored model's name with a price): tokens_in x input price / 1M + tokens_out x output
+price / 1M, at today's prices, as an exact decimal string; null where no reply was priced.
+Replies of unpriced models (managed ones, stored ones without prices) add nothing.
+
 The figures come from the ``messages`` table, so they describe the conversations that still
 exist: deleting a conversation (or a user) removes its messages from them. What the daily
 quota counted (``daily_usage``) is kept apart and survives conversation deletion; it is shown
@@ -14,14 +19,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Date, cast, func, select
+from sqlalchemy import Date, cast, func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from webapp.errors import ValidationError
-from webapp.models import Conversation, DailyUsage, Message, User
+from webapp.models import ChatModel, Conversation, DailyUsage, Message, User
+from webapp.services.catalogue_fields import format_decimal
 
 __all__ = [
     "DEFAULT_RANGE_DAYS",
@@ -128,6 +135,11 @@ def _rate(part: int, whole: int) -> float | None:
     return None if whole == 0 else round(part / whole, 4)
 
 
+def _cost(per_million: Decimal | None) -> str | None:
+    # Summed in SQL per million tokens; scaled here, exactly (scaleb shifts the exponent).
+    return None if per_million is None else format_decimal(Decimal(per_million).scaleb(-6))
+
+
 def usage_report(
     session: Session,
     days: DateRange,
@@ -146,7 +158,8 @@ def usage_report(
     Returns:
         ``since``, ``until``, ``user_id``, ``totals`` (messages, replies, failed, tokens,
         cache hit rate, fallback rate, latency p50/p95 in ms), ``days`` (one entry per day with
-        any activity), ``models`` (per model that wrote replies), ``top_users``.
+        any activity), ``models`` (per model that wrote replies, with ``cost``), ``top_users``
+        (with ``cost``).
     """
     day = _utc_day(Message.created_at).label("day")
     scope = (
@@ -170,6 +183,30 @@ def usage_report(
     ).subquery()
     is_user = scoped.c.role == "user"
     is_reply = scoped.c.role == "assistant"
+    prices = (
+        select(
+            ChatModel.name,
+            func.coalesce(ChatModel.price_input_per_mtok, 0).label("price_in"),
+            func.coalesce(ChatModel.price_output_per_mtok, 0).label("price_out"),
+        )
+        .where(
+            or_(
+                ChatModel.price_input_per_mtok.is_not(None),
+                ChatModel.price_output_per_mtok.is_not(None),
+            )
+        )
+        .subquery()
+    )
+    with_prices = scoped.outerjoin(prices, prices.c.name == scoped.c.model)
+    # Null (a sum of no rows) when no reply was priced.
+    cost_per_million = (
+        func.sum(
+            func.coalesce(scoped.c.tokens_in, 0) * prices.c.price_in
+            + func.coalesce(scoped.c.tokens_out, 0) * prices.c.price_out
+        )
+        .filter(is_reply, prices.c.name.is_not(None))
+        .label("cost")
+    )
     counts = (
         func.count().filter(is_user).label("messages"),
         func.count().filter(is_reply).label("replies"),
@@ -254,6 +291,7 @@ def usage_report(
             "tokens_out": int(row.tokens_out),
             "cached": row.cached,
             "fallback": row.fallback,
+            "cost": _cost(row.cost),
         }
         for row in session.execute(
             select(
@@ -263,14 +301,21 @@ def usage_report(
                 func.coalesce(func.sum(scoped.c.tokens_out), 0).label("tokens_out"),
                 func.count().filter(scoped.c.cached.is_(True)).label("cached"),
                 func.count().filter(scoped.c.fallback.is_(True)).label("fallback"),
+                cost_per_million,
             )
+            .select_from(with_prices)
             .where(is_reply)
             .group_by(scoped.c.model)
             .order_by(func.count().desc(), scoped.c.model)
         )
     ]
 
-    by_user = select(scoped.c.user_id, *counts).group_by(scoped.c.user_id).subquery()
+    by_user = (
+        select(scoped.c.user_id, *counts, cost_per_million)
+        .select_from(with_prices)
+        .group_by(scoped.c.user_id)
+        .subquery()
+    )
     top_users = [
         {
             "user_id": row.user_id,
@@ -280,6 +325,7 @@ def usage_report(
             "replies": row.replies,
             "tokens_in": int(row.tokens_in),
             "tokens_out": int(row.tokens_out),
+            "cost": _cost(row.cost),
         }
         for row in session.execute(
             select(by_user, User.email, User.display_name)

@@ -29,17 +29,24 @@ from webapp.validation import check_text
 __all__ = [
     "LIST_LIMIT_DEFAULT",
     "LIST_LIMIT_MAX",
+    "QUOTA_MAX",
+    "UNCHANGED",
     "GeneratedPassword",
     "UserFilter",
-    "change_role",
+    "admin_user_to_dict",
     "delete_user",
     "list_users",
     "read_conversation",
     "reset_password",
+    "update_user",
     "usage_summary",
 ]
 
 LIST_LIMIT_DEFAULT = 50
+# The users.daily_token_quota column is an INTEGER.
+QUOTA_MAX = 2**31 - 1
+UNCHANGED: Any = object()
+"""A field :func:`update_user` leaves as it is (None sets the quota back to the global one)."""
 LIST_LIMIT_MAX = 200
 SEARCH_MAX_LENGTH = 200
 # Length of a generated password in URL-safe base64 characters (6 bits each): 132 bits.
@@ -186,37 +193,82 @@ def _last_active_admin(session: Session, user: User) -> bool:
     return user.is_admin and user.is_active and not accounts.lock_other_active_admins(session, user)
 
 
-def change_role(session: Session, *, actor: Actor, user_id: int, role: str) -> User:
-    """Promote a user to admin or demote an admin to user.
+def admin_user_to_dict(user: User) -> dict[str, Any]:
+    """Return a user as admins see them: the public fields and the daily token quota.
 
-    Takes effect on the user's next request: the role is read from the database each time,
-    never from the token.
+    Args:
+        user: The user.
+
+    Returns:
+        :func:`webapp.services.accounts.user_to_dict`'s fields and ``daily_token_quota`` (null:
+        the global LLM_DAILY_TOKEN_QUOTA; 0: unlimited).
+    """
+    return {**accounts.user_to_dict(user), "daily_token_quota": user.daily_token_quota}
+
+
+def _check_quota(quota: Any) -> int | None:
+    if quota is None:
+        return None
+    if isinstance(quota, bool) or not isinstance(quota, int) or not 0 <= quota <= QUOTA_MAX:
+        raise ValidationError(
+            f"daily_token_quota must be a whole number from 0 to {QUOTA_MAX}, or null",
+            field="daily_token_quota",
+        )
+    return quota
+
+
+def update_user(
+    session: Session,
+    *,
+    actor: Actor,
+    user_id: int,
+    role: str | Any = UNCHANGED,
+    daily_token_quota: int | Any | None = UNCHANGED,
+) -> User:
+    """Change a user's role (promote, demote) and/or their daily token quota.
+
+    A role takes effect on the user's next request: it is read from the database each time,
+    never from the token. The quota counts from the user's next reply.
 
     Args:
         session: Database session; committed.
         actor: The admin doing it, and from where.
         user_id: The account to change.
-        role: ``user`` or ``admin``.
+        role: ``user`` or ``admin``; ``UNCHANGED`` leaves it.
+        daily_token_quota: Tokens a UTC day (0: unlimited; None: the global quota);
+            ``UNCHANGED`` leaves it.
 
     Returns:
-        The updated user (unchanged, and nothing recorded, if it already had the role).
+        The updated user (nothing recorded for what already was so).
 
     Raises:
-        ValidationError: If ``role`` is not a role.
+        ValidationError: If ``role`` is not a role or the quota is out of range.
         NotFoundError: If there is no such user.
         ConflictError: If this would demote the last active admin.
     """
-    _check_role(role)
+    if role is not UNCHANGED:
+        _check_role(role)
+    if daily_token_quota is not UNCHANGED:
+        daily_token_quota = _check_quota(daily_token_quota)
     user = _lock(session, user_id)
-    if user.role == role:
-        session.commit()
-        return user
-    if _last_active_admin(session, user):
-        session.rollback()
-        raise ConflictError("the last active admin cannot be demoted")
-    previous, user.role = user.role, role
-    details = {"from": previous, "to": role}
-    audit.record_account_change(session, "admin.role_changed", actor=actor, user=user, **details)
+    if role is not UNCHANGED and user.role != role:
+        if _last_active_admin(session, user):
+            session.rollback()
+            raise ConflictError("the last active admin cannot be demoted")
+        previous, user.role = user.role, role
+        details = {"from": previous, "to": role}
+        audit.record_account_change(
+            session, "admin.role_changed", actor=actor, user=user, **details
+        )
+    if daily_token_quota is not UNCHANGED and user.daily_token_quota != daily_token_quota:
+        previous_quota, user.daily_token_quota = user.daily_token_quota, daily_token_quota
+        audit.record_account_change(
+            session,
+            "admin.quota_changed",
+            actor=actor,
+            user=user,
+            **{"from": previous_quota, "to": daily_token_quota},
+        )
     session.commit()
     return user
 
