@@ -61,9 +61,10 @@ def test_a_cache_hit_calls_no_model_and_costs_a_fixed_number_of_round_trips(
     # The user, the claim (one statement), then storing the reply (one statement: the
     # message, the conversation's time and title, the webhook outbox).
     assert len(sent) == 3, sent
-    # One lease, one cache lookup; the rest are the rate limit, the revocation check and the
-    # stream writes (batched, some perhaps after the response ended).
-    assert commands.count(b"GET") == 1, commands
+    # One lease, one cache lookup, one catalogue version check (issue 14: a model added or
+    # removed anywhere answers the next reply); the rest are the rate limit, the revocation
+    # check and the stream writes (batched, some perhaps after the response ended).
+    assert commands.count(b"GET") == 2, commands
     assert commands.count(b"SET") == 1, commands
     assert set(commands) <= {
         b"EVALSHA",

@@ -129,7 +129,15 @@ class GatedModel(BaseChatModel):
 def test_create_conversation_with_and_without_a_title(app, client, alice):
     titled = new_conversation(client, alice, title="  Trip planning ")
     assert titled["title"] == "Trip planning"
-    assert set(titled) == {"id", "title", "created_at", "updated_at"}
+    assert set(titled) == {
+        "id",
+        "title",
+        "model",
+        "system_prompt",
+        "temperature",
+        "created_at",
+        "updated_at",
+    }
 
     # No body at all is fine: every field is optional.
     response = client.post("/api/v1/chat/conversations", headers=alice.headers)

@@ -37,8 +37,9 @@ from webapp.request_models.chat import (
     ConversationCreate,
     ConversationExportQuery,
     ConversationListQuery,
-    ConversationRename,
+    ConversationUpdate,
     MessageCreate,
+    PreferencesUpdate,
     Regenerate,
 )
 from webapp.request_models.parsing import RequestModels, request_models
@@ -88,8 +89,9 @@ VALID: dict[type[BaseModel], dict[str, Any]] = {
     ProfileUpdate: {"display_name": "Alice"},
     PasswordChange: {"current_password": DEFAULT_PASSWORD, "new_password": "Another-pass-42"},
     ConversationCreate: {"title": "Trip"},
-    ConversationRename: {"title": "Trip"},
+    ConversationUpdate: {"title": "Trip"},
     MessageCreate: {"content": "hello"},
+    PreferencesUpdate: {"default_model": None},
     Regenerate: {},
     UserUpdate: {"role": "admin"},
     PasswordReset: {"password": "Another-pass-42"},

@@ -8,6 +8,8 @@ Example:
     bot = Bot.from_settings(settings, cache=cache)  # once per process
     result = bot.run(store, conversation_id, sink)  # sink.token(...) as the model streams
     result.reply.status  # "complete", "stopped" or "failed"
+    # The models chosen for one reply (webapp.llm.factory.ChatModelPool.select):
+    bot.run(store, conversation_id, sink, selection=selection)
 """
 
 from __future__ import annotations
@@ -37,12 +39,14 @@ from webapp.bot.nodes import (
     make_lookup_cache,
     persist,
     replay_cached,
+    run_cache_params,
 )
 from webapp.bot.state import State
 from webapp.bot.store import HistoryStore
 from webapp.llm.cache import ReplyCache
 from webapp.llm.factory import ChatModelSettings, ChatRunnable, build_chat_model
 from webapp.llm.offline import OFFLINE_MODEL_NAME
+from webapp.llm.selection import ModelSelection, NamedModel
 
 DEFAULT_HISTORY_TOKEN_BUDGET = 3000
 """Tokens of history sent with each request: room for several turns while the prompt stays well
@@ -57,6 +61,8 @@ __all__ = [
     "Context",
     "HistoryStore",
     "ModelCall",
+    "ModelSelection",
+    "NamedModel",
     "NullSink",
     "ReplyRecord",
     "ReplyResult",
@@ -70,6 +76,8 @@ class Bot:
     """Answer conversations through one compiled graph around the configured models.
 
     Build it once per process (`Bot.from_settings`) and share it: it holds no per-reply state.
+    A run may bring its own models (`run(..., selection=...)`): the graph is the same, only
+    the models asked, the cache key and the system prompt change.
 
     Attributes:
         model_name: Name of the primary model.
@@ -87,6 +95,7 @@ class Bot:
         cache: ReplyCache | None = None,
         cache_params: dict[str, Any] | None = None,
         history_token_budget: int = DEFAULT_HISTORY_TOKEN_BUDGET,
+        cache_models: bool = True,
     ) -> None:
         """Build the graph around the chat models.
 
@@ -98,15 +107,21 @@ class Bot:
             cache: The reply cache, or None.
             cache_params: Model settings that decide the answer (part of the cache key).
             history_token_budget: Token budget for the history sent to the model.
+            cache_models: Cache the replies of these models; False keeps the cache for runs
+                with a selection that has cache parameters (the offline model is not worth
+                caching, the providers of the catalogue are).
         """
         self.model_name = model_name
         self.fallback_model_name = fallback_model_name if fallback is not None else None
-        if cache is not None and cache_params is None:
+        if not cache_models:
+            cache_params = None
+        elif cache is not None and cache_params is None:
             cache_params = default_cache_params(model_name, self.fallback_model_name)
+        self._cache_params = cache_params
         # The graph's first two steps, also run outside it for the cache-hit fast path (`run`).
         self._load_history = make_load_history(history_token_budget)
         self._lookup_cache: RuntimeNode | None = (
-            make_lookup_cache(cache, cache_params or {}) if cache is not None else None
+            make_lookup_cache(cache, cache_params) if cache is not None else None
         )
         self.graph: BotGraph = build_graph(
             model,
@@ -116,6 +131,7 @@ class Bot:
             fallback_model_name=fallback_model_name,
             cache=cache,
             cache_params=cache_params,
+            cache_models=cache_models,
         )
 
     @classmethod
@@ -130,15 +146,15 @@ class Bot:
 
         Args:
             settings: The app settings (any object with the `ChatModelSettings` attributes).
-            cache: The reply cache; not used when the offline model answers (it is computed
-                locally, so caching it would only cost memory).
+            cache: The reply cache; not used for the offline model's replies (computed
+                locally, so caching them would only cost memory), but kept for the runs that
+                bring a selection of other models.
             history_token_budget: Token budget for the history sent to the model.
 
         Returns:
             A bot ready to answer.
         """
         built = build_chat_model(settings)
-        use_cache = cache if built.model_name != OFFLINE_MODEL_NAME else None
         # Everything besides the messages that decides the answer.
         cache_params = {
             "model": built.model_name,
@@ -151,9 +167,10 @@ class Bot:
             model_name=built.model_name,
             fallback=built.fallback,
             fallback_model_name=built.fallback_model_name,
-            cache=use_cache,
+            cache=cache,
             cache_params=cache_params,
             history_token_budget=history_token_budget,
+            cache_models=built.model_name != OFFLINE_MODEL_NAME,
         )
 
     def run(
@@ -163,6 +180,7 @@ class Bot:
         sink: ReplySink | None = None,
         *,
         fresh: bool = False,
+        selection: ModelSelection | None = None,
     ) -> ReplyResult:
         """Answer a conversation: tokens go to the sink as they come, the reply to the store.
 
@@ -178,6 +196,9 @@ class Bot:
             conversation_id: The conversation to answer; its latest message is the user's.
             sink: Receives the tokens, may ask to stop, and gets the result; None discards.
             fresh: Generate even if the cache holds a reply (to regenerate one).
+            selection: The models to answer with, in order (the chosen one, then its
+                fallbacks), the system prompt sent first, and the cache parameters of the
+                reply; None answers with the bot's own models, as always.
 
         Returns:
             How the run ended: the stored reply and the model calls made.
@@ -190,9 +211,11 @@ class Bot:
             conversation_id=conversation_id,
             sink=sink if sink is not None else NullSink(),
             fresh=fresh,
+            selection=selection,
         )
         graph_input: dict[str, Any] = {}
-        if self._lookup_cache is not None and not fresh:
+        cached_run = run_cache_params(context, self._cache_params) is not None
+        if self._lookup_cache is not None and cached_run and not fresh:
             runtime = Runtime(context=context)
             state = State()
             for node in (self._load_history, self._lookup_cache):

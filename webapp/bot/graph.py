@@ -12,7 +12,6 @@ from webapp.bot.context import Context
 from webapp.bot.nodes import (
     GENERATE_NODE,
     REPLAY_CACHED_NODE,
-    NamedModel,
     emit,
     make_generate,
     make_load_history,
@@ -24,6 +23,7 @@ from webapp.bot.nodes import (
 from webapp.bot.state import State
 from webapp.llm.cache import ReplyCache
 from webapp.llm.factory import ChatRunnable
+from webapp.llm.selection import NamedModel
 
 __all__ = [
     "EMIT_NODE",
@@ -53,6 +53,7 @@ def build_graph(
     fallback_model_name: str | None = None,
     cache: ReplyCache | None = None,
     cache_params: Mapping[str, Any] | None = None,
+    cache_models: bool = True,
 ) -> BotGraph:
     """Build and compile the bot graph.
 
@@ -75,6 +76,8 @@ def build_graph(
         cache: Where replies are looked up and stored; None for no cache.
         cache_params: Model settings that decide the answer (part of the cache key); defaults
             to the two model names.
+        cache_models: Cache the replies of ``model`` (runs without a selection); False uses
+            the cache only for runs whose selection has cache parameters.
 
     Returns:
         The compiled graph; run it with `context=Context(store=..., conversation_id=...)`.
@@ -102,7 +105,9 @@ def build_graph(
     if cache is None:
         builder.add_edge(LOAD_HISTORY_NODE, GENERATE_NODE)
     else:
-        if cache_params is None:
+        if not cache_models:
+            cache_params = None
+        elif cache_params is None:
             cache_params = default_cache_params(models[0].name, models[-1].name)
         builder.add_node(LOOKUP_CACHE_NODE, make_lookup_cache(cache, cache_params))
         builder.add_node(REPLAY_CACHED_NODE, replay_cached)

@@ -45,6 +45,7 @@ from webapp.bot.events import (
 from webapp.bot.state import State
 from webapp.llm.cache import CachedReply, ReplyCache, cache_key
 from webapp.llm.factory import ChatRunnable, answered_by
+from webapp.llm.selection import NamedModel
 from webapp.llm.streaming import TextStreamingModel
 
 logger = logging.getLogger(__name__)
@@ -62,19 +63,6 @@ class RuntimeNode(Protocol):
 
 GENERATE_NODE: Final = "generate"
 REPLAY_CACHED_NODE: Final = "replay_cached"
-
-
-@dataclass(frozen=True)
-class NamedModel:
-    """A chat model with the name its replies are recorded under when they name none.
-
-    Attributes:
-        name: The configured model name.
-        model: The chat model.
-    """
-
-    name: str
-    model: ChatRunnable
 
 
 def trim_history(messages: Sequence[BaseMessage], max_tokens: int) -> list[BaseMessage]:
@@ -135,6 +123,11 @@ def make_load_history(history_token_budget: int) -> RuntimeNode:
             # is a bug upstream, and every provider would reject an empty prompt anyway.
             msg = f"Conversation {conversation_id} has no messages to answer"
             raise ValueError(msg)
+        selection = runtime.context.selection
+        if selection is not None and selection.system_prompt:
+            # First, and kept by the trimming whatever the budget: the conversation's
+            # instructions to the model.
+            history = [SystemMessage(selection.system_prompt), *history]
         return {
             "started_at": started_at,
             "messages": trim_history(history, history_token_budget),
@@ -143,21 +136,35 @@ def make_load_history(history_token_budget: int) -> RuntimeNode:
     return load_history
 
 
-def make_lookup_cache(cache: ReplyCache, params: Mapping[str, Any]) -> RuntimeNode:
+def run_cache_params(context: Context, fixed: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """Return the cache parameters of a run: its selection's, else the bot's own (``fixed``).
+
+    None means the run's reply is neither looked up nor stored (the offline model).
+    """
+    if context.selection is not None:
+        return context.selection.cache_params
+    return fixed
+
+
+def make_lookup_cache(cache: ReplyCache, params: Mapping[str, Any] | None) -> RuntimeNode:
     """Make the node that looks the reply up in the cache.
 
     Args:
         cache: The reply cache.
-        params: The model settings that decide the answer, part of the key.
+        params: The model settings that decide the answer of a run without a selection, part
+            of the key; None caches only runs whose selection has cache parameters.
 
     Returns:
         The `lookup_cache` node.
     """
-    fixed = dict(params)
+    fixed = dict(params) if params is not None else None
 
     def lookup_cache(state: State, runtime: Runtime[Context]) -> Update:
         """Compute the reply's cache key and fetch a cached reply under it (unless fresh)."""
-        key = cache_key(fixed, state.messages)
+        run_params = run_cache_params(runtime.context, fixed)
+        if run_params is None:
+            return {"cache_key": None, "cached": None}
+        key = cache_key(run_params, state.messages)
         cached = None if runtime.context.fresh else cache.get(key)
         return {"cache_key": key, "cached": cached}
 
@@ -328,7 +335,10 @@ def make_generate(
     *,
     cache: ReplyCache | None = None,
 ) -> Callable[[State, Runtime[Context], RunnableConfig], Update]:
-    """Make the node that asks the models for a reply: the primary, then the fallback.
+    """Make the node that asks the models for a reply: the primary, then the fallbacks.
+
+    A run with a selection (`Context.selection`) asks the selection's models instead, in
+    their order, and records each reply under the selection's (catalogue) names.
 
     Args:
         models: The primary model, then the fallback model if there is one.
@@ -355,9 +365,11 @@ def make_generate(
         and before trying the fallback.
         """
         sink = runtime.context.sink
+        selection = runtime.context.selection
+        chain = selection.models if selection is not None else candidates
         calls: list[ModelCall] = []
         pieces: list[str] = []
-        for index, candidate in enumerate(candidates):
+        for index, candidate in enumerate(chain):
             if sink.stop_requested():
                 return _generated(state, calls, STOPPED, pieces, model=None, fallback=index > 0)
             started = time.monotonic()
@@ -365,7 +377,7 @@ def make_generate(
             seconds = time.monotonic() - started
             if attempt.error is not None:
                 calls.append(ModelCall(candidate.name, "error", seconds))
-                if pieces or index == len(candidates) - 1:
+                if pieces or index == len(chain) - 1:
                     logger.warning(
                         "model %s failed%s; the reply is marked failed",
                         candidate.name,
@@ -378,11 +390,15 @@ def make_generate(
                 logger.warning(
                     "model %s failed before answering; falling back to %s",
                     candidate.name,
-                    candidates[index + 1].name,
+                    chain[index + 1].name,
                     exc_info=attempt.error,
                 )
                 continue
             model_name, usage = _answer(attempt, candidate.name)
+            if selection is not None:
+                # Replies name the catalogue's model (what users chose and reports count),
+                # not the upstream id the provider answered under.
+                model_name = candidate.name
             if usage:
                 tokens_in, tokens_out = usage
             else:

@@ -1,4 +1,5 @@
-"""Conversation routes of the chat service: create, list and search, get, rename, delete, export.
+"""Conversation routes of the chat service: create, list and search, get, update, delete,
+export.
 
 They register on the chat blueprint defined in :mod:`webapp.chat.routes`, where the message and
 streaming routes stay. The logic is in :mod:`webapp.services.conversations`.
@@ -8,29 +9,48 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response
+from flask import Response, current_app
 from flask_jwt_extended import current_user, jwt_required
 
 from webapp.chat.routes import _CONVERSATION, bp
+from webapp.chat.runtime import current_catalogue
 from webapp.extensions import db
 from webapp.models import utcnow
 from webapp.request_models.chat import (
     ConversationCreate,
     ConversationExportQuery,
     ConversationListQuery,
-    ConversationRename,
+    ConversationUpdate,
 )
 from webapp.request_models.parsing import accepts
-from webapp.services import conversations
+from webapp.services import conversations, model_choice
+
+
+def _model_settings(body: ConversationCreate | ConversationUpdate) -> dict[str, Any]:
+    """Return the model settings the body sets, by column name, the model checked."""
+    changes: dict[str, Any] = {}
+    if "model" in body.model_fields_set:
+        name = body.model
+        changes["model_name"] = (
+            model_choice.check_model(
+                current_catalogue(current_app, without_redis=True), name, current_user.role
+            )
+            if name is not None
+            else None
+        )
+    for name in ("system_prompt", "temperature"):
+        if name in body.model_fields_set:
+            changes[name] = getattr(body, name)
+    return changes
 
 
 @bp.post("/conversations")
 @jwt_required()
 @accepts(body=ConversationCreate, body_required=False)
 def create_conversation(body: ConversationCreate) -> tuple[dict[str, Any], int]:
-    """Start a conversation: ``{title?}`` -> 201 ``{"conversation": ...}``."""
+    """Start a conversation: ``{title?, model?, system_prompt?, temperature?}`` -> 201."""
     conversation = conversations.create_conversation(
-        db.session(), user_id=current_user.id, title=body.title
+        db.session(), user_id=current_user.id, title=body.title, **_model_settings(body)
     )
     return {"conversation": conversations.conversation_to_dict(conversation)}, 201
 
@@ -66,14 +86,21 @@ def get_conversation(conversation_id: int) -> dict[str, Any]:
 
 @bp.patch(f"/conversations/{_CONVERSATION}")
 @jwt_required()
-@accepts(body=ConversationRename)
-def rename_conversation(conversation_id: int, body: ConversationRename) -> dict[str, Any]:
-    """Rename one of the caller's conversations: ``{title}`` -> ``{"conversation": ...}``."""
-    conversation = conversations.rename_conversation(
+@accepts(body=ConversationUpdate)
+def update_conversation(conversation_id: int, body: ConversationUpdate) -> dict[str, Any]:
+    """Change one of the caller's conversations: its title, model, system prompt, temperature.
+
+    ``{title?, model?, system_prompt?, temperature?}`` (at least one) ->
+    ``{"conversation": ...}``; the next reply answers with the new settings.
+    """
+    changes = _model_settings(body)
+    if "title" in body.model_fields_set:
+        changes["title"] = body.title
+    conversation = conversations.update_conversation(
         db.session(),
         user_id=current_user.id,
         conversation_id=conversation_id,
-        title=body.title,
+        changes=changes,
     )
     return {"conversation": conversations.conversation_to_dict(conversation)}
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from flask import Blueprint, Response, current_app, request, url_for
 from flask_jwt_extended import current_user, jwt_required
 
-from webapp.chat.runtime import get_bot, get_runner
+from webapp.chat.runtime import conversation_models, get_bot, get_runner
 from webapp.chat.sse import event_stream_response, json_data
 from webapp.error_handlers import error_response
 from webapp.errors import UpstreamError
@@ -28,7 +28,8 @@ from webapp.request_models.chat import MessageCreate, Regenerate
 from webapp.request_models.parsing import accepts
 from webapp.routing import id_rule
 from webapp.services import chat
-from webapp.services.quota import QuotaExceededError
+from webapp.services.quota import QuotaExceededError, daily_quota
+from webapp.settings import Settings
 from webapp.validation import bounded_int
 
 bp = Blueprint("chat", __name__, url_prefix="/api/v1/chat")
@@ -111,13 +112,18 @@ def _answer(
     # Get the bot before storing anything: a bot that cannot be built is a server fault, and
     # should not leave an unanswered message behind.
     bot = get_bot(current_app)
+    settings: Settings = current_app.extensions["settings"]
+    choose_models = conversation_models(
+        current_app, role=current_user.role, default_model=current_user.default_model
+    )
     started = start(
         db.session(),
         get_runner(current_app),
         bot,
         user_id=current_user.id,
         conversation_id=conversation_id,
-        quota=current_app.extensions["settings"].llm_daily_token_quota,
+        quota=daily_quota(current_user.daily_token_quota, settings.llm_daily_token_quota),
+        choose_models=choose_models,
         **fields,
     )
     return _respond(started)

@@ -53,6 +53,7 @@ __all__ = [
     "bump_catalogue_version",
     "load_catalogue",
     "managed_names",
+    "settings_model_name",
 ]
 
 logger = logging.getLogger(__name__)
@@ -281,6 +282,15 @@ def managed_names(settings: CatalogueSettings) -> tuple[frozenset[str], frozense
         frozenset(p.name for p in providers) | {OFFLINE_PROVIDER, ENVIRONMENT_PROVIDER},
         frozenset(models),
     )
+
+
+def settings_model_name(settings: CatalogueSettings) -> str:
+    """Return the name of the managed default: the model the settings answer with.
+
+    LLM_MODEL when a provider is configured, else ``offline``: the model a bot built from the
+    settings (``Bot.from_settings``) answers with itself.
+    """
+    return _managed(settings)[2]
 
 
 def _managed(

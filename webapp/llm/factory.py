@@ -1,18 +1,40 @@
-"""Choose and build the chat model the bot answers with, from the settings."""
+"""Build the chat models the bot answers with: from the settings, or from the model catalogue.
+
+`build_chat_model` builds the settings' model (and fallback); `ChatModelPool` builds the
+models of catalogue entries, per (model name, catalogue version, call settings), keeps them
+while the catalogue version holds, and makes the per-reply `ModelSelection` the bot runs with.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
-from langchain_core.runnables import Runnable
 from pydantic import SecretStr
 
 from webapp.llm.offline import OFFLINE_MODEL_NAME, OfflineChatModel
+from webapp.llm.selection import ChatRunnable, ModelSelection, NamedModel
 from webapp.llm.streaming import LeanChatOpenAI
+
+if TYPE_CHECKING:
+    from webapp.llm.catalogue import Catalogue, ModelEntry
+
+__all__ = [
+    "MAX_RETRIES",
+    "PLACEHOLDER_API_KEY",
+    "BuiltChatModel",
+    "ChatModelPool",
+    "ChatModelSettings",
+    "ChatRunnable",
+    "answered_by",
+    "build_chat_model",
+    "build_entry_model",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +77,6 @@ class ChatModelSettings(Protocol):
     def openai_base_url(self) -> str: ...
 
 
-ChatRunnable = Runnable[LanguageModelInput, BaseMessage]
-"""A chat model, or any runnable that streams like one (test fakes)."""
-
-
 @dataclass(frozen=True)
 class BuiltChatModel:
     """The chat models ready to answer, with the names they answer under.
@@ -97,22 +115,27 @@ def answered_by(message: BaseMessage, default: str) -> str:
     return name if isinstance(name, str) and name else default
 
 
-def _named_model(settings: ChatModelSettings, model_name: str) -> BaseChatModel:
-    if model_name == OFFLINE_MODEL_NAME:
-        # "offline" always means the built-in model, also as a fallback: replies keep flowing
-        # (clearly labelled) when the provider is down.
-        return OfflineChatModel()
-    base_url = settings.openai_base_url or None
+def _openai_model(
+    model: str,
+    *,
+    base_url: str,
+    api_key: str,
+    timeout: float,
+    max_tokens: int,
+    temperature: float,
+    headers: Mapping[str, str] | None = None,
+) -> BaseChatModel:
     # A ChatOpenAI whose streamed replies take the lean path of webapp.llm.streaming (kept-alive
     # connections, no per-token objects); everything else is ChatOpenAI's.
     return LeanChatOpenAI(
-        model=model_name,
-        base_url=base_url,
-        api_key=SecretStr(settings.openai_api_key or PLACEHOLDER_API_KEY),
+        model=model,
+        base_url=base_url or None,
+        api_key=SecretStr(api_key or PLACEHOLDER_API_KEY),
+        default_headers=dict(headers) if headers else None,
         # The field's name is max_tokens; pydantic knows it by its alias.
-        max_completion_tokens=settings.llm_max_tokens,
-        temperature=settings.llm_temperature,
-        timeout=settings.llm_timeout,
+        max_completion_tokens=max_tokens,
+        temperature=temperature,
+        timeout=timeout,
         max_retries=MAX_RETRIES,
         # Stream over HTTP even when called through invoke(), so callbacks (LangGraph's
         # "messages" stream) see every token whichever way the model is called.
@@ -120,6 +143,47 @@ def _named_model(settings: ChatModelSettings, model_name: str) -> BaseChatModel:
         # Ask for the usage chunk: langchain-openai turns it off for custom base URLs, but the
         # token counts are stored with every reply (and feed quotas later).
         stream_usage=True,
+    )
+
+
+def _named_model(settings: ChatModelSettings, model_name: str) -> BaseChatModel:
+    if model_name == OFFLINE_MODEL_NAME:
+        # "offline" always means the built-in model, also as a fallback: replies keep flowing
+        # (clearly labelled) when the provider is down.
+        return OfflineChatModel()
+    return _openai_model(
+        model_name,
+        base_url=settings.openai_base_url,
+        api_key=settings.openai_api_key,
+        timeout=settings.llm_timeout,
+        max_tokens=settings.llm_max_tokens,
+        temperature=settings.llm_temperature,
+    )
+
+
+def build_entry_model(entry: ModelEntry, *, max_tokens: int, temperature: float) -> ChatRunnable:
+    """Build the chat model of a catalogue entry.
+
+    Args:
+        entry: The model: its provider's base URL, key, timeout and extra headers, and the
+            upstream id it is asked for by.
+        max_tokens: Reply length limit sent with every request.
+        temperature: Sampling temperature sent with every request.
+
+    Returns:
+        The built-in offline model for the offline provider, else an OpenAI-compatible model.
+    """
+    provider = entry.provider
+    if provider.kind == "offline":
+        return OfflineChatModel()
+    return _openai_model(
+        entry.upstream_id,
+        base_url=provider.base_url,
+        api_key=provider.api_key,
+        timeout=provider.timeout,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        headers=provider.extra_headers,
     )
 
 
@@ -165,3 +229,150 @@ def build_chat_model(settings: ChatModelSettings) -> BuiltChatModel:
         fallback=_named_model(settings, fallback_name),
         fallback_model_name=fallback_name,
     )
+
+
+_ModelKey = tuple[str, int, float]
+
+
+class ChatModelPool:
+    """The chat models of the catalogue's entries, built on first use and reused.
+
+    One pool per process, shared by every thread. A model is built per (model name, max
+    tokens, temperature) and kept while the catalogue version it was built at holds: the next
+    version (any admin change) builds them anew from the new entries on first use. The HTTP
+    connections outlive that (`webapp.llm.streaming.model_http_client` keeps one client per
+    endpoint), so a catalogue change costs no new connection to a provider that stayed the
+    same.
+
+    Attributes:
+        default_max_tokens: Reply length limit of entries that set none (LLM_MAX_TOKENS).
+        default_temperature: Temperature of entries that set none (LLM_TEMPERATURE).
+    """
+
+    MAX_MODELS = 256
+    """Models kept at once, at most (distinct temperatures are the only way to grow it)."""
+
+    def __init__(self, *, default_max_tokens: int, default_temperature: float) -> None:
+        """Start with no model built.
+
+        Args:
+            default_max_tokens: Reply length limit of entries that set none.
+            default_temperature: Temperature of entries that set none.
+        """
+        self.default_max_tokens = default_max_tokens
+        self.default_temperature = default_temperature
+        self._version: str | None = None
+        self._models: dict[_ModelKey, ChatRunnable] = {}
+        self._lock = threading.Lock()
+
+    def model(
+        self, entry: ModelEntry, version: str, *, max_tokens: int, temperature: float
+    ) -> ChatRunnable:
+        """Return the chat model of an entry of the catalogue at ``version``, building it once.
+
+        Args:
+            entry: The catalogue entry.
+            version: The version of the catalogue the entry comes from.
+            max_tokens: Reply length limit.
+            temperature: Sampling temperature.
+
+        Returns:
+            The model, shared with every other reply that asks for the same.
+        """
+        key = (entry.name, max_tokens, temperature)
+        with self._lock:
+            if self._version != version or len(self._models) >= self.MAX_MODELS:
+                # Entries of an older catalogue may describe another provider or upstream id.
+                self._models = {}
+                self._version = version
+            model = self._models.get(key)
+            if model is None:
+                model = build_entry_model(entry, max_tokens=max_tokens, temperature=temperature)
+                self._models[key] = model
+            return model
+
+    def select(
+        self,
+        catalogue: Catalogue,
+        name: str | None,
+        role: str,
+        *,
+        system_prompt: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        strict: bool = False,
+    ) -> ModelSelection:
+        """Choose the models one reply is answered by, from a catalogue snapshot.
+
+        Args:
+            catalogue: The current catalogue.
+            name: The model asked for; None (or, unless ``strict``, a name the user may not
+                use) answers with the system default.
+            role: The user's role: models and fallbacks the role may not use are left out.
+            system_prompt: Sent first with every call, or None.
+            temperature: Overrides every model's default temperature, or None.
+            max_tokens: Reply length limit asked for (capped by each model's own), or None.
+            strict: Refuse a name the user may not use.
+
+        Returns:
+            The chosen model, its usable fallbacks, and what the reply cache keys on.
+
+        Raises:
+            ModelUnavailableError: With ``strict``, if the user may not use the model (also
+                without, when the user may use no model at all).
+        """
+        chosen = catalogue.resolve(name, role, strict=strict)
+        chain = [
+            entry
+            for entry in catalogue.chain(chosen.name)
+            if entry is chosen or entry.usable_by(role)
+        ]
+        models: list[NamedModel] = []
+        calls: list[list[Any]] = []
+        for entry in chain:
+            limit = entry.max_output_tokens or self.default_max_tokens
+            entry_max_tokens = min(limit, max_tokens) if max_tokens is not None else limit
+            entry_temperature = _first_set(
+                temperature, entry.default_temperature, self.default_temperature
+            )
+            runnable = self.model(
+                entry,
+                catalogue.version,
+                max_tokens=entry_max_tokens,
+                temperature=entry_temperature,
+            )
+            models.append(NamedModel(entry.name, runnable))
+            calls.append(
+                [
+                    entry.name,
+                    entry.provider.name,
+                    entry.upstream_id,
+                    entry_max_tokens,
+                    entry_temperature,
+                ]
+            )
+        primary_max_tokens, primary_temperature = calls[0][3], calls[0][4]
+        # The offline model answers in microseconds: caching it would only cost Redis memory.
+        cache_params = (
+            None
+            if chosen.provider.kind == "offline"
+            else {
+                "model": chosen.name,
+                "fallbacks": [call[0] for call in calls[1:]],
+                "calls": calls,
+                "max_tokens": primary_max_tokens,
+                "temperature": primary_temperature,
+                "system_prompt": system_prompt or "",
+            }
+        )
+        return ModelSelection(
+            models=tuple(models),
+            cache_params=cache_params,
+            system_prompt=system_prompt or None,
+            temperature=primary_temperature,
+            max_tokens=primary_max_tokens,
+        )
+
+
+def _first_set(*values: float | None) -> float:
+    return float(next(value for value in values if value is not None))

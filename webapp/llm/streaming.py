@@ -36,7 +36,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -91,7 +91,7 @@ class ModelResponseError(Exception):
 
 # -- one HTTP client per process and endpoint -------------------------------------------------
 
-_ClientKey = tuple[str, str, float]
+_ClientKey = tuple[str, str, float, tuple[tuple[str, str], ...]]
 _clients: dict[_ClientKey, httpx.Client] = {}
 _clients_lock = threading.Lock()
 _clients_pid = os.getpid()
@@ -113,21 +113,29 @@ def reset_model_http_clients() -> None:
 os.register_at_fork(after_in_child=reset_model_http_clients)
 
 
-def model_http_client(base_url: str, api_key: str, timeout: float) -> httpx.Client:
+def model_http_client(
+    base_url: str,
+    api_key: str,
+    timeout: float,
+    headers: Mapping[str, str] | None = None,
+) -> httpx.Client:
     """Return this process's HTTP client for a model endpoint, creating it on first use.
 
-    One client per (base URL, key, timeout) and process, shared by every thread (httpx clients
-    are thread-safe): its connections stay open between replies.
+    One client per (base URL, key, timeout, extra headers) and process, shared by every thread
+    (httpx clients are thread-safe): its connections stay open between replies, and across
+    catalogue changes that leave the provider as it was.
 
     Args:
         base_url: The OpenAI-compatible base URL (ending in ``/v1``).
         api_key: The bearer token sent with every request.
         timeout: Seconds for connecting, for each read and write, and for a pooled connection.
+        headers: Extra headers sent with every request (a provider's ``extra_headers``).
 
     Returns:
         The shared client.
     """
-    key = (base_url, api_key, timeout)
+    extra = tuple(sorted((headers or {}).items()))
+    key = (base_url, api_key, timeout, extra)
     if os.getpid() != _clients_pid:  # forked without the at-fork hook (e.g. os.fork in C code)
         reset_model_http_clients()
     client = _clients.get(key)
@@ -137,7 +145,7 @@ def model_http_client(base_url: str, api_key: str, timeout: float) -> httpx.Clie
             if client is None:
                 client = httpx.Client(
                     base_url=base_url.rstrip("/") + "/",
-                    headers={"Authorization": f"Bearer {api_key}"},
+                    headers={**dict(extra), "Authorization": f"Bearer {api_key}"},
                     timeout=httpx.Timeout(timeout),
                     limits=_POOL_LIMITS,
                     follow_redirects=False,
@@ -359,6 +367,7 @@ class _Endpoint:
     timeout: float
     max_retries: int
     fixed: dict[str, Any] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 class LeanChatOpenAI(ChatOpenAI):
@@ -380,7 +389,6 @@ class LeanChatOpenAI(ChatOpenAI):
             or self.extra_body
             or self.stop
             or (self.n or 1) != 1
-            or self.default_headers
             or self.default_query
             or self.http_client is not None
             or self.openai_proxy
@@ -406,6 +414,8 @@ class LeanChatOpenAI(ChatOpenAI):
             timeout=float(timeout) if isinstance(timeout, int | float) else 600.0,
             max_retries=self.max_retries if self.max_retries is not None else 2,
             fixed=fixed,
+            # A provider's extra headers (ChatOpenAI sends them with every request too).
+            headers=dict(self.default_headers or {}),
         )
 
     def open_text_stream(self, messages: Sequence[BaseMessage]) -> CompletionStream | None:
@@ -428,5 +438,7 @@ class LeanChatOpenAI(ChatOpenAI):
             return None
         payload = {**endpoint.fixed, "messages": items}
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-        client = model_http_client(endpoint.base_url, endpoint.api_key, endpoint.timeout)
+        client = model_http_client(
+            endpoint.base_url, endpoint.api_key, endpoint.timeout, endpoint.headers
+        )
         return open_completion_stream(client, body, endpoint.max_retries)

@@ -73,11 +73,29 @@ _CONVERSATION_SCHEMAS: dict[str, Document] = {
                 "description": "Null until the first exchange names the conversation after the"
                 " start of its first message (at most 60 characters), unless the user gave one.",
             },
+            "model": {
+                "type": ["string", "null"],
+                "maxLength": 100,
+                "description": "The model chosen for the conversation (a `name` of `GET"
+                " /api/v1/chat/models`); null: the user's default model, else the system"
+                " default. A model no longer available answers with the default.",
+            },
+            "system_prompt": {
+                "type": ["string", "null"],
+                "maxLength": 4000,
+                "description": "Sent before the history with every reply; null: none.",
+            },
+            "temperature": {
+                "type": ["number", "null"],
+                "minimum": 0,
+                "maximum": 2,
+                "description": "Null: the model's default temperature.",
+            },
             "created_at": _TIMESTAMP,
             "updated_at": {
                 **_TIMESTAMP,
                 "description": "Last activity: creation or the last message stored. Renaming"
-                " does not change it.",
+                " (or changing the model settings) does not change it.",
             },
         }
     ),
@@ -118,7 +136,10 @@ _CONVERSATION_PATHS: Document = {
             created("ConversationEnvelope", "The new conversation."),
             "403",
             body=request_body(
-                models.ConversationCreate, description="Optionally a title.", required=False
+                models.ConversationCreate,
+                description="Optionally a title, a model, a system prompt, a temperature (a"
+                " model the caller may not use is a 400 naming `model`).",
+                required=False,
             ),
         ),
         "get": _operation(
@@ -140,12 +161,15 @@ _CONVERSATION_PATHS: Document = {
         ),
         "patch": _operation(
             "renameConversation",
-            "Rename a conversation",
-            ok("ConversationEnvelope", "The renamed conversation."),
+            "Rename a conversation, or change the model, system prompt or temperature",
+            ok("ConversationEnvelope", "The updated conversation."),
             "403",
             "404",
-            description="Any field besides `title` is a 400 naming it.",
-            body=request_body(models.ConversationRename, description="The new title."),
+            description="Fields left out stay as they are; null clears `model`,"
+            " `system_prompt` and `temperature`. The next reply answers with the new settings;"
+            " the stored replies keep the model that wrote them. Any other field, an empty"
+            " body, or a model the caller may not use is a 400 naming the field.",
+            body=request_body(models.ConversationUpdate, description="The fields to change."),
         ),
         "delete": _operation(
             "deleteConversation",
@@ -188,6 +212,85 @@ _CONVERSATION_PATHS: Document = {
             "404",
             description=_STRICT_QUERY,
             parameters=query_parameters(models.ConversationExportQuery),
+        ),
+    },
+}
+
+# --- models and preferences -------------------------------------------------------------------
+
+_CHOICE_SCHEMAS: dict[str, Document] = {
+    "ChatModel": all_required(
+        {
+            "name": {
+                "type": "string",
+                "description": "What conversations and preferences choose it by.",
+            },
+            "display_name": {"type": "string"},
+            "description": {"type": "string"},
+            "context_window": {
+                "type": ["integer", "null"],
+                "minimum": 1,
+                "description": "Tokens the model reads at most, if known.",
+            },
+            "max_output_tokens": {
+                "type": ["integer", "null"],
+                "minimum": 1,
+                "description": "Tokens a reply may have at most; null: the deployment's limit.",
+            },
+            "is_default": {
+                "type": "boolean",
+                "description": "The system default: answers conversations that choose no"
+                " model, for users with no default of their own.",
+            },
+        }
+    ),
+    "ChatModelList": all_required(
+        {
+            "models": {
+                "type": "array",
+                "items": ref("ChatModel"),
+                "description": "Only the models the caller may use.",
+            },
+            "default": {
+                "type": ["string", "null"],
+                "description": "The system default's name (null only when the caller may"
+                " use no model).",
+            },
+        }
+    ),
+    "ChatPreferences": all_required(
+        {
+            "default_model": {
+                "type": ["string", "null"],
+                "description": "The model of the caller's conversations that choose none;"
+                " null: the system default.",
+            }
+        }
+    ),
+}
+
+_CHOICE_PATHS: Document = {
+    "/api/v1/chat/models": {
+        "get": _operation(
+            "listChatModels",
+            "The models the caller may choose",
+            ok("ChatModelList", "The models, and the system default."),
+            description="Changes an admin makes to the catalogue show at once.",
+        ),
+    },
+    "/api/v1/chat/preferences": {
+        "get": _operation(
+            "getChatPreferences",
+            "The caller's chat preferences",
+            ok("ChatPreferences", "The preferences."),
+        ),
+        "patch": _operation(
+            "updateChatPreferences",
+            "Change the caller's default model",
+            ok("ChatPreferences", "The preferences, changed."),
+            "403",
+            description="A model the caller may not use is a 400 naming `default_model`.",
+            body=request_body(models.PreferencesUpdate, description="The default model."),
         ),
     },
 }
@@ -526,12 +629,14 @@ _MESSAGE_PATHS: Document = {
 SCHEMAS: dict[str, Document] = {
     **schemas(
         models.ConversationCreate,
-        models.ConversationRename,
+        models.ConversationUpdate,
         models.MessageCreate,
+        models.PreferencesUpdate,
         models.Regenerate,
     ),
     **_CONVERSATION_SCHEMAS,
+    **_CHOICE_SCHEMAS,
     **_MESSAGE_SCHEMAS,
     "ReplyEvent": _REPLY_EVENT,
 }
-PATHS: Document = {**_CONVERSATION_PATHS, **_MESSAGE_PATHS}
+PATHS: Document = {**_CONVERSATION_PATHS, **_CHOICE_PATHS, **_MESSAGE_PATHS}

@@ -18,7 +18,7 @@ from langchain_core.messages import BaseMessage
 from redis import Redis
 from sqlalchemy.orm import Session, sessionmaker
 
-from webapp.bot import Bot, ReplyResult
+from webapp.bot import Bot, ModelSelection, ReplyResult
 from webapp.errors import ServiceUnavailableError
 from webapp.replies.channel import ReplyChannel, ReplyChannels
 from webapp.replies.failed import settle_as_failed
@@ -48,6 +48,8 @@ class ReplyJob:
         fresh: Generate even if the reply cache has an answer (regenerating).
         history: The history to answer, read when the reply was started (with the
             conversation locked); None reads it in the generation's own session.
+        selection: The models to answer with (chosen from the catalogue when the reply was
+            started); None: the bot's own.
     """
 
     reply_id: int
@@ -55,6 +57,7 @@ class ReplyJob:
     user_id: int
     fresh: bool = False
     history: tuple[BaseMessage, ...] | None = None
+    selection: ModelSelection | None = None
 
 
 @dataclass(frozen=True)
@@ -218,7 +221,9 @@ class ReplyRunner:
                 history=job.history,
                 queue_completed=True,
             )
-            return bot.run(store, job.conversation_id, sink, fresh=job.fresh)
+            return bot.run(
+                store, job.conversation_id, sink, fresh=job.fresh, selection=job.selection
+            )
         except Exception:
             # The store or the sink broke down (database or Redis); model failures do not get
             # here, the bot stores those as failed replies itself.

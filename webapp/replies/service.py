@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,7 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
-from webapp.bot import Bot, ReplyResult
+from webapp.bot import Bot, ModelSelection, ReplyResult
 from webapp.errors import ConflictError, NotFoundError, ServiceUnavailableError
 from webapp.models import Conversation, Message, utcnow
 from webapp.replies.channel import ReplyChannel
@@ -51,7 +51,15 @@ from webapp.services.chat import MESSAGE_MAX_LENGTH, history_messages, history_q
 from webapp.services.quota import enforce_quota, tokens_used_query, utc_day
 from webapp.validation import check_text
 
-__all__ = ["StartedReply", "get_reply", "regenerate_reply", "start_reply", "stop_reply"]
+__all__ = [
+    "ConversationModel",
+    "ModelChooser",
+    "StartedReply",
+    "get_reply",
+    "regenerate_reply",
+    "start_reply",
+    "stop_reply",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +86,26 @@ class StartedReply:
 
 
 @dataclass(frozen=True)
+class ConversationModel:
+    """What a conversation's replies answer with, as stored with the conversation.
+
+    Attributes:
+        model_name: The catalogue model chosen; None: the user's default, else the system's.
+        system_prompt: Sent before the history, or None.
+        temperature: Overrides the model's default, or None.
+    """
+
+    model_name: str | None = None
+    system_prompt: str | None = None
+    temperature: float | None = None
+
+
+ModelChooser = Callable[[ConversationModel], ModelSelection | None]
+"""Chooses the models of a reply from its conversation's settings (the routes make one per
+request, around the catalogue snapshot and the user); None: the bot's own models."""
+
+
+@dataclass(frozen=True)
 class _Claim:
     """What the statement that claims a conversation for a new reply found and stored.
 
@@ -87,12 +115,14 @@ class _Claim:
         streaming: Replies of the conversation still ``streaming`` before this one.
         history: What the new reply answers, oldest first: (id, role, content) of the
             messages stored before this statement.
+        settings: What the conversation answers with.
     """
 
     message_ids: list[int]
     used: int
     streaming: list[int]
     history: list[tuple[int, str, str]]
+    settings: ConversationModel
 
 
 @functools.cache
@@ -102,7 +132,8 @@ def _claim_statement(*, guarded: bool) -> Select[Any]:
     It touches the conversation (``updated_at``, which also locks its row until the
     transaction ends, serialising replies within one conversation), inserts the new messages
     (arrays of role, content and status) in order, and reads what the checks and the
-    generation need: the user's usage today, the replies still streaming, and the history.
+    generation need: the user's usage today, the replies still streaming, the history, and
+    the conversation's model settings (``model_name``, ``system_prompt``, ``temperature``).
     These reads see the statement's snapshot, taken before the row lock was granted.
     ``guarded`` makes the statement touch (and insert) nothing when the conversation's row
     changed after that snapshot (``xmin``, the row version, differs): every transaction that
@@ -131,7 +162,12 @@ def _claim_statement(*, guarded: bool) -> Select[Any]:
         update(_CONVERSATIONS)
         .where(*conditions)
         .values(updated_at=now)
-        .returning(_CONVERSATIONS.c.id)
+        .returning(
+            _CONVERSATIONS.c.id,
+            _CONVERSATIONS.c.model_name,
+            _CONVERSATIONS.c.system_prompt,
+            _CONVERSATIONS.c.temperature,
+        )
         .cte("touched")
     )
     # unnest(arrays) rather than VALUES: a statement of one shape, whatever the rows.
@@ -197,6 +233,11 @@ def _claim_statement(*, guarded: bool) -> Select[Any]:
         )
         .scalar_subquery()
         .label("history"),
+        # What the reply answers with, as the locked row has it.
+        *(
+            select(touched.c[name]).scalar_subquery().label(name)
+            for name in ("model_name", "system_prompt", "temperature")
+        ),
     )
 
 
@@ -248,6 +289,7 @@ def _claim(
         used=int(row.used or 0),
         streaming=list(row.streaming or ()),
         history=[(int(id_), str(role), str(content)) for id_, role, content in row.history or ()],
+        settings=ConversationModel(row.model_name, row.system_prompt, row.temperature),
     )
 
 
@@ -297,6 +339,7 @@ def _begin(
     reply: Message,
     history: list[BaseMessage],
     fresh: bool = False,
+    selection: ModelSelection | None = None,
 ) -> StartedReply:
     slot = None
     try:
@@ -309,7 +352,14 @@ def _begin(
         if slot is not None:
             slot.release()
         raise
-    job = ReplyJob(reply.id, reply.conversation_id, user_id, fresh, history=tuple(history))
+    job = ReplyJob(
+        reply.id,
+        reply.conversation_id,
+        user_id,
+        fresh,
+        history=tuple(history),
+        selection=selection,
+    )
     try:
         generation = runner.submit(slot, bot, job)
     except BaseException:
@@ -342,6 +392,7 @@ def start_reply(
     conversation_id: int,
     content: str,
     quota: int,
+    choose_models: ModelChooser | None = None,
 ) -> StartedReply:
     """Store a user's message and start generating the reply to it.
 
@@ -356,7 +407,9 @@ def start_reply(
         user_id: The user writing; must own the conversation.
         conversation_id: The conversation.
         content: The message text, 1 to ``MESSAGE_MAX_LENGTH`` characters.
-        quota: The daily token quota (0: none).
+        quota: The user's daily token quota (0: none).
+        choose_models: Chooses the reply's models from the conversation's settings (read
+            by the same statement); None answers with the bot's own models.
 
     Returns:
         The stored message, the reply being generated, its future and its events.
@@ -382,6 +435,7 @@ def start_reply(
             )
             enforce_quota(claim.used, quota=quota, now=now)
             _ensure_idle(session, runner.redis, claim.streaming)
+            selection = choose_models(claim.settings) if choose_models is not None else None
         except BaseException:
             session.rollback()
             raise
@@ -395,6 +449,7 @@ def start_reply(
             message=_new_message(message_id, conversation_id, "user", content, "complete", now),
             reply=_new_message(reply_id, conversation_id, "assistant", "", "streaming", now),
             history=history_messages(history),
+            selection=selection,
         )
 
 
@@ -406,6 +461,7 @@ def regenerate_reply(
     user_id: int,
     conversation_id: int,
     quota: int,
+    choose_models: ModelChooser | None = None,
 ) -> StartedReply:
     """Replace the conversation's last reply with a new one, to the same user message.
 
@@ -445,6 +501,7 @@ def regenerate_reply(
             )
             if message is None:
                 raise ConflictError("There is no message to answer in this conversation yet.")
+            selection = choose_models(claim.settings) if choose_models is not None else None
             session.execute(
                 delete(Message).where(
                     Message.conversation_id == conversation_id,
@@ -466,6 +523,7 @@ def regenerate_reply(
             reply=_new_message(reply_id, conversation_id, "assistant", "", "streaming", now),
             history=history_messages(history),
             fresh=True,
+            selection=selection,
         )
 
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
-from webapp.models import CONVERSATION_TITLE_MAX_LENGTH, MESSAGE_MAX_LENGTH
-from webapp.request_models.fields import TextCheck, WholeNumber
+from webapp.models import (
+    CONVERSATION_TITLE_MAX_LENGTH,
+    MESSAGE_MAX_LENGTH,
+    MODEL_NAME_MAX_LENGTH,
+    SYSTEM_PROMPT_MAX_LENGTH,
+)
+from webapp.request_models.fields import TextCheck, WholeNumber, api_error
 from webapp.request_models.parsing import MODEL_CONFIG
 from webapp.services import conversations
 
@@ -15,8 +20,9 @@ __all__ = [
     "ConversationCreate",
     "ConversationExportQuery",
     "ConversationListQuery",
-    "ConversationRename",
+    "ConversationUpdate",
     "MessageCreate",
+    "PreferencesUpdate",
     "Regenerate",
 ]
 
@@ -24,12 +30,37 @@ _TITLE_RULES = "Trimmed; 1 to 200 characters, one line (no control characters su
 Title = Annotated[
     str, TextCheck(min_length=1, max_length=CONVERSATION_TITLE_MAX_LENGTH, strip=True)
 ]
+ModelName = Annotated[str, TextCheck(min_length=1, max_length=MODEL_NAME_MAX_LENGTH)]
+_MODEL_RULES = (
+    "The `name` of a model from `GET /api/v1/chat/models` (one the caller may use; anything"
+    " else is a 400 naming `model`)."
+)
+SystemPrompt = Annotated[str, TextCheck(max_length=SYSTEM_PROMPT_MAX_LENGTH)]
+Temperature = Annotated[float, Field(ge=0.0, le=2.0, allow_inf_nan=False)]
 
 
-class ConversationCreate(BaseModel):
-    """The new conversation; all fields are optional, and so is the body."""
+class _ConversationSettings(BaseModel):
+    """What the bot answers a conversation with; null clears a setting."""
 
     model_config = MODEL_CONFIG
+
+    model: ModelName | None = Field(
+        None,
+        description=f"{_MODEL_RULES} Null: the user's default model, else the system default."
+        " A model removed or disabled later answers with the default instead.",
+    )
+    system_prompt: SystemPrompt | None = Field(
+        None,
+        description="Sent to the model before the history with every reply (at most 4000"
+        " characters); null or empty: none.",
+    )
+    temperature: Temperature | None = Field(
+        None, description="0 to 2; null: the model's default temperature."
+    )
+
+
+class ConversationCreate(_ConversationSettings):
+    """The new conversation; all fields are optional, and so is the body."""
 
     title: Title | None = Field(
         None,
@@ -38,12 +69,35 @@ class ConversationCreate(BaseModel):
     )
 
 
-class ConversationRename(BaseModel):
-    """The new title."""
+class ConversationUpdate(_ConversationSettings):
+    """The fields to change, at least one; an absent one stays as it is."""
 
     model_config = MODEL_CONFIG
 
-    title: Annotated[Title, Field(description=_TITLE_RULES)]
+    # Optional but not nullable: null is "title is required", as it always was. None stands
+    # for "not sent" only as the default, which pydantic does not validate.
+    title: Annotated[Title, Field(description=_TITLE_RULES)] = None  # type: ignore[assignment]
+
+    @model_validator(mode="after")
+    def _something(self) -> Self:
+        if not self.model_fields_set:
+            # Renaming was all a PATCH did: the title is what an empty body lacks.
+            raise api_error(
+                "title is required (or at least one of model, system_prompt, temperature)",
+                field="title",
+            )
+        return self
+
+
+class PreferencesUpdate(BaseModel):
+    """The caller's chat preferences to change."""
+
+    model_config = MODEL_CONFIG
+
+    default_model: ModelName | None = Field(
+        description=f"{_MODEL_RULES} The model of conversations that choose none; null: the"
+        " system default."
+    )
 
 
 class MessageCreate(BaseModel):

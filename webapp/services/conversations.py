@@ -1,4 +1,4 @@
-"""Conversations: create, list and search, rename, delete, export, and their automatic titles.
+"""Conversations: create, list and search, update, delete, export, and their automatic titles.
 
 Every function that takes a ``user_id`` only ever sees that user's conversations: anyone
 else's is a :class:`NotFoundError`, indistinguishable from one that does not exist.
@@ -16,6 +16,7 @@ import binascii
 import json
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -39,6 +40,7 @@ __all__ = [
     "LIST_LIMIT_DEFAULT",
     "LIST_LIMIT_MAX",
     "SEARCH_MAX_LENGTH",
+    "UPDATABLE_FIELDS",
     "ConversationExport",
     "ConversationPage",
     "check_export_format",
@@ -57,7 +59,7 @@ __all__ = [
     "list_conversations",
     "message_to_dict",
     "page_to_dict",
-    "rename_conversation",
+    "update_conversation",
 ]
 
 LIST_LIMIT_DEFAULT = 20
@@ -94,6 +96,9 @@ def conversation_to_dict(conversation: Conversation) -> dict[str, Any]:
     return {
         "id": conversation.id,
         "title": conversation.title,
+        "model": conversation.model_name,
+        "system_prompt": conversation.system_prompt,
+        "temperature": conversation.temperature,
         "created_at": isoformat_utc(conversation.created_at),
         "updated_at": isoformat_utc(conversation.updated_at),
     }
@@ -252,7 +257,13 @@ def ensure_title(session: Session, conversation_id: int) -> str | None:
 
 
 def create_conversation(
-    session: Session, *, user_id: int, title: str | None = None
+    session: Session,
+    *,
+    user_id: int,
+    title: str | None = None,
+    model_name: str | None = None,
+    system_prompt: str | None = None,
+    temperature: float | None = None,
 ) -> Conversation:
     """Start a conversation for a user.
 
@@ -260,6 +271,10 @@ def create_conversation(
         session: Database session; committed.
         user_id: The owner.
         title: Optional title; without one, the first exchange names the conversation.
+        model_name: The catalogue model it answers with (checked by the caller:
+            :func:`webapp.services.model_choice.check_model`); None: the user's default.
+        system_prompt: Sent before the history with every reply; None or "": none.
+        temperature: Overrides the model's default temperature.
 
     Returns:
         The new conversation.
@@ -268,7 +283,11 @@ def create_conversation(
         ValidationError: If the title is invalid (see :func:`check_title`).
     """
     conversation = Conversation(
-        user_id=user_id, title=check_title(title) if title is not None else None
+        user_id=user_id,
+        title=check_title(title) if title is not None else None,
+        model_name=model_name,
+        system_prompt=system_prompt or None,
+        temperature=temperature,
     )
     session.add(conversation)
     session.commit()
@@ -300,39 +319,56 @@ def get_conversation(session: Session, *, user_id: int, conversation_id: int) ->
     return conversation
 
 
-def rename_conversation(
-    session: Session, *, user_id: int, conversation_id: int, title: str
-) -> Conversation:
-    """Give one of the user's conversations a new title.
+UPDATABLE_FIELDS = ("title", "model_name", "system_prompt", "temperature")
+"""What :func:`update_conversation` changes: the title, and what the bot answers with."""
 
-    Renaming is not activity: ``updated_at`` and so the conversation's place in the list stay.
+
+def update_conversation(
+    session: Session, *, user_id: int, conversation_id: int, changes: Mapping[str, Any]
+) -> Conversation:
+    """Change the title of one of the user's conversations, or what the bot answers it with.
+
+    Not activity: ``updated_at`` and so the conversation's place in the list stay. A model
+    changed between two messages answers the next one; the replies already stored keep the
+    model that wrote them.
 
     Args:
         session: Database session; committed.
         user_id: The user asking; must own the conversation.
         conversation_id: The conversation's id.
-        title: The new title.
+        changes: New values by field (`UPDATABLE_FIELDS`): ``title`` (not None),
+            ``model_name`` (checked by the caller; None: the user's default),
+            ``system_prompt`` (None or "": none), ``temperature`` (None: the model's).
 
     Returns:
-        The renamed conversation.
+        The updated conversation.
 
     Raises:
         ValidationError: If the title is invalid (see :func:`check_title`).
         NotFoundError: If the conversation is not the user's.
     """
-    title = check_title(title)
-    renamed = session.scalar(
+    values: dict[str, Any] = {}
+    for name, value in changes.items():
+        if name not in UPDATABLE_FIELDS:
+            msg = f"{name} is not a field of a conversation one may change"
+            raise ValueError(msg)
+        if name == "title":
+            value = check_title(value)
+        elif name == "system_prompt":
+            value = value or None
+        values[name] = value
+    updated = session.scalar(
         update(Conversation)
         .where(Conversation.id == conversation_id, Conversation.user_id == user_id)
         # Setting updated_at to itself keeps the column's onupdate from touching it.
-        .values(title=title, updated_at=Conversation.updated_at)
+        .values(**values, updated_at=Conversation.updated_at)
         .returning(Conversation)
         .execution_options(populate_existing=True)
     )
-    if renamed is None:
+    if updated is None:
         raise NotFoundError("Conversation not found.")
     session.commit()
-    return renamed
+    return updated
 
 
 def delete_conversation(session: Session, *, user_id: int, conversation_id: int) -> None:

@@ -1,4 +1,5 @@
-"""The per-user daily token quota (``LLM_DAILY_TOKEN_QUOTA``) and the usage it counts.
+"""The per-user daily token quota (``LLM_DAILY_TOKEN_QUOTA``, or the user's own) and the usage
+it counts.
 
 Usage is kept per user and UTC day in ``daily_usage``, added in the transaction that stores each
 reply: the prompt and completion tokens a model spent on it (as the model reported them, else
@@ -10,6 +11,9 @@ lookup per request.
 The quota is checked before a model is called, not reserved: requests that start together may
 each pass the check and end the day somewhat over the quota (by at most their replies). It
 resets at 00:00 UTC.
+
+A user's ``daily_token_quota`` overrides the global quota (`daily_quota`): null keeps the
+global one, 0 means no quota for that user.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from webapp.models import DailyUsage, isoformat_utc, utcnow
 __all__ = [
     "QuotaExceededError",
     "add_usage",
+    "daily_quota",
     "enforce_quota",
     "next_reset",
     "tokens_used",
@@ -124,6 +129,20 @@ def tokens_used(session: Session, *, user_id: int, now: datetime | None = None) 
     """
     used = session.scalar(select(tokens_used_query(user_id=user_id, day=utc_day(now or utcnow()))))
     return int(used or 0)
+
+
+def daily_quota(user_quota: int | None, default: int) -> int:
+    """Return the daily token quota of a user (0: none).
+
+    Args:
+        user_quota: The user's own (``users.daily_token_quota``): None keeps ``default``,
+            0 is no quota.
+        default: The global quota (LLM_DAILY_TOKEN_QUOTA; 0: none).
+
+    Returns:
+        Tokens per UTC day the user may spend; 0 means no limit.
+    """
+    return default if user_quota is None else max(user_quota, 0)
 
 
 def enforce_quota(used: int, *, quota: int, now: datetime) -> None:
