@@ -135,4 +135,5 @@ def _register_service_blueprints(app: Flask, service: str) -> None:
     # Imported here, not at module level: importing the chat blueprint imports the bot.
     for each in services_list.SERVICES:
         if service in (each.name, services_list.ALL):
-            app.register_blueprint(import_module(each.api_module).bp)
+            for module in each.api_modules:
+                app.register_blueprint(import_module(module).bp)

@@ -3,8 +3,9 @@
 The limits (moving windows):
 
 - **General API limit**, ``RATE_LIMIT_REQUESTS`` per ``RATE_LIMIT_WINDOW`` seconds over every
-  ``/api/`` route of the three services together, per user (the subject of a validly signed
-  token) or, for anonymous requests, per client address.
+  ``/api/`` route of the three services and the OpenAI-compatible ``/v1/`` together, per user
+  (the subject of a validly signed token, or the owner of the API key that authenticated a
+  ``/v1`` request) or, for anonymous requests, per client address.
 - **Login** (``POST /api/v1/auth/login`` and ``POST /api/v1/auth/session`` together):
   ``LOGIN_RATE_LIMIT`` per client address, counting every attempt, and per account (the email
   sent), counting failed attempts only, so a user who types the password right is never held
@@ -46,6 +47,7 @@ from webapp.models import EMAIL_MAX_LENGTH
 from webapp.settings import Settings
 
 __all__ = [
+    "API_KEY_OWNER",
     "LOGIN_ACCOUNT",
     "LOGIN_IP",
     "PASSWORD_CHANGE",
@@ -55,9 +57,15 @@ __all__ = [
     "LimitRule",
     "init_rate_limits",
     "limited",
+    "retry_after_seconds",
 ]
 
 RATE_LIMITER_EXTENSION = "rate_limiter"
+API_KEY_OWNER = "webapp.api_key_owner"
+"""WSGI environ key: the id of the user whose API key authenticated the request. Set before the
+limits are checked (``webapp.openai_api``), so a key's requests count as its owner's."""
+# The paths the general limit counts: the three services' API and the OpenAI-compatible one.
+_API_PREFIXES = ("/api/", "/v1/")
 _RULES_ATTRIBUTE = "_webapp_rate_limit_rules"
 _FAILED_CREDENTIALS = (401, 403)
 
@@ -91,6 +99,9 @@ def _token_subject() -> str | None:
 
 
 def _user_or_client_key() -> str:
+    owner = request.environ.get(API_KEY_OWNER)
+    if owner is not None:
+        return f"user:{owner}"
     subject = _token_subject()
     return f"user:{subject}" if subject else _client_key()
 
@@ -120,7 +131,7 @@ def _failed_credentials(response: Response) -> bool:
 
 def _not_an_api_request() -> bool:
     # Health probes, metrics scrapes and CORS preflights are not API use.
-    return not request.path.startswith("/api/") or request.method == "OPTIONS"
+    return not request.path.startswith(_API_PREFIXES) or request.method == "OPTIONS"
 
 
 @dataclass(frozen=True)
@@ -227,7 +238,8 @@ def init_rate_limits(app: Flask, settings: Settings, redis_client: Redis) -> Lim
     return limiter
 
 
-def _retry_after(exc: RateLimitExceeded) -> int:
+def retry_after_seconds(exc: RateLimitExceeded) -> int:
+    """Return the seconds after which a request refused by ``exc`` may succeed (Retry-After)."""
     limiter: Limiter = current_app.extensions[RATE_LIMITER_EXTENSION]
     breached = limiter.current_limit
     try:
@@ -242,7 +254,7 @@ def _retry_after(exc: RateLimitExceeded) -> int:
 
 
 def _rate_limited(exc: RateLimitExceeded) -> tuple[Response, int]:
-    retry_after = _retry_after(exc)
+    retry_after = retry_after_seconds(exc)
     response, status = error_response(
         429,
         "rate_limited",

@@ -25,12 +25,20 @@ class Service:
         port: The TCP port the role gives it on each app host.
         api_module: The package whose ``bp`` is the service's API blueprint.
         pages_module: The module whose ``bp`` is the service's browser pages blueprint.
+        more_api_modules: Packages of further API blueprints the service serves (the chat
+            service's OpenAI-compatible ``/v1``).
     """
 
     name: str
     port: int
     api_module: str
     pages_module: str
+    more_api_modules: tuple[str, ...] = ()
+
+    @property
+    def api_modules(self) -> tuple[str, ...]:
+        """Return every package whose ``bp`` the service registers, its own API first."""
+        return (self.api_module, *self.more_api_modules)
 
     @property
     def wsgi_module(self) -> str:
@@ -45,7 +53,7 @@ class Service:
 
 SERVICES: tuple[Service, ...] = (
     Service("auth", 8001, "webapp.auth", "webapp.web.account"),
-    Service("chat", 8002, "webapp.chat", "webapp.web.chat"),
+    Service("chat", 8002, "webapp.chat", "webapp.web.chat", ("webapp.openai_api",)),
     Service("admin", 8003, "webapp.admin", "webapp.web.admin"),
 )
 SERVICE_NAMES: tuple[str, ...] = tuple(service.name for service in SERVICES)

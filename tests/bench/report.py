@@ -79,11 +79,26 @@ def markdown_table(figures: dict) -> str:
             f"| {_joined(ours_cpu, 'ms')} | {_joined(their_cpu, 'ms')} "
             f"| {_ratios(ours_cpu, their_cpu)} |"
         )
+        if any("ours-v1" in levels[c] for c in levels):
+            v1_over = levels[first]["overhead_ttft_ms"].get("ours-v1")
+            v1_ttft = [v1_over[q] for q in QUANTILES] if v1_over else [None] * 3
+            rows.append(
+                f"| `/v1/chat/completions` (API key, not stored): TTFT overhead over the mock,"
+                f" C={first}, p50 / p95 / p99 | {_joined(v1_ttft, 'ms')} | | |"
+            )
+            rows.append(
+                f"| `/v1/chat/completions`: CPU per reply, {cpu_label} "
+                f"| {_joined(per_level('ours-v1', 'cpu_ms_per_reply'), 'ms')} | | |"
+            )
         mock_cpu = [system(levels[c], "mock").get("cpu_ms_per_reply") for c in cpu_levels]
         rows.append(
             f"| (the mock's own CPU per reply, {cpu_label}) | {_joined(mock_cpu, 'ms')} | | |"
         )
-        errors = sum(levels[c]["ours"]["errors"] for c in levels)
+        # Both endpoints of ours: the chat API's and /v1's.
+        errors = sum(
+            levels[c]["ours"]["errors"] + (levels[c].get("ours-v1") or {}).get("errors", 0)
+            for c in levels
+        )
         their_errors = sum((levels[c].get("litellm") or {}).get("errors", 0) for c in levels)
         rows.append(
             f"| errors in the levels above | {errors} | {their_errors if has_litellm else '—'} | |"

@@ -5,6 +5,8 @@ the OpenAI-compatible test server this script starts as its model (tests/bench/v
 `tools/bench.sh` deploys it and runs this script). One run measures, side by side:
 
 * ours: nginx -> gunicorn -> Flask -> LangGraph -> model, with auth, persistence and SSE;
+* ours-v1: the same stack's OpenAI-compatible ``/v1/chat/completions``, streamed, with a personal
+  API key and nothing stored (the same mock model, catalogue, quota and usage accounting);
 * mock: the test model server's /v1/chat/completions, streamed (the baseline);
 * litellm: the LiteLLM proxy (pinned, 2 workers, in its own venv) in front of the same mock,
   when --litellm names its ``litellm`` executable.
@@ -56,6 +58,8 @@ MODEL = "bench"
 CAPACITY_TTFT_P99_MS = 100.0
 # Concurrent streams of the untimed warm-up (--warm-up replies per system).
 WARM_UP_STREAMS = 4
+# The system name of the OpenAI-compatible endpoint of the stack under test.
+OURS_V1 = "ours-v1"
 
 
 @dataclass
@@ -117,15 +121,18 @@ async def stream_openai(
     model: str,
     api_key: str | None = None,
     hold: Hold | None = None,
+    content: str = "benchmark",
 ) -> Sample:
-    """Stream one reply from an OpenAI-compatible server (the mock, or LiteLLM in front of it).
+    """Stream one reply from an OpenAI-compatible server (the mock, LiteLLM in front of it, or
+    our ``/v1``).
 
     With ``hold``, the stream stays open after its first token until the hold is released.
+    ``content`` is the question (ours answers a repeated one from its reply cache).
     """
     body = {
         "model": model,
         "stream": True,
-        "messages": [{"role": "user", "content": "benchmark"}],
+        "messages": [{"role": "user", "content": content}],
     }
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     sample = Sample()
@@ -211,6 +218,7 @@ class Stack:
         self.client = client
         self.base_url = base_url
         self.tokens: list[str] = []
+        self.api_keys: list[str] = []
         self.conversations: list[tuple[str, int]] = []
 
     async def prepare(self, users: int, conversations: int) -> None:
@@ -223,7 +231,16 @@ class Stack:
             reply.raise_for_status()
             reply = await self.client.post(f"{self.base_url}/api/v1/auth/login", json=body)
             reply.raise_for_status()
-            self.tokens.append(reply.json()["access_token"])
+            token = reply.json()["access_token"]
+            self.tokens.append(token)
+            # A personal API key of the same user, for /v1.
+            reply = await self.client.post(
+                f"{self.base_url}/api/v1/auth/api-keys",
+                json={"name": "bench"},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            reply.raise_for_status()
+            self.api_keys.append(reply.json()["key"])
         self.conversations = await self.new_conversations(conversations)
 
     async def new_conversations(self, count: int) -> list[tuple[str, int]]:
@@ -305,8 +322,15 @@ def make_systems(
         token, conversation_id = stack.conversations[worker]
         return stream_stack(tls, args.base_url, token, conversation_id)
 
+    def ours_v1(worker: int) -> Awaitable[Sample]:
+        # A fresh question each time, as for ours: a repeated one comes from the reply cache.
+        key = stack.api_keys[worker % len(stack.api_keys)]
+        question = f"benchmark {secrets.token_hex(8)}"
+        return stream_openai(tls, f"{args.base_url}/v1", MODEL, key, content=question)
+
     systems = [
         System("ours", ours, lambda: test_host.cpu_seconds(args.host)),
+        System(OURS_V1, ours_v1, lambda: test_host.cpu_seconds(args.host)),
         System(
             "mock",
             lambda _worker: stream_openai(plain, model_url, MODEL),

@@ -58,6 +58,8 @@ def test_the_enumeration_finds_the_admin_routes(make_app):
         ("PATCH", "/api/v1/admin/models/1"),
         ("DELETE", "/api/v1/admin/models/1"),
         ("POST", "/api/v1/admin/models/1/test"),
+        ("GET", "/api/v1/admin/api-keys"),
+        ("DELETE", "/api/v1/admin/api-keys/1"),
     } <= routes
     assert not any(url.startswith("/api/v1/admin/openapi") for _, url in routes)
 

@@ -105,7 +105,19 @@ class Route:
     @property
     def api(self) -> bool:
         """Whether the route is an API route, which must answer in the JSON error shape."""
-        return self.rule.rule.startswith("/api/")
+        return self.rule.rule.startswith("/api/") or self.openai
+
+    @property
+    def openai(self) -> bool:
+        """Whether the route is of the OpenAI-compatible API, whose errors have OpenAI's shape."""
+        return self.rule.rule.startswith("/v1/") and not self.rule.rule.endswith(
+            ("/openapi.json", "/docs", "/docs/assets/<name>")
+        )
+
+    @property
+    def unauthorized_code(self) -> str:
+        """The error code of a request without valid credentials."""
+        return "invalid_api_key" if self.openai else "unauthorized"
 
     def url(self, **values: str) -> str:
         """Return the path with each placeholder replaced (by the largest id when not given)."""
@@ -217,6 +229,11 @@ def assert_error_shape(
     assert isinstance(body, dict), (str(route), context, response.get_data(as_text=True)[:200])
     assert set(body) == {"error"}, (str(route), context, body)
     error = body["error"]
+    if route.openai:
+        # OpenAI's shape: every member present, param and code may be null.
+        assert set(error) == {"message", "type", "param", "code"}, (str(route), context, error)
+        assert error["message"], (str(route), context, error)
+        return error
     for member in ("code", "message"):
         assert isinstance(error.get(member), str), (str(route), context, error)
         assert error[member], (str(route), context, error)
@@ -412,7 +429,7 @@ def test_signed_tokens_with_foreign_subjects_or_types_are_401_on_every_route(ser
                 # A route that needs a token finds none in a forged one.
                 error = assert_refused(route, response, token)
                 assert response.status_code == 401, (str(route), token)
-                assert error["code"] == "unauthorized"
+                assert error["code"] == route.unauthorized_code
                 refused += 1
     assert refused >= 30 * 12
 

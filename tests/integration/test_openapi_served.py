@@ -14,7 +14,8 @@ import jsonschema
 import pytest
 from openapi_spec_validator import validate
 
-from webapp.openapi import DOCUMENTED_SERVICES, build_document
+from webapp.openapi import DOCUMENTS, build_document
+from webapp.openapi.documents import OPENAI_DOCUMENT, api_prefix
 
 pytestmark = pytest.mark.integration
 
@@ -49,10 +50,15 @@ def _same_origin(base: str, url: str) -> str | None:
     return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
-@pytest.mark.parametrize("service", DOCUMENTED_SERVICES)
+def _served_by(document: str) -> str:
+    # The OpenAI-compatible API is the chat service's.
+    return "chat" if document == OPENAI_DOCUMENT else document
+
+
+@pytest.mark.parametrize("service", DOCUMENTS)
 def test_openapi_json_is_the_valid_document_of_the_service(make_app, service):
-    client = make_app(service).test_client()
-    response = client.get(f"/api/v1/{service}/openapi.json")
+    client = make_app(_served_by(service)).test_client()
+    response = client.get(f"{api_prefix(service)}/openapi.json")
     assert response.status_code == 200
     assert response.mimetype == "application/json"
     document = response.get_json()
@@ -60,7 +66,7 @@ def test_openapi_json_is_the_valid_document_of_the_service(make_app, service):
     assert document == build_document(service)
     # The document revalidates cheaply.
     again = client.get(
-        f"/api/v1/{service}/openapi.json", headers={"If-None-Match": response.headers["ETag"]}
+        f"{api_prefix(service)}/openapi.json", headers={"If-None-Match": response.headers["ETag"]}
     )
     assert again.status_code == 304
 
@@ -69,12 +75,13 @@ def test_a_service_serves_only_its_own_document(make_app):
     client = make_app("auth").test_client()
     assert client.get("/api/v1/chat/openapi.json").status_code == 404
     assert client.get("/api/v1/admin/docs").status_code == 404
+    assert client.get("/v1/openapi.json").status_code == 404
 
 
-@pytest.mark.parametrize("service", DOCUMENTED_SERVICES)
+@pytest.mark.parametrize("service", DOCUMENTS)
 def test_docs_page_and_everything_it_loads_come_from_the_service(make_app, service):
-    client = make_app(service).test_client()
-    page_path = f"/api/v1/{service}/docs"
+    client = make_app(_served_by(service)).test_client()
+    page_path = f"{api_prefix(service)}/docs"
     page = client.get(page_path)
     assert page.status_code == 200
     assert page.mimetype == "text/html"
@@ -105,7 +112,7 @@ def test_docs_page_and_everything_it_loads_come_from_the_service(make_app, servi
         if urlsplit(path).path.endswith("docs.js"):
             # Our own script: it must not point the page anywhere else either.
             assert not _ABSOLUTE_URL.search(text)
-    prefix = f"/api/v1/{service}"
+    prefix = api_prefix(service)
     assert {
         f"{prefix}/openapi.json",
         f"{prefix}/docs/assets/swagger-ui-bundle.js",
@@ -335,3 +342,53 @@ def test_schema_check_notices_a_wrong_body(client, auth):
     schema = _response_schema("auth", "post", "/api/v1/auth/login", 200)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.Draft202012Validator(schema).validate(response.get_json())
+
+
+def test_api_key_responses_match_the_documents(client, auth):
+    api = Contract("auth", client)
+    alice = auth.signup()
+    keys, one = "/api/v1/auth/api-keys", "/api/v1/auth/api-keys/{api_key_id}"
+    created = api.call("post", keys, 201, json={"name": "laptop"}, headers=alice.headers)
+    api.call("post", keys, 400, json={"name": ""}, headers=alice.headers)
+    api.call("post", keys, 401, json={"name": "x"})
+    api.call("get", keys, 200, headers=alice.headers)
+    key_id = created.get_json()["api_key"]["id"]
+    admin = auth.admin()
+    admin_api = Contract("admin", client)
+    admin_api.call("get", "/api/v1/admin/api-keys", 200, headers=admin.headers)
+    admin_api.call(
+        "get",
+        "/api/v1/admin/api-keys",
+        400,
+        url="/api/v1/admin/api-keys?user_id=x",
+        headers=admin.headers,
+    )
+    admin_api.call("get", "/api/v1/admin/api-keys", 403, headers=alice.headers)
+    api.call("delete", one, 204, url=f"{keys}/{key_id}", headers=alice.headers)
+    api.call("delete", one, 404, url=f"{keys}/{key_id}", headers=alice.headers)
+    admin_api.call(
+        "delete",
+        "/api/v1/admin/api-keys/{api_key_id}",
+        404,
+        url=f"/api/v1/admin/api-keys/{key_id}",
+        headers=admin.headers,
+    )
+
+
+def test_openai_api_responses_match_the_document(client, auth):
+    api = Contract(OPENAI_DOCUMENT, client)
+    alice = auth.signup()
+    key = client.post("/api/v1/auth/api-keys", json={"name": "k"}, headers=alice.headers)
+    headers = {"Authorization": f"Bearer {key.get_json()['key']}"}
+    completions = "/v1/chat/completions"
+    question = {"model": "offline", "messages": [{"role": "user", "content": "Hello"}]}
+    api.call("get", "/v1/models", 200, headers=headers)
+    api.call("get", "/v1/models", 401)
+    api.call("get", "/v1/models", 401, headers=alice.headers)
+    api.call("get", "/v1/models/{model}", 200, url="/v1/models/offline", headers=headers)
+    api.call("get", "/v1/models/{model}", 404, url="/v1/models/no/such:model", headers=headers)
+    api.call("post", completions, 200, json=question, headers=headers)
+    api.call("post", completions, 400, json={**question, "tools": []}, headers=headers)
+    api.call("post", completions, 404, json={**question, "model": "nope"}, headers=headers)
+    api.call("post", completions, 415, data="{}", headers=headers)
+    api.call("post", completions, 401, json=question)

@@ -20,6 +20,7 @@ from tests.integration.conftest import DEFAULT_PASSWORD, AuthActions
 from webapp.openapi import build_document
 from webapp.openapi.from_models import body_schema, query_parameters
 from webapp.request_models.admin import (
+    ApiKeyListQuery,
     AuditQuery,
     DeliveryListQuery,
     NoQuery,
@@ -31,7 +32,13 @@ from webapp.request_models.admin import (
     WebhookCreate,
     WebhookUpdate,
 )
-from webapp.request_models.auth import LoginRequest, PasswordChange, ProfileUpdate, RegisterRequest
+from webapp.request_models.auth import (
+    ApiKeyCreate,
+    LoginRequest,
+    PasswordChange,
+    ProfileUpdate,
+    RegisterRequest,
+)
 from webapp.request_models.catalogue import ModelCreate, ModelUpdate, ProviderCreate, ProviderUpdate
 from webapp.request_models.chat import (
     ConversationCreate,
@@ -109,6 +116,8 @@ VALID: dict[type[BaseModel], dict[str, Any]] = {
     UserConversationsQuery: {"limit": "5"},
     DeliveryListQuery: {"limit": "5"},
     NoQuery: {},
+    ApiKeyCreate: {"name": "laptop", "expires_at": "2999-01-01"},
+    ApiKeyListQuery: {"user_id": "1"},
 }
 
 

@@ -85,6 +85,6 @@ def test_details_redaction_is_recursive_and_keeps_the_rest():
 def test_every_action_is_a_dotted_name_that_fits_the_column():
     for action in audit.ACTIONS:
         prefix, _, name = action.partition(".")
-        assert prefix in ("auth", "admin", "cli")
+        assert prefix in ("auth", "admin", "cli", "api_key")
         assert name
         assert len(action) <= 64

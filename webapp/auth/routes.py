@@ -40,7 +40,7 @@ from webapp.errors import (
 )
 from webapp.extensions import db
 from webapp.metrics import record_login
-from webapp.models import EMAIL_MAX_LENGTH, User
+from webapp.models import EMAIL_MAX_LENGTH, ApiKey, User
 from webapp.rate_limits import (
     LOGIN_ACCOUNT,
     LOGIN_IP,
@@ -50,20 +50,24 @@ from webapp.rate_limits import (
     limited,
 )
 from webapp.request_models.auth import (
+    ApiKeyCreate,
     LoginRequest,
     PasswordChange,
     ProfileUpdate,
     RegisterRequest,
 )
 from webapp.request_models.parsing import accepts
+from webapp.routing import id_rule
 from webapp.security import CSRF_HEADER, SESSIONS_EXTENSION, session_store
-from webapp.services import accounts, audit
+from webapp.services import accounts, api_keys, audit
 from webapp.services.sessions import SESSION_CLAIM, SessionStoreUnavailableError, new_session_id
 
 bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
 
 _REDIS_DOWN = "Sessions cannot be changed right now; try again shortly."
 _LOGIN_ENDPOINTS = ("auth.login", "auth.create_session")
+# Ids beyond the column's range can match nothing: 404 in routing, not a database error.
+_API_KEY = id_rule("api_key_id", ApiKey.id)
 
 logger = logging.getLogger(__name__)
 
@@ -319,3 +323,39 @@ def change_password(body: PasswordChange) -> Response:
     _audit("auth.password_changed", actor=user, target_type="user", target_id=user.id)
     access_token, refresh_token = _issue_tokens(user, get_jwt()[SESSION_CLAIM], fresh=True)
     return _tokens_response(user, access_token, refresh_token)
+
+
+# --- personal API keys (they authenticate /v1, the OpenAI-compatible API, and nothing else) ------
+
+
+@bp.post("/api-keys")
+@jwt_required()
+@accepts(body=ApiKeyCreate)
+def create_api_key(body: ApiKeyCreate) -> tuple[dict[str, Any], int]:
+    """Create an API key: ``{name, expires_at?}`` -> 201 with the key, shown this once."""
+    created = api_keys.create_key(
+        db.session(),
+        user=current_user,
+        name=body.name,
+        expires_at=body.expires_at,
+        source_ip=request.remote_addr,
+    )
+    return {"api_key": api_keys.key_to_dict(created.api_key), "key": created.key}, 201
+
+
+@bp.get("/api-keys")
+@jwt_required()
+def list_api_keys() -> dict[str, Any]:
+    """List the caller's API keys that are not revoked (prefix, created, expires, last used)."""
+    keys = api_keys.list_keys(db.session(), user_id=current_user.id)
+    return {"api_keys": [api_keys.key_to_dict(key) for key in keys]}
+
+
+@bp.delete(f"/api-keys/{_API_KEY}")
+@jwt_required()
+def revoke_api_key(api_key_id: int) -> Response:
+    """Revoke one of the caller's API keys: it stops working at once -> 204."""
+    api_keys.revoke_key(
+        db.session(), user=current_user, key_id=api_key_id, source_ip=request.remote_addr
+    )
+    return Response(status=204)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from webapp.models import User, max_id
-from webapp.openapi import admin_catalogue, admin_webhooks
+from webapp.openapi import admin_catalogue, admin_webhooks, api_keys
 from webapp.openapi import chat as chat_document
 from webapp.openapi.components import (
     SHARED_SCHEMAS,
@@ -453,3 +453,6 @@ PATHS.update(admin_webhooks.PATHS)
 SCHEMAS.update(admin_webhooks.SCHEMAS)
 PATHS.update(admin_catalogue.PATHS)
 SCHEMAS.update(admin_catalogue.SCHEMAS)
+# The API key routes, registered on the same blueprint by webapp/admin/api_keys.py.
+PATHS.update(api_keys.ADMIN_PATHS)
+SCHEMAS.update(api_keys.ADMIN_SCHEMAS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from webapp.openapi import api_keys
 from webapp.openapi.components import Operations, all_required, created, no_content, ok, ref
 from webapp.openapi.from_models import request_body, schemas
 from webapp.request_models import auth as models
@@ -235,3 +236,7 @@ PATHS: Document = {
         )
     },
 }
+
+# The API key routes (webapp/auth/routes.py), documented with the admins' in one module.
+PATHS.update(api_keys.AUTH_PATHS)
+SCHEMAS.update(api_keys.AUTH_SCHEMAS)

@@ -2,8 +2,10 @@
 
 Each service's paths and schemas live in a module of their own (`webapp.openapi.auth`, ``chat``,
 ``admin``); this module adds what every service shares (errors, security schemes, the probes,
-``/metrics`` and the documentation routes). Tests check that the paths match the routes the
-service registers, both ways, and that the result is a valid OpenAPI document.
+``/metrics`` and the documentation routes). The chat service serves a second document, of the
+OpenAI-compatible API (``/v1``, `webapp.openapi.openai_api`), whose errors have OpenAI's shape.
+Tests check that the paths match the routes the service registers, both ways, and that the
+result is a valid OpenAPI document.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from types import ModuleType
 from typing import Any
 
 from webapp import __version__
-from webapp.openapi import admin, auth, chat
+from webapp.openapi import admin, auth, chat, openai_api
 from webapp.openapi.components import (
     ERROR_RESPONSES,
     OPENAPI_VERSION,
@@ -26,13 +28,30 @@ from webapp.openapi.components import (
 )
 from webapp.services_list import SERVICE_NAMES
 
-__all__ = ["DOCUMENTED_SERVICES", "api_prefix", "build_document"]
+__all__ = [
+    "DOCUMENTED_SERVICES",
+    "DOCUMENTS",
+    "OPENAI_DOCUMENT",
+    "api_prefix",
+    "build_document",
+    "documents_of",
+]
 
 Document = dict[str, Any]
 
 DOCUMENTED_SERVICES = SERVICE_NAMES
+OPENAI_DOCUMENT = "openai"
+DOCUMENTS = (*SERVICE_NAMES, OPENAI_DOCUMENT)
+"""Every document: one per service, named after it, and the OpenAI-compatible API's."""
+# The documents a service serves besides its own.
+_MORE_DOCUMENTS = {"chat": (OPENAI_DOCUMENT,)}
 
-_MODULES: dict[str, ModuleType] = {"auth": auth, "chat": chat, "admin": admin}
+_MODULES: dict[str, ModuleType] = {
+    "auth": auth,
+    "chat": chat,
+    "admin": admin,
+    OPENAI_DOCUMENT: openai_api,
+}
 
 _SUMMARIES = {
     "auth": "Accounts, tokens and browser sessions.",
@@ -100,16 +119,32 @@ _PROBE_PATHS: Document = {
 }
 
 
-def api_prefix(service: str) -> str:
-    """Return the URL prefix the public proxy routes to ``service``.
+def documents_of(service: str) -> tuple[str, ...]:
+    """Return the documents a service serves: its own, then the others its routes need.
 
     Args:
-        service: One of ``DOCUMENTED_SERVICES``.
+        service: One of ``DOCUMENTED_SERVICES``, or "all".
 
     Returns:
-        ``/api/v1/<service>``.
+        The documents' names (``DOCUMENTS`` for "all").
     """
-    return f"/api/v1/{service}"
+    if service not in DOCUMENTED_SERVICES:
+        return DOCUMENTS
+    return (service, *_MORE_DOCUMENTS.get(service, ()))
+
+
+def api_prefix(document: str) -> str:
+    """Return the URL prefix of a document's API, where its document and docs page are served.
+
+    Args:
+        document: One of ``DOCUMENTS``.
+
+    Returns:
+        ``/api/v1/<service>``, or ``/v1`` for the OpenAI-compatible API.
+    """
+    if document == OPENAI_DOCUMENT:
+        return "/v1"
+    return f"/api/v1/{document}"
 
 
 def _docs_paths(service: str) -> Document:
@@ -158,6 +193,8 @@ def _build(service: str) -> Document:
         msg = f"no OpenAPI document for service {service!r}"
         raise ValueError(msg)
     module = _MODULES[service]
+    if service == OPENAI_DOCUMENT:
+        return _build_openai()
     return {
         "openapi": OPENAPI_VERSION,
         "info": {
@@ -185,11 +222,33 @@ def _build(service: str) -> Document:
     }
 
 
+def _build_openai() -> Document:
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": "Chat bot OpenAI-compatible API",
+            "version": __version__,
+            "summary": openai_api.SUMMARY,
+            "description": openai_api.DESCRIPTION,
+            "license": {"name": "MIT", "identifier": "MIT"},
+        },
+        "servers": [{"url": "/", "description": "The host that serves this document."}],
+        "tags": [*openai_api.TAGS, _OPERATIONS_TAG],
+        # Served by the chat service, whose document has the probes.
+        "paths": {**openai_api.PATHS, **_docs_paths(OPENAI_DOCUMENT)},
+        "components": {
+            "schemas": openai_api.SCHEMAS,
+            "responses": openai_api.RESPONSES,
+            "securitySchemes": openai_api.SECURITY_SCHEMES,
+        },
+    }
+
+
 def build_document(service: str) -> Document:
     """Return the OpenAPI document of a service.
 
     Args:
-        service: One of ``DOCUMENTED_SERVICES``.
+        service: One of ``DOCUMENTS`` (a service's, or ``openai``).
 
     Returns:
         A new copy of the document (callers may change it).

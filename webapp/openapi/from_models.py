@@ -44,13 +44,30 @@ def body_schema(model: type[BaseModel]) -> Document:
     Returns:
         The schema (validation mode: what a client may send).
     """
-    schema = model.model_json_schema(schema_generator=_OpenApiSchema, mode="validation")
+    schema, _ = _schema_and_nested(model)
+    return schema
+
+
+def _schema_and_nested(model: type[BaseModel]) -> tuple[Document, dict[str, Document]]:
+    # Nested models (a message inside a completion request) become schemas of their own in
+    # the components, referenced from there, rather than $defs inside the body's schema.
+    schema = model.model_json_schema(
+        schema_generator=_OpenApiSchema,
+        mode="validation",
+        ref_template="#/components/schemas/{model}",
+    )
+    nested: dict[str, Document] = schema.pop("$defs", {})
+    for each in (schema, *nested.values()):
+        _drop_null_defaults(each)
+    return schema, nested
+
+
+def _drop_null_defaults(schema: Document) -> None:
     for prop in schema.get("properties", {}).values():
         # A field that may be left out but not sent as null (``display_name`` of a profile
         # update) has no default a client could send.
         if "default" in prop and prop["default"] is None and not _allows_null(prop):
             del prop["default"]
-    return schema
 
 
 def _allows_null(schema: Document) -> bool:
@@ -58,8 +75,14 @@ def _allows_null(schema: Document) -> bool:
 
 
 def schemas(*models: type[BaseModel]) -> dict[str, Document]:
-    """Return ``components/schemas`` entries for body models, each under its class name."""
-    return {model.__name__: body_schema(model) for model in models}
+    """Return ``components/schemas`` entries for body models (and the models nested in them),
+    each under its class name."""
+    entries: dict[str, Document] = {}
+    for model in models:
+        schema, nested = _schema_and_nested(model)
+        entries.update(nested)
+        entries[model.__name__] = schema
+    return entries
 
 
 def request_body(model: type[BaseModel], *, description: str, required: bool = True) -> Document:

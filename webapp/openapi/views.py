@@ -24,7 +24,7 @@ from flask import Blueprint, Flask, Response, request, send_from_directory, url_
 from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from webapp.openapi.documents import DOCUMENTED_SERVICES, api_prefix, build_document
+from webapp.openapi.documents import api_prefix, build_document, documents_of
 
 __all__ = ["ASSET_ENDPOINT", "DOCS_CSP", "create_docs_blueprint", "register_api_docs"]
 
@@ -99,13 +99,14 @@ def _document_json(service: str) -> bytes:
 
 
 def create_docs_blueprint(service: str) -> Blueprint:
-    """Create the blueprint serving one service's document, docs page and assets.
+    """Create the blueprint serving one document, its docs page and assets.
 
     Args:
-        service: One of ``DOCUMENTED_SERVICES``.
+        service: One of ``DOCUMENTS``: a service's document, or ``openai``.
 
     Returns:
-        A blueprint named ``openapi_<service>`` under ``/api/v1/<service>``.
+        A blueprint named ``openapi_<service>`` under the document's API prefix
+        (``/api/v1/<service>``, ``/v1``).
     """
     bp = Blueprint(f"openapi_{service}", __name__, url_prefix=api_prefix(service))
 
@@ -123,7 +124,7 @@ def create_docs_blueprint(service: str) -> Blueprint:
             return url_for(f".{ASSET_ENDPOINT}", name=name, v=_assets_version())
 
         page = _PAGE.format(
-            title=html.escape(f"Chat bot {service} API"),
+            title=html.escape(build_document(service)["info"]["title"]),
             document=html.escape(url_for(".document")),
             swagger_css=html.escape(asset("swagger-ui.css")),
             docs_css=html.escape(asset("docs.css")),
@@ -149,12 +150,12 @@ def create_docs_blueprint(service: str) -> Blueprint:
 
 
 def register_api_docs(app: Flask, service: str) -> None:
-    """Serve the OpenAPI document and docs page of each service ``app`` runs.
+    """Serve the OpenAPI document and docs page of each API ``app`` runs.
 
     Args:
         app: The application.
-        service: The app's service; "all" serves the three documents.
+        service: The app's service (chat serves the OpenAI-compatible API's document too);
+            "all" serves every document.
     """
-    services = DOCUMENTED_SERVICES if service == "all" else (service,)
-    for name in services:
+    for name in documents_of(service):
         app.register_blueprint(create_docs_blueprint(name))

@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 from langchain_core.messages import BaseMessage
 from redis import Redis
@@ -29,6 +31,8 @@ from webapp.services.chat import SqlHistoryStore
 __all__ = ["BusyError", "Generation", "ReplyJob", "ReplyRunner", "ReplySlot"]
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 
 class BusyError(ServiceUnavailableError):
@@ -184,6 +188,32 @@ class ReplyRunner:
             self._done(slot, job.reply_id)
             raise
         return Generation(future, channel)
+
+    def submit_task(self, slot: ReplySlot, task: Callable[[], _T]) -> Future[_T]:
+        """Run a generation that is no stored reply (an unstored ``/v1`` completion) in a slot.
+
+        It shares the bound of `LLM_MAX_CONCURRENT_REPLIES` and the threads with the stored
+        replies; it takes no lease and has no channel (its caller reads its own sink).
+
+        Args:
+            slot: A slot from `reserve`; released when the task ends.
+            task: Runs the bot; whatever it raises is the future's exception.
+
+        Returns:
+            The task's future.
+        """
+
+        def run() -> _T:
+            try:
+                return task()
+            finally:
+                slot.release()
+
+        try:
+            return self._executor.submit(run)
+        except BaseException:
+            slot.release()
+            raise
 
     def running(self) -> list[int]:
         """Return the ids of the replies this process is generating."""

@@ -56,6 +56,7 @@ __all__ = [
     "ModelChooser",
     "StartedReply",
     "get_reply",
+    "redis_required",
     "regenerate_reply",
     "start_reply",
     "stop_reply",
@@ -372,7 +373,8 @@ def _begin(
 
 
 @contextmanager
-def _redis_required() -> Iterator[None]:
+def redis_required() -> Iterator[None]:
+    """Turn a Redis failure into a 503: no reply can be started without the stream store."""
     try:
         yield
     except RedisError as exc:
@@ -424,7 +426,7 @@ def start_reply(
     """
     check_text(content, "content", min_length=1, max_length=MESSAGE_MAX_LENGTH)
     now = utcnow()
-    with _redis_required():
+    with redis_required():
         try:
             claim = _claim(
                 session,
@@ -481,7 +483,7 @@ def regenerate_reply(
         BusyError: If this process generates as many replies as it may (503).
     """
     now = utcnow()
-    with _redis_required():
+    with redis_required():
         try:
             claim = _claim(
                 session,
@@ -581,6 +583,6 @@ def stop_reply(session: Session, runner: ReplyRunner, *, user_id: int, reply_id:
         channel = runner.channels.get(reply_id)
         if channel is not None:
             channel.request_stop()
-        with _redis_required():
+        with redis_required():
             runner.redis.set(stop_key(reply_id), "1", ex=MAX_REPLY_SECONDS)
     return reply

@@ -45,6 +45,7 @@ __all__ = [
     "StreamEvent",
     "StreamFlusher",
     "read_reply_events",
+    "record_reply_metrics",
 ]
 
 logger = logging.getLogger(__name__)
@@ -247,7 +248,7 @@ class RedisReplySink:
 
     def finish(self, result: ReplyResult) -> None:
         """End the stream with the stored outcome and record the metrics."""
-        _record_metrics(result)
+        record_reply_metrics(result)
         event, data = _terminal_event(result.message)
         with self._lock:
             self._raise_deferred()
@@ -338,7 +339,8 @@ class StreamFlusher:
                 sink.write_overdue()
 
 
-def _record_metrics(result: ReplyResult) -> None:
+def record_reply_metrics(result: ReplyResult) -> None:
+    """Record a finished run's model calls, fallback and cache hit in the metrics."""
     for call in result.calls:
         metrics.record_llm_call(
             call.model,

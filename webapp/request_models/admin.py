@@ -26,6 +26,7 @@ from webapp.services.webhooks import PING_EVENT
 __all__ = [
     "DELIVERIES_PAGE_DEFAULT",
     "DELIVERIES_PAGE_MAX",
+    "ApiKeyListQuery",
     "AuditQuery",
     "DeliveryListQuery",
     "NoQuery",
@@ -259,3 +260,11 @@ class DeliveryListQuery(BaseModel):
         DELIVERIES_PAGE_DEFAULT, description="Deliveries per page."
     )
     cursor: _DeliveryId | None = Field(None, description="The previous page's `next_cursor`.")
+
+
+class ApiKeyListQuery(BaseModel):
+    """Whose API keys to list."""
+
+    model_config = MODEL_CONFIG
+
+    user_id: _UserId | None = Field(None, description="Only this user's keys.")

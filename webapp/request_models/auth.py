@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from pydantic import BaseModel, Field
 
 from webapp.models import DISPLAY_NAME_MAX_LENGTH
-from webapp.request_models.fields import MinLength, TextCheck
+from webapp.request_models.fields import Instant, MinLength, TextCheck
 from webapp.request_models.parsing import MODEL_CONFIG
+from webapp.services import api_keys
 from webapp.services.accounts import (
     LOGIN_INPUT_MAX_LENGTH,
     PASSWORD_MAX_LENGTH,
     PASSWORD_MIN_LENGTH,
 )
 
-__all__ = ["LoginRequest", "PasswordChange", "ProfileUpdate", "RegisterRequest"]
+__all__ = ["ApiKeyCreate", "LoginRequest", "PasswordChange", "ProfileUpdate", "RegisterRequest"]
 
 NewPassword = Annotated[
     str,
@@ -76,3 +78,18 @@ class PasswordChange(BaseModel):
 
     current_password: Annotated[_Typed, Field(json_schema_extra={"format": "password"})]
     new_password: NewPassword
+
+
+class ApiKeyCreate(BaseModel):
+    """The new API key's name and, optionally, when it stops working."""
+
+    model_config = MODEL_CONFIG
+
+    name: Annotated[
+        str,
+        TextCheck(min_length=1, max_length=api_keys.NAME_MAX_LENGTH, strip=True),
+        Field(description="What the key is for (trimmed), shown in the list of keys."),
+    ]
+    expires_at: Annotated[datetime, Instant()] | None = Field(
+        None, description="When the key stops working (in the future); null or absent: never."
+    )

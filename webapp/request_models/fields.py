@@ -9,6 +9,7 @@ so the OpenAPI documents say what the code does.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler, ValidationInfo
@@ -18,7 +19,15 @@ from pydantic_core import PydanticCustomError, core_schema
 from webapp.errors import ValidationError
 from webapp.validation import check_text, parse_whole_number
 
-__all__ = ["API_ERROR", "Flag", "MinLength", "TextCheck", "WholeNumber", "api_error"]
+__all__ = [
+    "API_ERROR",
+    "Flag",
+    "Instant",
+    "MinLength",
+    "TextCheck",
+    "WholeNumber",
+    "api_error",
+]
 
 API_ERROR = "api_error"
 """Pydantic error type of every check here; its message is the one the client sees."""
@@ -166,3 +175,36 @@ class Flag(_QueryParse):
         if not isinstance(value, str) or value not in _FLAGS:
             raise api_error(f"{_name(info)} must be true or false")
         return _FLAGS[value]
+
+
+# Longer than any ISO 8601 time: refused before it is parsed.
+_INSTANT_MAX_LENGTH = 64
+
+
+@dataclass(frozen=True)
+class Instant(_QueryParse):
+    """A point in time as ISO 8601 text with a UTC offset (``2026-01-31T12:00:00Z``), or a date.
+
+    A date means midnight UTC. JSON has no time type, and strict models take no text for a
+    datetime, so the text is parsed here (in a body as in a query string).
+    """
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """Document the format."""
+        return {"type": "string", "format": "date-time", "maxLength": _INSTANT_MAX_LENGTH}
+
+    def _parse(self, value: object, info: ValidationInfo) -> datetime:
+        parsed = None
+        if isinstance(value, str) and len(value) <= _INSTANT_MAX_LENGTH:
+            try:
+                parsed = datetime.fromisoformat(value)
+            except ValueError:
+                parsed = None
+        if parsed is None or (parsed.tzinfo is None and len(value) != 10):  # type: ignore[arg-type]
+            raise api_error(
+                f"{_name(info)} must be an ISO 8601 time with a UTC offset, such as"
+                " 2026-01-31T12:00:00Z, or a date (YYYY-MM-DD, midnight UTC)"
+            )
+        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)

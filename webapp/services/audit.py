@@ -56,6 +56,11 @@ ACTIONS: dict[str, str] = {
         "`chatbot catalogue rekey` re-encrypted the stored provider keys with the first"
         " PROVIDER_KEY_SECRETS key (details: providers)."
     ),
+    "api_key.create": "A user created a personal API key (details: name, prefix, expires_at).",
+    "api_key.revoke": (
+        "A personal API key was revoked, by its owner or an admin (the actor; details: name,"
+        " prefix, owner_id)."
+    ),
     "cli.admin_provisioned": (
         "`chatbot create-admin` created, promoted or reset an admin account (no actor: the"
         " operator on the host; details: created, promoted, credentials_reset)."
