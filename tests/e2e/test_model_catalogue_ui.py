@@ -4,6 +4,10 @@ Chromium against the deployed system (see conftest.py).
 The provider an admin adds here is a second entry for the test model server the suite runs
 (the deployment's own, managed provider ``environment`` points at it too); its names carry a
 random suffix, so runs against the same host never collide.
+
+The file's name sorts before test_web_ui.py on purpose: that file ends with a test that spends
+the controller address's request budget (nginx's per-address limit), and these tests, which make
+many requests, were refused (429) when they came right after it.
 """
 
 from __future__ import annotations
